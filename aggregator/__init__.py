@@ -1,0 +1,1 @@
+"""The service: config, CLI, the Prometheus HTTP API, federation and wiring."""

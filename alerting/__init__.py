@@ -1,0 +1,1 @@
+"""Global alerting and recording rules (not built yet: see the open issues)."""

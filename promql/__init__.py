@@ -1,0 +1,1 @@
+"""PromQL: parse with promql-parser, evaluate whole expressions over any Queryable."""

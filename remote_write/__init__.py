@@ -1,0 +1,19 @@
+"""Wire formats: Prometheus remote-write/read protobuf, snappy, columnar batches."""
+
+from remote_write.batch import (
+    STALE_NAN,
+    STALE_NAN_BITS,
+    Rejection,
+    SeriesMetadata,
+    WriteBatch,
+    is_stale_nan,
+)
+
+__all__ = [
+    "STALE_NAN",
+    "STALE_NAN_BITS",
+    "Rejection",
+    "SeriesMetadata",
+    "WriteBatch",
+    "is_stale_nan",
+]

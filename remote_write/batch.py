@@ -1,0 +1,138 @@
+"""The columnar write batch: what the wire decodes into and what storage appends.
+
+A leaf module (no protobuf, no storage) so that `storage` can import the type
+from below, as DESIGN.md's dependency arrow requires.
+
+Samples are three parallel numpy columns; `series_idx[i]` says which entry of
+`series` sample `i` belongs to. Label sets are kept as the sender wrote them
+(order, duplicates, empty values and all) so that validation can report exactly
+what was sent.
+
+`series_keys` is the fast path for ingest: for a batch decoded from the wire,
+key `i` is the raw protobuf bytes of series `i`'s labels. The same sender
+encodes the same label set to the same bytes every time, so storage can map a
+key it has seen to its series id with one dict lookup and decode (and validate)
+the labels only for keys it has not seen. Decoding the labels lazily is what
+keeps the per-series Python work small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import overload
+
+import numpy as np
+from numpy.typing import NDArray
+
+LabelPairs = tuple[tuple[str, str], ...]
+
+STALE_NAN_BITS = 0x7FF0000000000002
+"""Prometheus's stale marker: a NaN with this exact bit pattern ends a series."""
+
+STALE_NAN: float = float(np.array([STALE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
+
+
+def is_stale_nan(values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Elementwise: is this value the stale marker (bit-exact, not just any NaN)?"""
+    return np.asarray(values, dtype=np.float64).view(np.uint64) == STALE_NAN_BITS
+
+
+class LazyLabelSets(Sequence[LabelPairs]):
+    """Label sets decoded on first access from raw per-series bytes."""
+
+    __slots__ = ("_cache", "_decode", "_raw")
+
+    def __init__(self, raw: Sequence[bytes], decode: Callable[[bytes], LabelPairs]) -> None:
+        self._raw = raw
+        self._decode = decode
+        self._cache: dict[int, LabelPairs] = {}
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, i: int) -> LabelPairs: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[LabelPairs]: ...
+    def __getitem__(self, i: int | slice) -> LabelPairs | Sequence[LabelPairs]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self._raw)
+        hit = self._cache.get(i)
+        if hit is None:
+            hit = self._cache[i] = self._decode(self._raw[i])
+        return hit
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesMetadata:
+    """Metric-family metadata as remote write carries it (type is lowercase, e.g. "counter")."""
+
+    metric_family_name: str
+    type: str
+    help: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """Series label sets plus columnar samples; see the module docstring."""
+
+    series: Sequence[LabelPairs]
+    series_idx: NDArray[np.int32]
+    timestamps: NDArray[np.int64]
+    values: NDArray[np.float64]
+    metadata: Sequence[SeriesMetadata] = ()
+    series_keys: Sequence[Hashable] | None = None
+    encoded: bytes | None = field(default=None, repr=False)
+    """The snappy-compressed WriteRequest this batch was decoded from, if any; the
+    WAL logs it as is instead of encoding the batch again."""
+
+    def __post_init__(self) -> None:
+        n = len(self.timestamps)
+        if len(self.values) != n or len(self.series_idx) != n:
+            raise ValueError("series_idx, timestamps and values must have the same length")
+        if self.series_keys is not None and len(self.series_keys) != len(self.series):
+            raise ValueError("series_keys must have one key per series")
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.timestamps)
+
+    @classmethod
+    def from_series(
+        cls,
+        series: Sequence[tuple[LabelPairs, Sequence[int], Sequence[float]]],
+        metadata: Sequence[SeriesMetadata] = (),
+    ) -> WriteBatch:
+        """Build a batch from (labels, timestamps, values) triples; for tests and rules."""
+        counts = [len(ts) for _, ts, _ in series]
+        idx = np.repeat(np.arange(len(series), dtype=np.int32), counts)
+        ts = np.concatenate([np.asarray(t, dtype=np.int64) for _, t, _ in series] or [[]])
+        vals = np.concatenate([np.asarray(v, dtype=np.float64) for _, _, v in series] or [[]])
+        return cls(
+            series=[tuple(labels) for labels, _, _ in series],
+            series_idx=idx,
+            timestamps=ts.astype(np.int64, copy=False),
+            values=vals.astype(np.float64, copy=False),
+            metadata=metadata,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Samples of one series that were not written, and why.
+
+    `reason` is a short stable code (it labels self-metrics, e.g.
+    "label_value_too_long"); `message` is the sentence a sender's log shows and
+    names the series; `retryable` marks problems a retry can fix (the series
+    limit: HTTP 429) as opposed to data that will never be accepted (HTTP 400).
+    """
+
+    series: str
+    reason: str
+    message: str
+    samples: int
+    retryable: bool = False

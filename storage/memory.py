@@ -1,0 +1,82 @@
+"""A plain in-memory Queryable: series held whole, matched by scanning.
+
+For tests and tools that need a small, obviously-correct store (the PromQL
+conformance runner, contract tests of the other Queriers). It is not the head:
+it has no WAL, no index and no limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from storage.interfaces import LabelResult, Querier, SelectHints, Series, SeriesSet
+from storage.labels import Labels, Matcher, matches_all
+
+
+class MemoryStorage:
+    """Series by label set; adding samples to an existing series merges by timestamp."""
+
+    def __init__(self) -> None:
+        self._series: dict[Labels, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(self, labels: Labels, timestamps: ArrayLike, values: ArrayLike) -> None:
+        """Add samples to a series; a sample at an existing timestamp replaces it."""
+        ts = np.asarray(timestamps, dtype=np.int64)
+        vals = np.asarray(values, dtype=np.float64)
+        old = self._series.get(labels)
+        if old is not None:
+            ts = np.concatenate([old[0], ts])
+            vals = np.concatenate([old[1], vals])
+        # Keep the last write for each timestamp, then sort by time.
+        order = np.argsort(ts, kind="stable")
+        ts, vals = ts[order], vals[order]
+        last = np.ones(len(ts), dtype=bool)
+        last[:-1] = ts[1:] != ts[:-1]
+        self._series[labels] = (ts[last], vals[last])
+
+    def clear(self) -> None:
+        self._series.clear()
+
+    @asynccontextmanager
+    async def querier(self, start_ms: int, end_ms: int) -> AsyncIterator[Querier]:
+        yield _MemoryQuerier(self._series)
+
+
+class _MemoryQuerier:
+    def __init__(self, series: dict[Labels, tuple[np.ndarray, np.ndarray]]) -> None:
+        self._series = series
+
+    def _matching(self, matchers: Sequence[Matcher]) -> list[Labels]:
+        return [lbl for lbl in self._series if matches_all(matchers, lbl)]
+
+    async def select(
+        self,
+        matchers: Sequence[Matcher],
+        start_ms: int,
+        end_ms: int,
+        *,
+        hints: SelectHints | None = None,
+    ) -> SeriesSet:
+        out = []
+        for labels in self._matching(matchers):
+            ts, vals = self._series[labels]
+            lo, hi = np.searchsorted(ts, [start_ms, end_ms + 1])
+            if hi > lo:
+                out.append(Series(labels, ts[lo:hi], vals[lo:hi]))
+        return SeriesSet.from_series(out)
+
+    async def label_names(
+        self, matchers: Sequence[Matcher] = (), *, limit: int | None = None
+    ) -> LabelResult:
+        names = sorted({n for lbl in self._matching(matchers) for n, _ in lbl})
+        return LabelResult(names[:limit] if limit else names)
+
+    async def label_values(
+        self, name: str, matchers: Sequence[Matcher] = (), *, limit: int | None = None
+    ) -> LabelResult:
+        values = sorted({v for lbl in self._matching(matchers) if (v := lbl.get(name))})
+        return LabelResult(values[:limit] if limit else values)
