@@ -39,17 +39,17 @@ def is_stale_nan(values: NDArray[np.float64]) -> NDArray[np.bool_]:
 
 
 class LazyLabelSets(Sequence[LabelPairs]):
-    """Label sets decoded on first access from raw per-series bytes."""
+    """Label sets decoded on first access, by series index."""
 
-    __slots__ = ("_cache", "_decode", "_raw")
+    __slots__ = ("_cache", "_count", "_decode")
 
-    def __init__(self, raw: Sequence[bytes], decode: Callable[[bytes], LabelPairs]) -> None:
-        self._raw = raw
+    def __init__(self, count: int, decode: Callable[[int], LabelPairs]) -> None:
+        self._count = count
         self._decode = decode
         self._cache: dict[int, LabelPairs] = {}
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return self._count
 
     @overload
     def __getitem__(self, i: int) -> LabelPairs: ...
@@ -57,12 +57,14 @@ class LazyLabelSets(Sequence[LabelPairs]):
     def __getitem__(self, i: slice) -> Sequence[LabelPairs]: ...
     def __getitem__(self, i: int | slice) -> LabelPairs | Sequence[LabelPairs]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            return [self[j] for j in range(*i.indices(self._count))]
         if i < 0:
-            i += len(self._raw)
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError(i)
         hit = self._cache.get(i)
         if hit is None:
-            hit = self._cache[i] = self._decode(self._raw[i])
+            hit = self._cache[i] = self._decode(i)
         return hit
 
 

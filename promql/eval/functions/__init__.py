@@ -1,0 +1,1 @@
+"""PromQL functions; importing this package fills `registry.FUNCTIONS`."""

@@ -1,0 +1,286 @@
+"""Remote-write 1.0 bodies: snappy block + protobuf WriteRequest <-> WriteBatch.
+
+Decoding is shaped around Python's cost model (DESIGN.md): the protobuf is
+parsed by upb in C into the `fast.proto` view, where each series' labels and
+samples stay raw bytes. Per series, Python does a handful of C calls (join the
+label bytes into a key, collect the sample bytes); the samples of the whole
+request are then decoded at once with numpy. Labels are decoded only when
+storage meets a key it has not seen (`LazyLabelSets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import snappy
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from numpy.typing import NDArray
+
+from remote_write.batch import LabelPairs, LazyLabelSets, SeriesMetadata, WriteBatch
+from remote_write.errors import DecodeError, PayloadTooLarge
+from remote_write.prompb import fast_pb2, remote_pb2, types_pb2
+
+_METRIC_TYPES = {
+    v.number: v.name.lower() for v in types_pb2.MetricMetadata.MetricType.DESCRIPTOR.values
+}
+_METRIC_TYPE_NUMBERS = {name: number for number, name in _METRIC_TYPES.items()}
+
+
+@dataclass(slots=True)
+class DecodedWrite:
+    """A decoded request: the float samples as a batch, what was dropped, and why."""
+
+    batch: WriteBatch
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Counts of things in the request that are not stored (histograms, exemplars)."""
+    decoded_bytes: int = 0
+
+
+def snappy_decoded_length(body: bytes) -> int:
+    """The uncompressed length a snappy block announces in its varint header."""
+    result = shift = 0
+    for i, byte in enumerate(body[:10]):
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result
+        shift += 7
+        if i == 4:
+            break
+    raise DecodeError("snappy: corrupt input (bad length header)")
+
+
+def decompress(body: bytes, *, max_decoded_bytes: int) -> bytes:
+    """Snappy block decompression, refusing a body that would decode past the limit."""
+    if not body:
+        raise DecodeError("snappy: empty body")
+    size = snappy_decoded_length(body)
+    if max_decoded_bytes and size > max_decoded_bytes:
+        raise PayloadTooLarge(
+            f"decompressed body of {size} bytes exceeds the limit of {max_decoded_bytes} bytes"
+        )
+    try:
+        return snappy.uncompress(body)
+    except Exception as exc:  # python-snappy raises several types for corrupt input
+        raise DecodeError(f"snappy: corrupt input ({exc or type(exc).__name__})") from None
+
+
+def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedWrite:
+    """Decode a snappy-compressed WriteRequest into a batch.
+
+    Raises `DecodeError` for bad snappy or protobuf and `PayloadTooLarge` when
+    the decoded size passes `max_decoded_bytes` (0: no limit). The batch keeps
+    `body` as `encoded`, so the WAL can log it without encoding again.
+
+    Series keys are the bytes of a series' Label messages merged in wire order
+    (see fast.proto): equal for every request in which a sender writes the same
+    label set. One corner is lossy: a label with an empty name directly after a
+    label with an empty value reads like one label, so such a series (invalid
+    anyway) may share the key of the valid series it resembles.
+    """
+    raw = decompress(body, max_decoded_bytes=max_decoded_bytes)
+    try:
+        request = fast_pb2.KeyedWriteRequest.FromString(raw)
+        dropped_counter = fast_pb2.DroppedWriteRequest.FromString(raw).timeseries
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
+
+    # Per-series work as C-level map() calls: no Python bytecode per series.
+    timeseries = request.timeseries
+    keys = list(map(_serialize_blob, map(_get_labels, timeseries)))
+    sample_lists = list(map(_get_samples, timeseries))
+    counts = np.fromiter(map(len, sample_lists), dtype=np.int64, count=len(sample_lists))
+    timestamps, values = decode_samples(list(chain.from_iterable(sample_lists)))
+
+    dropped = {}
+    if n := len(dropped_counter.histograms):
+        dropped["histograms"] = n
+    if n := len(dropped_counter.exemplars):
+        dropped["exemplars"] = n
+    batch = WriteBatch(
+        series=LazyLabelSets(len(keys), _ExactLabels(raw)),
+        series_idx=np.repeat(np.arange(len(keys), dtype=np.int32), counts),
+        timestamps=timestamps,
+        values=values,
+        metadata=[_decode_metadata(m) for m in request.metadata],
+        series_keys=keys,
+        encoded=body,
+    )
+    return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
+
+
+_get_labels = attrgetter("labels")
+_get_samples = attrgetter("samples")
+_serialize_blob = fast_pb2.Blob.SerializeToString
+
+
+class _ExactLabels:
+    """Decodes series `i`'s labels exactly as sent; parses the request once, on first use."""
+
+    __slots__ = ("_raw", "_series")
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._series: Any = None
+
+    def __call__(self, i: int) -> LabelPairs:
+        if self._series is None:
+            self._series = fast_pb2.LabelsWriteRequest.FromString(self._raw).timeseries
+        return tuple(map(_decode_label, self._series[i].labels))
+
+
+def _decode_label(raw: bytes) -> tuple[str, str]:
+    """Parse one serialized Label message by hand: upb would reject bad UTF-8 outright.
+
+    Invalid UTF-8 is kept as surrogate escapes, so that validation can name the
+    series and reject it instead of failing the whole request.
+    """
+    fields = {1: b"", 2: b""}
+    pos, end = 0, len(raw)
+    while pos < end:
+        tag, pos = _read_varint(raw, pos)
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type == 2:
+            length, pos = _read_varint(raw, pos)
+            if pos + length > end:
+                raise DecodeError("protobuf: truncated label")
+            if number in fields:
+                fields[number] = raw[pos : pos + length]
+            pos += length
+        elif wire_type == 0:
+            _, pos = _read_varint(raw, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise DecodeError(f"protobuf: unsupported wire type {wire_type} in label")
+    return (
+        fields[1].decode("utf-8", "surrogateescape"),
+        fields[2].decode("utf-8", "surrogateescape"),
+    )
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise DecodeError("protobuf: truncated varint")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _decode_metadata(raw: bytes) -> SeriesMetadata:
+    msg = types_pb2.MetricMetadata.FromString(raw)
+    return SeriesMetadata(
+        metric_family_name=msg.metric_family_name,
+        type=_METRIC_TYPES.get(msg.type, "unknown"),
+        help=msg.help,
+        unit=msg.unit,
+    )
+
+
+_VARINT_WIDTH = 10
+_SHIFTS = (np.arange(_VARINT_WIDTH, dtype=np.uint64) * np.uint64(7)).reshape(1, -1)
+
+
+def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Decode serialized Sample messages in bulk.
+
+    Handles the layouts encoders produce: `value` (tag 0x09, 8 bytes) then
+    `timestamp` (tag 0x10, varint), either field omitted when zero, or the two
+    in reverse order. Anything else (repeated or unknown fields) goes through
+    the protobuf parser one sample at a time, which is correct but slow.
+    """
+    n = len(samples)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    ends = starts + lengths
+    buf = np.frombuffer(b"".join(samples) + bytes(_VARINT_WIDTH + 9), dtype=np.uint8)
+
+    first = buf[starts]
+    value_first = (first == 0x09) & (lengths >= 9)
+    # Where the varint timestamp begins: after "0x09 + 8 bytes + 0x10", or after "0x10".
+    ts_tag_pos = np.where(value_first, starts + 9, starts)
+    has_ts = (ts_tag_pos < ends) & (buf[ts_tag_pos] == 0x10)
+    varint_start = ts_tag_pos + 1
+    ts_end = np.where(has_ts, ends, ts_tag_pos)
+    # Reverse order: 0x10 varint 0x09 <8 bytes>, the value being the last 9 bytes.
+    reverse = (first == 0x10) & (lengths >= 11) & (buf[np.maximum(ends - 9, 0)] == 0x09)
+    ts_end = np.where(reverse, ends - 9, ts_end)
+    value_pos = np.where(reverse, ends - 8, starts + 1)
+    has_value = value_first | reverse
+
+    timestamps, varint_ok = _decode_varints(buf, varint_start, ts_end, has_ts)
+    fast_ok = varint_ok & (
+        (lengths == 0) | (value_first & ((lengths == 9) | has_ts)) | (~value_first & has_ts)
+    )
+    values = np.zeros(n, dtype=np.float64)
+    if has_value.any():
+        idx = value_pos[has_value, None] + np.arange(8)
+        values[has_value] = buf[idx].copy().view("<f8").ravel()
+    if not fast_ok.all():
+        for i in np.flatnonzero(~fast_ok).tolist():
+            try:
+                msg = types_pb2.Sample.FromString(samples[i])
+            except ProtobufDecodeError as exc:
+                raise DecodeError(f"protobuf: cannot parse sample ({exc})") from None
+            timestamps[i] = msg.timestamp
+            values[i] = msg.value
+    return timestamps, values
+
+
+def _decode_varints(
+    buf: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    present: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Decode one varint per row spanning buf[starts:ends]; ok is False where malformed."""
+    width = np.where(present, ends - starts, 0)
+    cols = np.arange(_VARINT_WIDTH).reshape(1, -1)
+    in_range = cols < width[:, None]
+    raw = buf[starts[:, None] + np.minimum(cols, np.maximum(width[:, None] - 1, 0))]
+    # Every byte but the last has the continuation bit; the last does not.
+    cont = (raw & 0x80) != 0
+    is_last = cols == (width[:, None] - 1)
+    well_formed = np.where(in_range, cont != is_last, True).all(axis=1)
+    ok = ~present | ((width >= 1) & (width <= _VARINT_WIDTH) & well_formed)
+    payload = np.where(in_range, raw & 0x7F, 0).astype(np.uint64)
+    value = np.bitwise_or.reduce(payload << _SHIFTS, axis=1)
+    return value.view(np.int64), ok
+
+
+def encode_write_request(batch: WriteBatch) -> bytes:
+    """Encode a batch as a snappy-compressed WriteRequest (one TimeSeries per series)."""
+    request = remote_pb2.WriteRequest()
+    order = np.argsort(batch.series_idx, kind="stable")
+    idx = batch.series_idx[order]
+    ts = batch.timestamps[order].tolist()
+    vals = batch.values[order].tolist()
+    bounds = np.searchsorted(idx, np.arange(len(batch.series) + 1)).tolist()
+    for i, pairs in enumerate(batch.series):
+        series = request.timeseries.add()
+        for name, value in pairs:
+            series.labels.add(name=name, value=value)
+        for j in range(bounds[i], bounds[i + 1]):
+            series.samples.add(value=vals[j], timestamp=ts[j])
+    for meta in batch.metadata:
+        request.metadata.add(
+            type=_METRIC_TYPE_NUMBERS.get(meta.type, 0),  # type: ignore[arg-type]
+            metric_family_name=meta.metric_family_name,
+            help=meta.help,
+            unit=meta.unit,
+        )
+    return snappy.compress(request.SerializeToString())

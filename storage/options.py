@@ -1,0 +1,50 @@
+"""Storage settings, as the config file's `storage:` and `limits:` sections set them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from remote_write.validate import SeriesLimits
+
+HOUR_MS = 3_600_000
+
+
+class FsyncPolicy(enum.Enum):
+    """When the WAL is fsynced, and so what an acknowledged write survives.
+
+    - BATCH (default): one fsync per batch of concurrent requests, before any
+      of them is acknowledged. Survives a process crash and a power loss.
+    - ALWAYS: one fsync per request. Same guarantee, more fsyncs.
+    - INTERVAL: written to the OS before the acknowledgement, fsynced every
+      `wal_fsync_interval_ms`. Survives a process crash (SIGKILL); a power
+      loss or kernel crash can lose the last interval.
+    - NEVER: written to the OS, fsynced only at segment rotation and close.
+      Survives a process crash only.
+    """
+
+    BATCH = "batch"
+    ALWAYS = "always"
+    INTERVAL = "interval"
+    NEVER = "never"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageOptions:
+    """Everything the storage layer is configured with (defaults = embedded default)."""
+
+    retention_ms: int = 24 * HOUR_MS
+    """Head keeps samples this much older than its newest sample, then drops them."""
+    out_of_order_window_ms: int = 10 * 60_000
+    """Samples up to this much older than a series' newest sample are still accepted."""
+    max_future_ms: int = 10 * 60_000
+    """Samples more than this ahead of the wall clock are rejected."""
+    series_limits: SeriesLimits = field(default_factory=SeriesLimits)
+    max_series_per_cluster: int = 1_000_000
+    """Active-series limit per cluster label value (0: none); past it, new series get 429."""
+    wal_fsync: FsyncPolicy = FsyncPolicy.BATCH
+    wal_fsync_interval_ms: int = 1_000
+    wal_segment_bytes: int = 64 * 1024 * 1024
+    on_wal_fsync: Callable[[float], None] | None = field(default=None, compare=False)
+    """Called with the duration in seconds of every WAL fsync (self-metrics)."""
