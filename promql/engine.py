@@ -47,6 +47,7 @@ from promql.value import (
 from storage.annotations import Annotations
 from storage.errors import StorageError
 from storage.interfaces import Queryable, SeriesSet
+from storage.labels import METRIC_NAME, Labels
 
 MAX_POINTS_PER_SERIES = 11_000
 
@@ -192,6 +193,7 @@ class Engine:
             query_end_ms=end_ms,
             lookback_ms=lookback,
             data=data,
+            query_step_ms=0 if instant else step_ms,
             annotations=annotations,
             default_subquery_step_ms=self.default_subquery_step_ms,
             delayed_name_removal=self.delayed_name_removal,
@@ -258,8 +260,6 @@ def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
     if isinstance(raw, StepScalar):
         if instant:
             return Scalar(float(raw.values[0]), ts0)
-        from storage.labels import Labels
-
         n = len(steps)
         return Matrix([Labels()], np.array([0, n]), steps.copy(), raw.values.copy())
     if isinstance(raw, String):
@@ -299,7 +299,7 @@ def _range_result(rng: StepRange) -> Matrix:
         lo, hi = int(rng.lo[i, 0]), int(rng.hi[i, 0])
         if hi <= lo:
             continue
-        labels.append(lbl.without_metric_name() if drop is not None and drop[i] else lbl)
+        labels.append(lbl.without(METRIC_NAME) if drop is not None and drop[i] else lbl)
         ts_parts.append(rng.timestamps[lo:hi])
         val_parts.append(rng.values[lo:hi])
     counts = [len(t) for t in ts_parts]

@@ -34,24 +34,38 @@ _EPS = 2.0**-53
 def group_labels(
     labels: Sequence[Labels], grouping: tuple[str, ...], without: bool
 ) -> tuple[NDArray[np.intp], list[Labels]]:
-    """Group id per series and each group's output labels."""
-    index: dict[Labels, int] = {}
-    ids = np.empty(len(labels), dtype=np.intp)
+    """Group id per series and each group's output labels (one dict per series)."""
+    index: dict[object, int] = {}
+    setdefault = index.setdefault
     if without:
-        drop = set(grouping) | {METRIC_NAME}
-        for i, lbl in enumerate(labels):
-            key = Labels.from_sorted([p for p in lbl if p[0] not in drop])
-            ids[i] = index.setdefault(key, len(index))
+        drop = tuple(set(grouping) | {METRIC_NAME})
+        keys: list[object] = []
+        for lbl in labels:
+            d = dict(lbl)
+            for n in drop:
+                d.pop(n, None)
+            keys.append(tuple(d.items()))
+        ids = [setdefault(k, len(index)) for k in keys]
+        out = [Labels.from_sorted(k) for k in index]  # type: ignore[arg-type]
     elif grouping:
-        wanted = set(grouping)
-        for i, lbl in enumerate(labels):
-            key = Labels.from_sorted([p for p in lbl if p[0] in wanted])
-            ids[i] = index.setdefault(key, len(index))
+        names = tuple(sorted(set(grouping)))
+        if len(names) == 1:
+            name = names[0]
+            ids = [setdefault(dict(lbl).get(name, ""), len(index)) for lbl in labels]
+            out = [Labels.from_sorted([(name, v)] if v else []) for v in index]  # type: ignore[list-item]
+        else:
+            ids = [
+                setdefault(tuple(map(dict(lbl).get, names, [""] * len(names))), len(index))
+                for lbl in labels
+            ]
+            out = [
+                Labels.from_sorted([(n, v) for n, v in zip(names, k, strict=True) if v])  # type: ignore[call-overload]
+                for k in index
+            ]
     else:
-        ids[:] = 0
-        if len(labels):
-            index[Labels()] = 0
-    return ids, list(index)
+        ids = [0] * len(labels)
+        out = [Labels()] if len(labels) else []
+    return np.asarray(ids, dtype=np.intp).reshape(len(labels)), out
 
 
 class _Groups:
@@ -68,14 +82,22 @@ class _Groups:
     def reduce(self, ufunc: np.ufunc, arr: NDArray[np.generic]) -> NDArray[np.generic]:
         return ufunc.reduceat(arr[self.order], self.starts, axis=0)  # type: ignore[no-any-return]
 
+    def add(self, arr: F64) -> F64:
+        """Per-group sums; a one-hot matrix product (BLAS) when few groups and finite data."""
+        if self.n <= 64 and arr.shape[1] > 1 and np.isfinite(arr).all():
+            onehot = np.zeros((self.n, len(self.gid)))
+            onehot[self.gid, np.arange(len(self.gid))] = 1.0
+            return onehot @ arr  # type: ignore[no-any-return]
+        return self.reduce(np.add, arr)  # type: ignore[return-value]
+
 
 def kahan_sum(groups: _Groups, values: F64, present: BOOL) -> F64:
     """Per-group sums over present values, compensated like Prometheus's Kahan sum."""
     v = np.where(present, values, 0.0)
     with np.errstate(all="ignore"):
-        total = groups.reduce(np.add, v)
+        total = groups.add(v)
         finite = np.isfinite(total)
-        mag = groups.reduce(np.add, np.abs(v))
+        mag = groups.add(np.abs(v))
     n = groups.sizes[:, None]
     suspicious = finite & np.isfinite(mag) & ((n - 1) * _EPS * mag > 1e-10 * np.abs(total))
     suspicious &= mag > 0
@@ -108,7 +130,7 @@ def aggregate(
         return StepVector([], np.zeros((0, steps)), np.zeros((0, steps), dtype=bool))
     groups = _Groups(gid, ngroups)
     present = vec.present
-    count = groups.reduce(np.add, present.astype(np.int64))
+    count = np.rint(groups.add(present.astype(np.float64))).astype(np.int64)
     out_present = count > 0
     values: F64
     with np.errstate(all="ignore"):
@@ -141,23 +163,39 @@ def aggregate(
 
 def _avg(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int64]) -> F64:
     total = kahan_sum(groups, values, present)
-    mean = total / np.maximum(count, 1)
-    overflow = np.isinf(total)
+    n = np.maximum(count, 1)
+    mean = total / n
+    nonfinite = groups.reduce(np.add, (present & ~np.isfinite(values)).astype(np.int64))
+    overflow = ~np.isfinite(total) & (nonfinite == 0)
     if overflow.any():
-        # Sum overflowed while the mean may not have: average the scaled values.
-        n = np.maximum(count, 1)
-        per_row_n = n[groups.gid]
-        scaled = np.where(present, values / per_row_n, 0.0)
-        alt = groups.reduce(np.add, scaled)
-        mean = np.where(overflow & np.isfinite(alt), alt, mean)
+        # The sum overflowed although every value is finite: average scaled values
+        # (Prometheus switches to an incremental mean in this case).
+        scaled = np.where(present, values / n[groups.gid], 0.0)
+        alt = kahan_sum(groups, scaled, present)
+        mean = np.where(overflow, alt, mean)
     return mean  # type: ignore[no-any-return]
 
 
 def _variance(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int64]) -> F64:
+    """Population variance, shifted by each group's first value for stability.
+
+    Shifting makes identical values give exactly 0 (as Prometheus's Welford
+    update does) and keeps cancellation small when values sit far from 0.
+    """
     n = np.maximum(count, 1)
-    mean = kahan_sum(groups, values, present) / n
-    dev = np.where(present, values - mean[groups.gid], 0.0)
-    return groups.reduce(np.add, dev * dev) / n  # type: ignore[no-any-return]
+    steps = values.shape[1]
+    ordered_present = present[groups.order]
+    first_row = np.zeros((groups.n, steps), dtype=np.intp)
+    for g in range(groups.n):
+        lo = groups.starts[g]
+        block = ordered_present[lo : lo + groups.sizes[g]]
+        first_row[g] = groups.order[lo + np.argmax(block, axis=0)]
+    shift = values[first_row, np.arange(steps)[None, :]]
+    d = np.where(present, values - shift[groups.gid], 0.0)
+    s1 = groups.reduce(np.add, d)
+    s2 = groups.reduce(np.add, d * d)
+    var = (s2 - s1 * s1 / n) / n
+    return np.where(var < 0, 0.0, var)  # type: ignore[no-any-return]
 
 
 def _quantile(
@@ -183,7 +221,7 @@ def _quantile(
         order = np.lexsort((key[rows], rank_nan[rows]), axis=0)
         sv = np.take_along_axis(values[rows], order, axis=0)
         n = present[rows].sum(axis=0).astype(np.float64)
-        rank = q * (n - 1)
+        rank = np.nan_to_num(q * (n - 1), nan=0.0, posinf=0.0, neginf=0.0)
         lower = np.maximum(0, np.floor(rank))
         upper = np.minimum(n - 1, lower + 1)
         weight = rank - np.floor(rank)

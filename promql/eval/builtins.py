@@ -67,22 +67,23 @@ def _timestamp(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
 
 
 def absent_labels(expr: ast.Expr) -> Labels:
-    """Labels `absent()` reports: the selector's `=` matchers (a name matched twice drops)."""
+    """Labels `absent()` reports: `=` matchers, except names matched again later."""
     expr = ast.unwrap_parens(expr)
     if isinstance(expr, ast.MatrixSelector):
         expr = expr.selector
     if not isinstance(expr, ast.VectorSelector):
         return Labels()
-    seen: dict[str, str] = {}
-    dup: set[str] = set()
+    out: dict[str, str] = {}
+    seen: set[str] = set()
     for m in expr.matchers:
         if m.name == METRIC_NAME:
             continue
-        if m.type is MatchType.EQ:
-            if m.name in seen:
-                dup.add(m.name)
-            seen[m.name] = m.value
-    return Labels.from_pairs((n, v) for n, v in seen.items() if n not in dup)
+        if m.type is MatchType.EQ and m.name not in seen:
+            out[m.name] = m.value
+        else:
+            out.pop(m.name, None)
+        seen.add(m.name)
+    return Labels.from_dict(out)
 
 
 def _absent(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:

@@ -31,6 +31,8 @@ class EvalContext:
     query_end_ms: int
     lookback_ms: int
     data: Mapping[SelectorKey, SeriesSet]
+    query_step_ms: int = 0
+    """The query's step (0 for an instant query)."""
     annotations: Annotations = field(default_factory=Annotations)
     default_subquery_step_ms: int = 60_000
     delayed_name_removal: bool = True

@@ -181,15 +181,19 @@ class Evaluator:
         if fdef is None:
             raise ExecutionError(f"function {e.func!r} is not implemented")
         args = [self.eval(a, steps) for a in e.args]
-        fctx = FunctionContext(
-            name=e.func,
-            steps=steps,
-            annotations=self.ctx.annotations,
-            arg_exprs=e.args,
-            arg_positions=[self.ctx.position(a) for a in e.args],
-            delayed_name_removal=True,
-            extra={"position": self.ctx.position(e), "lookback_ms": self.ctx.lookback_ms},
-        )
+        kwargs = {
+            "name": e.func,
+            "steps": steps,
+            "annotations": self.ctx.annotations,
+            "arg_exprs": e.args,
+            "arg_positions": [self.ctx.position(a) for a in e.args],
+            "delayed_name_removal": True,
+            "extra": {"position": self.ctx.position(e), "lookback_ms": self.ctx.lookback_ms},
+            "query_start_ms": self.ctx.query_start_ms,
+            "query_end_ms": self.ctx.query_end_ms,
+            "query_step_ms": self.ctx.query_step_ms,
+        }
+        fctx = FunctionContext(**{k: v for k, v in kwargs.items() if k in _FCTX_FIELDS})
         out = fdef.impl(fctx, args)
         if isinstance(out, StepVector):
             out = _propagate_drop(e.func, args, out)
@@ -197,6 +201,7 @@ class Evaluator:
         return out
 
 
+_FCTX_FIELDS = frozenset(FunctionContext.__dataclass_fields__)
 _KEEPS_NAME = frozenset({"last_over_time", "first_over_time"})
 
 

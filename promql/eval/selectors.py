@@ -33,6 +33,43 @@ def is_stale(values: F64) -> NDArray[np.bool_]:
     return values.view(np.uint64) == STALE_NAN_BITS
 
 
+def count_le(offsets: I64, ts: I64, times: I64) -> I64:
+    """Global index one past each series' last sample `<= times[j]`, shape `[series, steps]`.
+
+    `times` must be ascending and shared by all series. Each sample is binned
+    by the first step that sees it (a search in the short `times` array), the
+    bins are counted per series with one `bincount` and accumulated over the
+    steps: O(samples + series x steps), no per-(series, step) binary search.
+    """
+    n = len(offsets) - 1
+    steps = len(times)
+    if n == 0:
+        return np.zeros((0, steps), dtype=np.int64)
+    first_step = _first_step(times, ts)
+    sid = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    hist = np.bincount(sid * (steps + 1) + first_step, minlength=n * (steps + 1))
+    counts = np.cumsum(hist.reshape(n, steps + 1)[:, :steps], axis=1)
+    counts += offsets[:-1, None]
+    return counts
+
+
+def _first_step(times: I64, ts: I64) -> I64:
+    """Per sample, the index of the first of `times` at or after it (`len(times)` if none)."""
+    steps = len(times)
+    if steps > 1:
+        step = int(times[1] - times[0])
+        t0 = int(times[0])
+        if step > 0 and int(times[-1]) == t0 + (steps - 1) * step:
+            # Evenly spaced (every query and subquery grid): arithmetic, no search.
+            idx = -((t0 - ts) // step)  # ceil((ts - t0) / step)
+            return np.clip(idx, 0, steps)
+    return np.searchsorted(times, ts, side="left")
+
+
+def _ascending(times: I64) -> bool:
+    return times.ndim == 1 and bool(np.all(times[1:] >= times[:-1]))
+
+
 def search(offsets: I64, ts: I64, times: I64, side: str) -> I64:
     """Global sample indices: per series `i` and time `times[i, j]` (or `times[j]`).
 
@@ -41,6 +78,8 @@ def search(offsets: I64, ts: I64, times: I64, side: str) -> I64:
     """
     n = len(offsets) - 1
     times = np.asarray(times, dtype=np.int64)
+    if side == "right" and _ascending(times):
+        return count_le(offsets, ts, times)
     t2 = times if times.ndim == 2 else np.broadcast_to(times, (n, times.shape[-1]))
     if n == 0:
         return np.zeros((0, t2.shape[-1]), dtype=np.int64)

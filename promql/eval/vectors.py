@@ -7,7 +7,7 @@ from numpy.typing import NDArray
 
 from promql.errors import ExecutionError
 from promql.value import StepVector
-from storage.labels import Labels
+from storage.labels import METRIC_NAME, Labels
 
 DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
@@ -48,7 +48,7 @@ def apply_name_drop(vec: StepVector) -> StepVector:
     if vec.drop_name is None or not vec.drop_name.any():
         return StepVector(vec.labels, vec.values, vec.present, None)
     labels = [
-        lbl.without_metric_name() if d else lbl
+        lbl.without(METRIC_NAME) if d else lbl
         for lbl, d in zip(vec.labels, vec.drop_name.tolist(), strict=True)
     ]
     return StepVector(labels, vec.values, vec.present, None)

@@ -75,7 +75,7 @@ NATIVE_HISTOGRAM_FUNCS = frozenset(
 
 # Experimental functions we may not have yet: a case using one that is not
 # implemented is skipped with that reason instead of failing.
-EXPERIMENTAL_FUNCS = frozenset({"info", "histogram_quantiles", "histogram_fraction"})
+EXPERIMENTAL_FUNCS = frozenset({"info", "histogram_quantiles"})
 
 _EVAL_INSTANT = re.compile(
     r"^eval(?:_(fail|warn|ordered|info))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$"
