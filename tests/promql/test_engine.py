@@ -46,8 +46,10 @@ async def test_instant_selector_lookback_is_left_open() -> None:
     e = Engine()
     at_edge = await e.instant_query(st, "m", 300_000)
     inside = await e.instant_query(st, "m", 299_999)
-    assert isinstance(at_edge.value, Vector) and len(at_edge.value) == 0
-    assert isinstance(inside.value, Vector) and list(inside.value.values) == [1.0]
+    assert isinstance(at_edge.value, Vector)
+    assert len(at_edge.value) == 0
+    assert isinstance(inside.value, Vector)
+    assert list(inside.value.values) == [1.0]
 
 
 async def test_stale_marker_ends_series_until_next_sample() -> None:
@@ -87,7 +89,8 @@ async def test_offset_and_at(store: MemoryStorage) -> None:
     e = Engine()
     off = await e.instant_query(store, 'x{i="1"} offset 1m', 600_000)
     at = await e.instant_query(store, 'x{i="1"} @ 540', 0)
-    assert isinstance(off.value, Vector) and isinstance(at.value, Vector)
+    assert isinstance(off.value, Vector)
+    assert isinstance(at.value, Vector)
     assert off.value.values.tolist() == at.value.values.tolist() == [2.0 * 36]
 
 
@@ -160,7 +163,8 @@ async def test_cancel_cancels_query() -> None:
 async def test_scalar_and_sort(store: MemoryStorage) -> None:
     e = Engine()
     sc = await e.instant_query(store, 'scalar(x{i="2"})', 600_000)
-    assert isinstance(sc.value, Scalar) and sc.value.value == 120.0
+    assert isinstance(sc.value, Scalar)
+    assert sc.value.value == 120.0
     srt = await e.instant_query(store, "sort_desc(x)", 600_000)
     assert isinstance(srt.value, Vector)
     assert srt.value.values.tolist() == [160.0, 120.0, 80.0, 40.0]

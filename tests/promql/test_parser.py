@@ -86,7 +86,8 @@ def test_binary_matching() -> None:
     assert e.matching == ast.VectorMatching("many-to-one", True, ("x",), ("y",))
     s = parse_expr("a and b")
     assert isinstance(s, ast.BinaryExpr)
-    assert s.matching is not None and s.matching.card == "many-to-many"
+    assert s.matching is not None
+    assert s.matching.card == "many-to-many"
 
 
 @pytest.mark.parametrize(
