@@ -248,8 +248,11 @@ class _Converter:
         return ast.NumberLiteral(float(node.val), pos)  # type: ignore[attr-defined]
 
     def _StringLiteral(self, node: object) -> ast.Expr:
-        pos = self.take().pos
-        return ast.StringLiteral(str(node.val), pos)  # type: ignore[attr-defined]
+        tok = self.take()
+        value = str(node.val)  # type: ignore[attr-defined]
+        if tok.kind == "string":
+            value = unquote(tok.text)
+        return ast.StringLiteral(value, tok.pos)
 
     def _ParenExpr(self, node: object) -> ast.Expr:
         pos = self.take().pos  # (
@@ -403,6 +406,63 @@ class _Converter:
         if lhs.type == "vector" and rhs.type == "vector":
             matching = _matching(mod, op)
         return ast.BinaryExpr(op, lhs, rhs, return_bool, matching, _first_pos(lhs))
+
+
+_ESCAPES = {
+    "a": 7,
+    "b": 8,
+    "f": 12,
+    "n": 10,
+    "r": 13,
+    "t": 9,
+    "v": 11,
+    "\\": 92,
+    "'": 39,
+    '"': 34,
+    "`": 96,
+}
+
+
+def unquote(text: str) -> str:
+    """Decode a PromQL (Go) string literal, quotes included.
+
+    Escapes produce bytes (`\\xff`, octal) or code points (`\\u00e4`); the
+    bytes are decoded as UTF-8 with `surrogateescape`, so invalid UTF-8 stays
+    detectable (label names must be valid UTF-8) instead of turning into
+    other characters.
+    """
+    quote, body = text[0], text[1:-1]
+    if quote == "`":
+        return body
+    out = bytearray()
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c != "\\" or i + 1 >= n:
+            out += c.encode("utf-8", "surrogateescape")
+            i += 1
+            continue
+        e = body[i + 1]
+        if e in _ESCAPES:
+            out.append(_ESCAPES[e])
+            i += 2
+        elif e == "x":
+            out.append(int(body[i + 2 : i + 4], 16))
+            i += 4
+        elif e in "01234567":
+            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
+            i += 4
+        elif e == "u":
+            out += chr(int(body[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
+            i += 6
+        elif e == "U":
+            out += chr(int(body[i + 2 : i + 10], 16)).encode("utf-8", "surrogatepass")
+            i += 10
+        else:
+            out += ("\\" + e).encode()
+            i += 2
+    return out.decode("utf-8", "surrogateescape")
 
 
 def _matching(mod: object, op: str) -> ast.VectorMatching:

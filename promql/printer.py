@@ -11,6 +11,7 @@ import math
 import re
 
 from promql import ast
+from promql.eval.gofmt import go_quote
 from storage.labels import METRIC_NAME, Matcher, MatchType
 
 _IDENT = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
@@ -60,10 +61,8 @@ def format_duration(ms: int) -> str:
 
 
 def quote(value: str) -> str:
-    """A PromQL double-quoted string literal."""
-    out = value.replace("\\", "\\\\").replace('"', '\\"')
-    out = out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{out}"'
+    """A PromQL double-quoted string literal (Go `%q`, so invalid UTF-8 survives)."""
+    return go_quote(value)
 
 
 def format_number(value: float) -> str:

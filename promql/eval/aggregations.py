@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from promql import ast
 from promql.errors import ExecutionError
 from promql.eval.context import EvalContext
-from promql.eval.gofmt import format_f, format_g, labels_hash
+from promql.eval.gofmt import format_f, format_g, go_quote, labels_hash
 from promql.eval.vectors import merge_same_labels, take_rows
 from promql.value import StepScalar, StepVector, String
 from storage.labels import METRIC_NAME, Labels
@@ -237,7 +237,7 @@ def _quantile(
 
 def _count_values(e: ast.AggregateExpr, vec: StepVector, label: str) -> StepVector:
     if not _valid_label_name(label):
-        raise ExecutionError(f'invalid label name "{label}"')
+        raise ExecutionError(f"invalid label name {go_quote(label)}")
     steps = vec.values.shape[1]
     gid, glabels = group_labels(vec.labels, e.grouping, e.without)
     rows, cols = np.nonzero(vec.present)

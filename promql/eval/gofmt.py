@@ -18,10 +18,31 @@ from storage.labels import Labels
 
 
 def go_quote(value: str) -> str:
-    """Go `strconv.Quote` for the characters label values realistically hold."""
-    out = value.replace("\\", "\\\\").replace('"', '\\"')
-    out = out.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    return f'"{out}"'
+    """Go `strconv.Quote`: escapes quotes, backslashes, control and invalid UTF-8 bytes.
+
+    Invalid UTF-8 arrives as surrogate escapes (see `promql.parser.unquote`)
+    and prints as `\\xNN`, as Go prints the raw byte.
+    """
+    out = []
+    for ch in value:
+        cp = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif 0xDC80 <= cp <= 0xDCFF:
+            out.append(f"\\x{cp - 0xDC00:02x}")
+        elif cp < 0x20 or cp == 0x7F:
+            out.append(f"\\x{cp:02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def labels_string(labels: Iterable[tuple[str, str]]) -> str:

@@ -59,6 +59,11 @@ AT_UNSAFE = frozenset(
         "predict_linear",
         "time",
         "timestamp",
+        # Query-context functions resolve to the query's own start/end/step.
+        "start",
+        "end",
+        "range",
+        "step",
     }
 )
 
