@@ -78,17 +78,18 @@ class _Groups:
         sorted_ids = gid[self.order]
         self.starts = np.searchsorted(sorted_ids, np.arange(ngroups))
         self.sizes = np.diff(np.append(self.starts, len(gid)))
+        self._flat: NDArray[np.intp] | None = None
 
     def reduce(self, ufunc: np.ufunc, arr: NDArray[np.generic]) -> NDArray[np.generic]:
         return ufunc.reduceat(arr[self.order], self.starts, axis=0)  # type: ignore[no-any-return]
 
     def add(self, arr: F64) -> F64:
-        """Per-group sums; a one-hot matrix product (BLAS) when few groups and finite data."""
-        if self.n <= 64 and arr.shape[1] > 1 and np.isfinite(arr).all():
-            onehot = np.zeros((self.n, len(self.gid)))
-            onehot[self.gid, np.arange(len(self.gid))] = 1.0
-            return onehot @ arr  # type: ignore[no-any-return]
-        return self.reduce(np.add, arr)  # type: ignore[return-value]
+        """Per-group sums over all steps with one `bincount` (no sorting, no BLAS)."""
+        steps = arr.shape[1]
+        if self._flat is None:
+            self._flat = (self.gid[:, None] * steps + np.arange(steps)).ravel()
+        sums = np.bincount(self._flat, weights=arr.ravel(), minlength=self.n * steps)
+        return sums.reshape(self.n, steps)
 
 
 def kahan_sum(groups: _Groups, values: F64, present: BOOL) -> F64:
@@ -96,6 +97,8 @@ def kahan_sum(groups: _Groups, values: F64, present: BOOL) -> F64:
     v = np.where(present, values, 0.0)
     with np.errstate(all="ignore"):
         total = groups.add(v)
+        if v.size == 0 or v.min() >= 0.0:
+            return total  # no negative terms (and no NaN): nothing can cancel
         finite = np.isfinite(total)
         mag = groups.add(np.abs(v))
     n = groups.sizes[:, None]
@@ -294,8 +297,14 @@ def _select_k(ctx: EvalContext, e: ast.AggregateExpr, vec: StepVector, k: F64) -
     if (np.abs(k) >= 2.0**63).any():
         raise ExecutionError(f"Scalar value {format_g(float(k[0]))} overflows int64")
     kint = np.trunc(k).astype(np.int64)
-    gid, _ = group_labels(vec.labels, e.grouping, e.without)
+    gid, glabels = group_labels(vec.labels, e.grouping, e.without)
     present = vec.present
+    fast = _select_fast(op, gid, len(glabels), vec.values, present, kint)
+    if fast is not None:
+        out = StepVector(vec.labels, vec.values, fast, vec.drop_name)
+        if steps == 1 and op in ("topk", "bottomk") and len(vec.labels):
+            out = _order_instant(out, gid, op)
+        return out
     if op == "limitk":
         rank = _rank_in_group(gid, present, None)
     else:
@@ -309,6 +318,45 @@ def _select_k(ctx: EvalContext, e: ast.AggregateExpr, vec: StepVector, k: F64) -
     if steps == 1 and op in ("topk", "bottomk") and len(vec.labels):
         out = _order_instant(out, gid, op)
     return out
+
+
+def _select_fast(
+    op: str, gid: NDArray[np.intp], ngroups: int, values: F64, present: BOOL, k: NDArray[np.int64]
+) -> BOOL | None:
+    """Per-group selection without a full sort, when `k` is the same at every step.
+
+    limitk keeps the first k present series (series order); topk/bottomk use
+    `argpartition`, valid when all present values are finite (otherwise the
+    NaN/Inf ordering rules need the full ranking). None: use the general path.
+    """
+    if len(k) == 0 or not (k == k[0]).all() or ngroups > 256:
+        return None
+    kk = int(k[0])
+    if kk < 1:
+        return np.zeros_like(present)
+    if op not in ("limitk", "topk", "bottomk"):
+        return None
+    if op != "limitk":
+        vals = np.where(present, values, 0.0)
+        if not np.isfinite(vals).all():
+            return None
+    selected = np.zeros_like(present)
+    for g in range(ngroups):
+        rows = np.nonzero(gid == g)[0]
+        p = present[rows]
+        if op == "limitk":
+            selected[rows] = p & (np.cumsum(p, axis=0) <= kk)
+            continue
+        if kk >= len(rows):
+            selected[rows] = p
+            continue
+        v = values[rows]
+        key = np.where(p, -v if op == "topk" else v, np.inf)
+        part = np.argpartition(key, kk - 1, axis=0)[:kk]
+        sel = np.zeros_like(p)
+        np.put_along_axis(sel, part, True, axis=0)
+        selected[rows] = sel & p
+    return selected
 
 
 def _rank_in_group(

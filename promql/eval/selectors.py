@@ -61,8 +61,11 @@ def _first_step(times: I64, ts: I64) -> I64:
         t0 = int(times[0])
         if step > 0 and int(times[-1]) == t0 + (steps - 1) * step:
             # Evenly spaced (every query and subquery grid): arithmetic, no search.
-            idx = -((t0 - ts) // step)  # ceil((ts - t0) / step)
-            return np.clip(idx, 0, steps)
+            # Float math is exact here (ms timestamps < 2**53) and much faster
+            # than int64 floor division.
+            idx = np.ceil((ts - t0) / float(step))
+            np.clip(idx, 0, steps, out=idx)
+            return idx.astype(np.int64)
     return np.searchsorted(times, ts, side="left")
 
 
@@ -171,11 +174,25 @@ def range_vector(
         return StepRange(
             [], offsets, timestamps, values, z, z.copy(), window_end, range_ms, drop_name
         )
+    steps = len(window_end)
+    step = int(window_end[1] - window_end[0]) if steps > 1 else 0
     if _constant(window_end):
         lo = search(offsets, timestamps, window_end[:1] - range_ms, "right")
         hi = search(offsets, timestamps, window_end[:1], "right")
-        lo = np.repeat(lo, len(window_end), axis=1)
-        hi = np.repeat(hi, len(window_end), axis=1)
+        lo = np.repeat(lo, steps, axis=1)
+        hi = np.repeat(hi, steps, axis=1)
+    elif (
+        step > 0
+        and range_ms % step == 0
+        and int(window_end[-1]) == int(window_end[0]) + (steps - 1) * step
+    ):
+        # Range a multiple of the step: window starts lie on the same grid, so
+        # one pass over the samples gives both ends of every window.
+        shift = range_ms // step
+        grid = int(window_end[0]) - range_ms + step * np.arange(steps + shift, dtype=np.int64)
+        both = count_le(offsets, timestamps, grid)
+        lo = both[:, :steps]
+        hi = both[:, shift:]
     else:
         lo = search(offsets, timestamps, window_end - range_ms, "right")
         hi = search(offsets, timestamps, window_end, "right")
