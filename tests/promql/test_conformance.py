@@ -126,3 +126,6 @@ def test_pass_count_floor(conformance: _Results) -> None:
     runnable = total["passed"] + total["failed"]
     assert total["passed"] >= floor, f"{total['passed']} evals pass, the floor is {floor}"
     print(f"  {total['passed']} of {runnable} non-native-histogram evals pass")
+    assert total["passed"] >= 0.95 * runnable, (
+        f"only {total['passed']} of {runnable} non-native-histogram evals pass (< 95%)"
+    )
