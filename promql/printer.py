@@ -159,4 +159,62 @@ def format_expr(e: ast.Expr) -> str:
                 kw = "group_left" if m.card == "many-to-one" else "group_right"
                 mod += f" {kw} ({', '.join(map(_label_name, m.include))})"
         return f"{format_expr(e.lhs)} {e.op}{mod} {format_expr(e.rhs)}"
+    if isinstance(e, _Blank):
+        return ""
     raise TypeError(f"cannot print {type(e).__name__}")
+
+
+MAX_LINE = 100
+_INDENT = "  "
+
+
+def prettify(e: ast.Expr) -> str:
+    """Multi-line form for `/api/v1/format_query`, after Prometheus's `Prettify`.
+
+    An expression that fits in 100 characters stays on one line; longer ones
+    break aggregations, calls and parentheses onto indented lines and put a
+    binary operator on its own line between its operands.
+    """
+    return _pretty(e, 0)
+
+
+def _pretty(e: ast.Expr, level: int) -> str:
+    pad = _INDENT * level
+    flat = format_expr(e)
+    if len(pad) + len(flat) <= MAX_LINE or isinstance(
+        e, ast.NumberLiteral | ast.StringLiteral | ast.VectorSelector | ast.MatrixSelector
+    ):
+        return pad + flat
+    if isinstance(e, ast.ParenExpr):
+        return f"{pad}(\n{_pretty(e.expr, level + 1)}\n{pad})"
+    if isinstance(e, ast.UnaryExpr):
+        return f"{pad}-{_pretty(e.expr, level).lstrip()}"
+    if isinstance(e, ast.Call):
+        args = ",\n".join(_pretty(a, level + 1) for a in e.args)
+        return f"{pad}{e.func}(\n{args}\n{pad})"
+    if isinstance(e, ast.AggregateExpr):
+        inner = _pretty(e.expr, level + 1)
+        if e.param is not None:
+            inner = f"{_pretty(e.param, level + 1)},\n{inner}"
+        grouping = _grouping(e).strip()
+        head = f"{e.op} {grouping} " if grouping else e.op
+        return f"{pad}{head}(\n{inner}\n{pad})"
+    if isinstance(e, ast.BinaryExpr):
+        op_line = format_expr(ast.BinaryExpr(e.op, _Blank(), _Blank(), e.return_bool, e.matching))
+        return f"{_pretty(e.lhs, level)}\n{pad}{op_line.strip()}\n{_pretty(e.rhs, level)}"
+    if isinstance(e, ast.SubqueryExpr):
+        inner = _pretty(e.expr, level).lstrip()
+        step = format_duration(e.step_ms) if e.step_ms else ""
+        mods = _modifiers(e.at, e.offset_ms)
+        return f"{pad}{inner}[{format_duration(e.range_ms)}:{step}]{mods}"
+    return pad + flat
+
+
+class _Blank(ast.Expr):
+    """Placeholder operand used to print just a binary operator and its modifiers."""
+
+    __slots__ = ()
+
+    @property
+    def type(self) -> ast.ValueType:
+        return "vector"

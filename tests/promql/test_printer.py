@@ -43,3 +43,19 @@ def test_prometheus_forms() -> None:
     assert format_expr(parse_expr("foo offset 5m @ 10")) == "foo @ 10.000 offset 5m"
     assert format_duration(5_400_000) == "1h30m"
     assert format_duration(7 * 86_400_000) == "1w"
+
+
+def test_prettify_breaks_long_queries_and_parses_back() -> None:
+    from promql.printer import prettify
+
+    short = "sum(rate(x[5m]))"
+    assert prettify(parse_expr(short)) == short
+    long_q = (
+        'sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{namespace="kube-system"}'
+        "[5m])) / on (namespace, pod) group_left sum by (namespace, pod) "
+        '(kube_pod_container_resource_requests{resource="cpu"})'
+    )
+    pretty = prettify(parse_expr(long_q))
+    assert "\n/ on (namespace, pod) group_left" in pretty
+    assert all(len(line) <= 100 for line in pretty.splitlines())
+    assert _strip(parse_expr(pretty)) == _strip(parse_expr(long_q))
