@@ -187,13 +187,12 @@ def _variance(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int
     """
     n = np.maximum(count, 1)
     steps = values.shape[1]
+    # First present row of each group at each step (rows sorted by group).
     ordered_present = present[groups.order]
-    first_row = np.zeros((groups.n, steps), dtype=np.intp)
-    for g in range(groups.n):
-        lo = groups.starts[g]
-        block = ordered_present[lo : lo + groups.sizes[g]]
-        first_row[g] = groups.order[lo + np.argmax(block, axis=0)]
-    shift = values[first_row, np.arange(steps)[None, :]]
+    pos = np.where(ordered_present, np.arange(len(groups.order))[:, None], len(groups.order))
+    first = np.minimum.reduceat(pos, groups.starts, axis=0)
+    first = np.minimum(first, len(groups.order) - 1)
+    shift = values[groups.order[first], np.arange(steps)[None, :]]
     d = np.where(present, values - shift[groups.gid], 0.0)
     s1 = groups.reduce(np.add, d)
     s2 = groups.reduce(np.add, d * d)
@@ -215,27 +214,27 @@ def _quantile(
             f"PromQL warning: quantile value should be between 0 and 1, got {format_g(qv)} {pos}"
         )
     steps = values.shape[1]
-    out = np.full((groups.n, steps), np.nan)
-    # NaN sorts first (as Prometheus's sort does), absent rows last.
+    # Sort every column by (group, present-NaN first, value, absent last); the
+    # present values of group g then sit at sorted positions starts[g] + 0..n-1.
     key = np.where(present, np.where(np.isnan(values), -np.inf, values), np.inf)
     rank_nan = np.where(present & np.isnan(values), 0, np.where(present, 1, 2))
-    for g in range(groups.n):
-        rows = groups.order[groups.starts[g] : groups.starts[g] + groups.sizes[g]]
-        order = np.lexsort((key[rows], rank_nan[rows]), axis=0)
-        sv = np.take_along_axis(values[rows], order, axis=0)
-        n = present[rows].sum(axis=0).astype(np.float64)
-        rank = np.nan_to_num(q * (n - 1), nan=0.0, posinf=0.0, neginf=0.0)
-        lower = np.maximum(0, np.floor(rank))
-        upper = np.minimum(n - 1, lower + 1)
-        weight = rank - np.floor(rank)
-        cols = np.arange(steps)
-        li = np.clip(lower, 0, max(len(rows) - 1, 0)).astype(np.intp)
-        ui = np.clip(upper, 0, max(len(rows) - 1, 0)).astype(np.intp)
-        res = sv[li, cols] * (1 - weight) + sv[ui, cols] * weight
-        res = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, res))
-        res = np.where(np.isnan(q) | (n == 0), np.nan, res)
-        out[g] = res
-    return out
+    gcol = np.broadcast_to(groups.gid[:, None], values.shape)
+    order = np.lexsort((key, rank_nan, gcol), axis=0)
+    sv = np.take_along_axis(values, order, axis=0)
+    n = present.astype(np.int64)
+    n = groups.add(n.astype(np.float64)).round().astype(np.int64)
+    rank = np.nan_to_num(q[None, :] * (n - 1), nan=0.0, posinf=0.0, neginf=0.0)
+    lower = np.maximum(0.0, np.floor(rank))
+    upper = np.minimum(np.maximum(n - 1, 0), lower + 1)
+    weight = rank - np.floor(rank)
+    base = groups.starts[:, None]
+    top = len(values) - 1
+    li = np.clip(base + lower.astype(np.int64), 0, top)
+    ui = np.clip(base + upper.astype(np.int64), 0, top)
+    cols = np.arange(steps)[None, :]
+    res = sv[li, cols] * (1 - weight) + sv[ui, cols] * weight
+    res = np.where(q[None, :] < 0, -np.inf, np.where(q[None, :] > 1, np.inf, res))
+    return np.where(np.isnan(q)[None, :] | (n == 0), np.nan, res)  # type: ignore[no-any-return]
 
 
 def _count_values(e: ast.AggregateExpr, vec: StepVector, label: str) -> StepVector:
