@@ -360,8 +360,8 @@ def histogram_quantiles(ctx: FunctionContext, args: Sequence[EvalValue]) -> Eval
         result, counted = _bucket_quantile(h, q)
         _monotonicity_info(ctx, h, counted, 0, _steps(ctx, nsteps))
         # a quantile argument may vary by step: one output series per distinct value
-        for value in dict.fromkeys(q.tolist()):
-            at = (q == value) if value == value else np.isnan(q)
+        for value in np.unique(q, equal_nan=True).tolist():
+            at = np.isnan(q) if np.isnan(value) else (q == value)
             text = format_openmetrics_float(value)
             labels.extend(lbl.with_(label, text) for lbl in h.labels)
             values.append(result)

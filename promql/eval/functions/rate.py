@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from promql import ast
 from promql.eval.functions.common import (
     BOOL,
     F64,
@@ -43,6 +44,7 @@ from promql.eval.functions.windows import (
     series_starts,
 )
 from promql.value import EvalValue, StepRange, StepVector
+from storage.labels import METRIC_NAME, MatchType
 
 _COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
 
@@ -129,10 +131,27 @@ def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F
     return map_blocks(rng, block)
 
 
+def _selector_metric_name(ctx: FunctionContext) -> str | None:
+    """The metric name every series of argument 0 has, when its selector fixes it."""
+    expr = ctx.arg_exprs[0] if ctx.arg_exprs else None
+    while isinstance(expr, ast.ParenExpr):
+        expr = expr.expr
+    if not isinstance(expr, ast.MatrixSelector):
+        return None
+    for m in expr.selector.matchers:
+        if m.name == METRIC_NAME and m.type is MatchType.EQ:
+            return m.value
+    return None
+
+
 def _non_counter_info(ctx: FunctionContext, rng: StepRange, present: BOOL) -> None:
     """Prometheus's info for rate/increase over a metric not named like a counter."""
     has_output = present.any(axis=1)
-    names = {rng.labels[i].metric_name for i in np.flatnonzero(has_output)}
+    known = _selector_metric_name(ctx)
+    if known is not None:
+        names = {known} if has_output.any() else set()
+    else:
+        names = {rng.labels[i].metric_name for i in np.flatnonzero(has_output)}
     for name in sorted(names):
         if name and not name.endswith(_COUNTER_SUFFIXES):
             add_info(
