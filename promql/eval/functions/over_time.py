@@ -25,27 +25,21 @@ from promql.eval.functions.common import (
 from promql.eval.functions.registry import FunctionContext, register
 from promql.eval.functions.windows import (
     Block,
-    CompensatedPrefix,
+    checked_window_sums,
     map_blocks,
+    nonfinite_windows,
     padded,
-    padded_int,
-    plain_prefix,
     quantile_of_sorted,
     scan_avg,
     scan_compare,
     scan_sum,
     scan_variance,
-    second_order_floor,
     select_quantile,
     sort_rows,
     window_extreme,
     window_rows,
 )
 from promql.value import EvalValue, StepRange, StepVector
-
-_COND_LIMIT = 1e12
-"""Windows whose |sum| is this many times smaller than their sum of |x| replay the exact loop."""
-_OVERFLOW_RISK = 1e300
 
 
 def _result(
@@ -56,52 +50,12 @@ def _result(
     )
 
 
-def _nonfinite_windows(blk: Block, finite: BOOL) -> BOOL:
-    bad = padded_int(plain_prefix((~finite).astype(np.int64)))
-    return (bad[blk.hi] - bad[blk.lo]) > 0
-
-
-def _window_sums(blk: Block) -> tuple[F64, BOOL]:
-    """Fast window sums and the windows that must replay Prometheus's Kahan loop."""
-    x = blk.x
-    lo, hi = blk.lo, blk.hi
-    finite = np.isfinite(x)
-    all_finite = bool(finite.all())
-    xf = x if all_finite else np.where(finite, x, 0.0)
-    prefix = CompensatedPrefix(xf)
-    sums = prefix.window(lo, hi)
-    if not len(x):
-        return sums, np.zeros(lo.shape, dtype=np.bool_)
-    abs_sum = np.abs(sums)
-    lo_x = float(xf.min())
-    hi_x = float(xf.max())
-    if lo_x >= 0 or hi_x <= 0:
-        # one sign only: no cancellation, the window's |sum| is its sum of |x|
-        total = max(abs(lo_x), abs(hi_x)) * len(x)
-        window_abs = abs_sum
-    else:
-        pa = plain_prefix(np.abs(xf))
-        total = float(pa[-1])
-        window_abs = pa[hi] - pa[lo]
-    fallback = abs_sum * _COND_LIMIT < window_abs
-    floor = second_order_floor(total, len(x))
-    if floor > 0:
-        fallback |= (abs_sum < floor) & (window_abs > 0)
-    if total >= _OVERFLOW_RISK or not np.isfinite(total):
-        fallback |= window_abs >= _OVERFLOW_RISK
-        fallback |= ~np.isfinite(sums)
-    if not all_finite:
-        fallback |= _nonfinite_windows(blk, finite)
-    fallback &= blk.n > 0
-    return sums, fallback
-
-
 @register("sum_over_time")
 def sum_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
     rng = range_arg(args, 0)
 
     def block(blk: Block) -> tuple[F64, BOOL]:
-        sums, fallback = _window_sums(blk)
+        sums, fallback = checked_window_sums(blk.x, blk.lo, blk.hi, blk.n)
         if fallback.any():
             sums[fallback] = scan_sum(blk.x, blk.lo[fallback], blk.n[fallback])
         return sums, blk.n > 0
@@ -114,7 +68,7 @@ def avg_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
     rng = range_arg(args, 0)
 
     def block(blk: Block) -> tuple[F64, BOOL]:
-        sums, fallback = _window_sums(blk)
+        sums, fallback = checked_window_sums(blk.x, blk.lo, blk.hi, blk.n)
         avg = sums / blk.n
         if fallback.any():
             avg[fallback] = scan_avg(blk.x, blk.lo[fallback], blk.n[fallback])
@@ -238,23 +192,17 @@ def _variance(rng: StepRange) -> tuple[F64, BOOL]:
         # the moments of the shifted values cancel far less
         firsts = np.where(lengths > 0, padded(xf)[np.minimum(offsets[:-1], len(x))], 0.0)
         y = xf - np.repeat(firsts, lengths)
-        s1 = CompensatedPrefix(y).window(lo, hi)
-        s2 = CompensatedPrefix(y * y).window(lo, hi)
+        s1, shaky1 = checked_window_sums(y, lo, hi, n)
+        s2, shaky2 = checked_window_sums(y * y, lo, hi, n)
         nf = n.astype(np.float64)
         m2 = s2 - s1 * s1 / nf
         var = m2 / nf
-        total = float(np.sum(y * y))
-        fallback = ok & ((m2 < 1e-10 * s2) | (m2 < 0))
-        floor = second_order_floor(total, len(x))
-        if floor > 0:
-            fallback |= ok & (s2 < floor) & (s2 > 0)
-        if not all_finite or not np.isfinite(total) or total >= 1e300:
-            fallback |= ok & ~np.isfinite(var)
-            if not all_finite:
-                fallback |= ok & _nonfinite_windows(blk, finite)
-        # exactly constant windows are 0 on both paths; skip the replay for them
-        zero = ok & (s2 == 0) & (s1 == 0)
-        fallback &= ~zero
+        # replay Welford where the moments cancel badly, are unreliable or non-finite
+        fallback = ok & (shaky1 | shaky2 | (m2 < 1e-10 * s2) | (m2 < 0))
+        if not all_finite:
+            fallback |= ok & nonfinite_windows(x, lo, hi)
+        # all values equal to the series' first one: exactly 0 on both paths
+        zero = ok & ~fallback & (s2 == 0)
         var[zero] = 0.0
         if fallback.any():
             var[fallback] = scan_variance(x, lo[fallback], n[fallback])

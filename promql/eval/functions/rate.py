@@ -34,7 +34,7 @@ from promql.eval.functions.common import (
 from promql.eval.functions.registry import FunctionContext, register
 from promql.eval.functions.windows import (
     Block,
-    CompensatedPrefix,
+    checked_window_sums,
     gather,
     map_blocks,
     padded,
@@ -57,26 +57,27 @@ def _pair_indicator(blk: Block, offsets: I64, pairs: BOOL) -> BOOL:
     return pairs
 
 
-def _reset_correction(blk: Block, offsets: I64) -> F64 | None:
-    """Per window, the sum of the values just before each counter reset inside it."""
+def _add_reset_values(result: F64, blk: Block, offsets: I64) -> None:
+    """Add, in sample order, the value before each counter reset inside each window.
+
+    Like Prometheus, one addition per reset onto `last - first` (the order
+    matters when values differ wildly in magnitude). Resets are rare, so the
+    loop runs over the most resets any window holds, each step vectorized.
+    """
     x = blk.x
     if len(x) < 2:
-        return None
-    resets = _pair_indicator(blk, offsets, x[1:] < x[:-1])
-    if not resets.any():
-        return None
-    contrib = np.zeros(len(x))
-    contrib[1:][resets] = x[:-1][resets]
-    inf = np.isinf(contrib)
-    if inf.any():
-        contrib[inf] = 0.0
-    prefix = padded(plain_prefix(contrib), 0.0)
-    lo1 = blk.lo + 1
-    corr = prefix[blk.hi] - prefix[lo1]
-    if inf.any():
-        ninf = padded_int(plain_prefix(inf.astype(np.int64)))
-        corr[(ninf[blk.hi] - ninf[lo1]) > 0] = np.inf
-    return corr
+        return
+    pairs = _pair_indicator(blk, offsets, x[1:] < x[:-1])
+    if not pairs.any():
+        return
+    at = np.flatnonzero(pairs) + 1  # sample index of the value after each reset
+    before = x[at - 1]
+    first = np.searchsorted(at, blk.lo + 1)
+    count = np.searchsorted(at, blk.hi) - first
+    count[blk.n < 2] = 0
+    for k in range(int(count.max())):
+        more = count > k
+        result[more] += before[first[more] + k]
 
 
 def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F64, BOOL]:
@@ -95,9 +96,7 @@ def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F
         result = gather(values, last)
         result -= first_v
         if is_counter:
-            corr = _reset_correction(blk, rng.offsets)
-            if corr is not None:
-                result += corr
+            _add_reset_values(result, blk, rng.offsets)
         first_t = gather(times, lo)
         last_t = gather(times, last)
         sampled = last_t - first_t
@@ -301,17 +300,19 @@ def _regression(rng: StepRange, intercept_at: I64 | None, duration: F64 | None) 
         finite = np.isfinite(y)
         all_finite = bool(finite.all())
         yf = y if all_finite else np.where(finite, y, 0.0)
-        py = CompensatedPrefix(yf)
-        pty = CompensatedPrefix(tau.astype(np.float64) * yf)
-        sum_y = py.window(lo, hi)
-        sum_ty = pty.window(lo, hi)
+        sum_y, shaky_y = checked_window_sums(yf, lo, hi, n)
+        sum_ty, shaky_ty = checked_window_sums(tau.astype(np.float64) * yf, lo, hi, n)
         nf = n.astype(np.float64)
         sx = sum_x.astype(np.float64) / 1e3
         sx2 = sum_x2.astype(np.float64) / 1e6
         sxy = (sum_ty - tau0.astype(np.float64) * sum_y) / 1e3
-        cov = sxy - sx * sum_y / nf
+        cross = sx * sum_y / nf
+        cov = sxy - cross
         var = sx2 - sx * sx / nf
         slope = cov / var
+        # the covariance cancels badly (e.g. values dwarfed by the series'
+        # first value): only Prometheus's own loop gives its answer there
+        cancels = np.abs(cov) * 1e9 < np.abs(sxy) + np.abs(cross)
         ref_col = firsts[:, None]
         intercept = sum_y / nf - slope * sx / nf + ref_col
         # windows whose values do not change: slope 0, intercept the value
@@ -324,7 +325,7 @@ def _regression(rng: StepRange, intercept_at: I64 | None, duration: F64 | None) 
         first_v = xx[lo]
         slope = np.where(const, 0.0, slope)
         intercept = np.where(const, first_v, intercept)
-        fallback = ok & ~fits
+        fallback = ok & (~fits | shaky_y | shaky_ty | (cancels & ~const))
         if not all_finite:
             p_bad = padded_int(plain_prefix((~finite).astype(np.int64)))
             fallback |= ok & ((p_bad[hi] - p_bad[lo]) > 0)

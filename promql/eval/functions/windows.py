@@ -187,6 +187,61 @@ def second_order_floor(total_abs: float, nsamples: int) -> float:
     return U * U * float(nsamples) * float(nsamples) * total_abs * 1e13
 
 
+COND_LIMIT = 1e12
+"""Windows whose |sum| is this many times smaller than their sum of |x| replay the exact loop."""
+OVERFLOW_RISK = 1e300
+
+
+def nonfinite_windows(x: F64, lo: I64, hi: I64) -> BOOL:
+    """Windows holding a NaN or ±Inf."""
+    bad = padded_int(plain_prefix((~np.isfinite(x)).astype(np.int64)))
+    return (bad[hi] - bad[lo]) > 0
+
+
+def checked_window_sums(x: F64, lo: I64, hi: I64, n: I64) -> tuple[F64, BOOL]:
+    """Fast window sums of `x[lo:hi]`, and the windows they may not serve faithfully.
+
+    Flagged windows (to replay with an exact sequential loop): a NaN or
+    ±Inf inside; a sum of |x| that could overflow; heavy cancellation (|sum|
+    over 1e12 times smaller than the sum of |x|, where even Prometheus's
+    Kahan sum is inexact and only the same loop gives the same answer); and
+    non-zero windows so small next to the block's largest values that the
+    compensated prefix's second-order error could show.
+    """
+    finite = np.isfinite(x)
+    all_finite = bool(finite.all())
+    xf = x if all_finite else np.where(finite, x, 0.0)
+    sums = CompensatedPrefix(xf).window(lo, hi)
+    if not len(x):
+        return sums, np.zeros(lo.shape, dtype=np.bool_)
+    abs_sum = np.abs(sums)
+    lo_x = float(xf.min())
+    hi_x = float(xf.max())
+    if lo_x >= 0 or hi_x <= 0:
+        # one sign only: no cancellation, the window's |sum| is its sum of |x|
+        total = max(abs(lo_x), abs(hi_x)) * len(x)
+        window_abs = abs_sum
+        fallback = np.zeros(abs_sum.shape, dtype=np.bool_)
+    else:
+        absx = np.abs(xf)
+        total = float(absx.sum())
+        window_abs = CompensatedPrefix(absx).window(lo, hi)
+        fallback = abs_sum * COND_LIMIT < window_abs
+    floor = second_order_floor(total, len(x))
+    small = abs_sum < floor
+    if small.any():
+        nonzero = padded_int(plain_prefix((xf != 0).astype(np.int64)))
+        small &= (nonzero[hi] - nonzero[lo]) > 0  # exactly-zero windows are exact
+        fallback |= small
+    if total >= OVERFLOW_RISK or not np.isfinite(total):
+        fallback |= window_abs >= OVERFLOW_RISK
+        fallback |= ~np.isfinite(sums)
+    if not all_finite:
+        fallback |= nonfinite_windows(x, lo, hi)
+    fallback &= n > 0
+    return sums, fallback
+
+
 # --- Kahan (Neumaier) summation, vectorized ---------------------------------
 
 
