@@ -21,6 +21,7 @@ import numpy as np
 
 import promql.eval.functions  # noqa: F401  (fills the registry)
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
+from promql.parser import parse_expr
 from promql.value import EvalValue, StepRange, StepScalar, StepVector
 from storage.annotations import Annotations
 from storage.labels import Labels
@@ -78,7 +79,25 @@ def build_buckets(nseries: int, nsteps: int, rng: np.random.Generator) -> StepVe
 
 
 def context(name: str, steps: np.ndarray) -> FunctionContext:
-    return FunctionContext(name=name, steps=steps, annotations=Annotations())
+    """As the evaluator builds it: delayed name removal on, argument expressions known."""
+    call = parse_expr(QUERIES[name])
+    return FunctionContext(
+        name=name,
+        steps=steps,
+        annotations=Annotations(),
+        arg_exprs=call.args,
+        delayed_name_removal=True,
+    )
+
+
+QUERIES = {
+    "rate": "rate(http_requests_total[5m])",
+    "increase": "increase(http_requests_total[5m])",
+    "avg_over_time": "avg_over_time(http_requests_total[5m])",
+    "max_over_time": "max_over_time(http_requests_total[5m])",
+    "quantile_over_time": "quantile_over_time(0.9, http_requests_total[5m])",
+    "histogram_quantile": "histogram_quantile(0.9, req_seconds_bucket)",
+}
 
 
 def timed(fn: Callable[[], EvalValue], repeat: int) -> tuple[float, float]:

@@ -44,7 +44,7 @@ from promql.eval.functions.windows import (
     series_starts,
 )
 from promql.value import EvalValue, StepRange, StepVector
-from storage.labels import METRIC_NAME, MatchType
+from storage.labels import METRIC_NAME, Labels, MatchType
 
 _COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
 
@@ -143,6 +143,12 @@ def _selector_metric_name(ctx: FunctionContext) -> str | None:
     return None
 
 
+def _name_of(lbl: Labels) -> str:
+    # `__name__` sorts first unless a label name starts with an uppercase letter
+    first = lbl[0] if lbl else None
+    return first[1] if first is not None and first[0] == METRIC_NAME else lbl.metric_name
+
+
 def _non_counter_info(ctx: FunctionContext, rng: StepRange, present: BOOL) -> None:
     """Prometheus's info for rate/increase over a metric not named like a counter."""
     has_output = present.any(axis=1)
@@ -150,7 +156,8 @@ def _non_counter_info(ctx: FunctionContext, rng: StepRange, present: BOOL) -> No
     if known is not None:
         names = {known} if has_output.any() else set()
     else:
-        names = {rng.labels[i].metric_name for i in np.flatnonzero(has_output)}
+        labels = rng.labels
+        names = {_name_of(labels[i]) for i in np.flatnonzero(has_output).tolist()}
     for name in sorted(names):
         if name and not name.endswith(_COUNTER_SUFFIXES):
             add_info(
