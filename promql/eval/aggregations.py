@@ -51,7 +51,7 @@ def group_labels(
         names = tuple(sorted(set(grouping)))
         if len(names) == 1:
             name = names[0]
-            ids = [setdefault(dict(lbl).get(name, ""), len(index)) for lbl in labels]
+            ids = [setdefault(lbl.get(name), len(index)) for lbl in labels]
             out = [Labels.from_sorted([(name, v)] if v else []) for v in index]  # type: ignore[list-item]
         else:
             ids = [
