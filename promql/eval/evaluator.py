@@ -9,6 +9,8 @@ that checks the deadline and cancellation between nodes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -177,7 +179,7 @@ class Evaluator:
         if fdef is None:
             raise ExecutionError(f"function {e.func!r} is not implemented")
         args = [self.eval(a, steps) for a in e.args]
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "name": e.func,
             "steps": steps,
             "annotations": self.ctx.annotations,
