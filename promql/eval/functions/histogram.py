@@ -14,6 +14,7 @@ groups and steps at once.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from storage.labels import Labels
 _SMALL_DELTA = 1e-12
 """Relative bucket-count differences below this are float noise (Prometheus smallDeltaTolerance)."""
 _MIN_NORMAL = 2.2250738585072014e-308
+_UNPARSED = -1.0j  # sentinel: not a float, never a parse result
 
 
 @dataclass(slots=True)
@@ -53,7 +55,9 @@ class Buckets:
 
     `upper[g, b]` is bucket b's upper bound (+Inf padding where the group has
     fewer buckets), `counts` the cumulative counts with the monotonicity fix
-    applied, `present` whether the bucket has a sample at that step.
+    applied, `present` whether the bucket has a sample at that step; `prev`
+    is the index of the previous present bucket (-1: none) and `last[g, t]`
+    the last present bucket (-1: none).
     """
 
     labels: list[Labels]
@@ -61,6 +65,8 @@ class Buckets:
     upper: F64
     counts: F64
     present: BOOL
+    prev: I64
+    last: I64
     forced: BOOL
     """Per (group, step): a decrease had to be removed."""
     fix_low: F64
@@ -69,51 +75,43 @@ class Buckets:
 
     @property
     def has_any(self) -> BOOL:
-        return self.present.any(axis=1)
-
-
-def _almost_equal(a: F64, b: F64, eps: float) -> BOOL:
-    """Prometheus `almost.Equal` on arrays."""
-    with np.errstate(all="ignore"):
-        diff = np.abs(a - b)
-        abs_sum = np.abs(a) + np.abs(b)
-        tiny = (a == 0) | (b == 0) | (abs_sum < _MIN_NORMAL)
-        rel = diff / np.minimum(abs_sum, np.finfo(np.float64).max)
-        return (a == b) | np.where(tiny, diff < eps * _MIN_NORMAL, rel < eps)
+        return self.last >= 0
 
 
 def _collect(ctx: FunctionContext, vec: StepVector, arg: int) -> Buckets | None:
     """Group the bucket series of `vec`; warn about missing or malformed `le`."""
-    group_of: dict[Labels, int] = {}
+    group_of: dict[tuple[tuple[str, str], ...], int] = {}
     group_labels: list[Labels] = []
-    group_drop: list[bool] = []
     rows: list[int] = []
     groups: list[int] = []
     bounds: list[float] = []
-    series_present = vec.present.any(axis=1)
+    parsed: dict[str, float | None] = {"": None}
+    bad: list[int] = []
+    le_key = ("le", "")
+    # labels are sorted by name: bisect finds `le` in C, slicing drops it
     for i, lbl in enumerate(vec.labels):
-        le = lbl.get("le")
-        bound = parse_go_float(le)
+        at = bisect_left(lbl, le_key)
+        if at < len(lbl) and lbl[at][0] == "le":
+            le = lbl[at][1]
+            key = lbl[:at] + lbl[at + 1 :]
+        else:
+            le = ""
+            key = lbl
+        bound = parsed.get(le, _UNPARSED)
+        if bound is _UNPARSED:
+            bound = parsed[le] = parse_go_float(le)
         if bound is None:
-            if series_present[i]:
-                name = lbl.metric_name
-                suffix = f" for metric name {go_quote(name)}" if name else ""
-                add_warning(
-                    ctx,
-                    f'bucket label "le" is missing or has a malformed value of {go_quote(le)}'
-                    + suffix,
-                    arg,
-                )
+            bad.append(i)
             continue
-        key = lbl.without("le")
         g = group_of.get(key)
         if g is None:
             g = group_of[key] = len(group_labels)
-            group_labels.append(key)
-            group_drop.append(bool(vec.drop_name[i]) if vec.drop_name is not None else False)
+            group_labels.append(tuple.__new__(Labels, key))
         rows.append(i)
         groups.append(g)
         bounds.append(bound)
+    if bad:
+        _warn_bad_le(ctx, vec, bad, arg)
     if not rows:
         return None
     row_idx = np.asarray(rows, dtype=np.int64)
@@ -134,48 +132,105 @@ def _collect(ctx: FunctionContext, vec: StepVector, arg: int) -> Buckets | None:
     nsteps = vec.values.shape[1]
     upper = np.full((ngroups, nbuckets), np.inf)
     upper[grp, slot] = ub
+    # counts where a bucket is absent are never read (every use is masked by `present`)
     counts = np.zeros((ngroups, nbuckets, nsteps))
     present = np.zeros((ngroups, nbuckets, nsteps), dtype=np.bool_)
     pres_rows = vec.present[row_idx]
-    vals_rows = np.where(pres_rows, vec.values[row_idx], 0.0)
-    np.add.at(counts, (grp, slot), vals_rows)  # coalesces equal bounds
-    np.logical_or.at(present, (grp, slot), pres_rows)
-    fixed = _fix_monotonic(upper, counts, present)
+    if new_slot.all():
+        counts[grp, slot] = vec.values[row_idx]
+        present[grp, slot] = pres_rows
+    else:  # equal bounds written differently ("0.2", "2e-1"): coalesce by summing
+        np.add.at(counts, (grp, slot), np.where(pres_rows, vec.values[row_idx], 0.0))
+        np.logical_or.at(present, (grp, slot), pres_rows)
+    drop = None
+    if vec.drop_name is not None:
+        drop = np.zeros(ngroups, dtype=np.bool_)
+        drop[grp] = vec.drop_name[row_idx]
+    prev, last = _neighbours(present)
+    fixed, forced, fix_low, fix_high, fix_diff = _fix_monotonic(upper, counts, present)
     return Buckets(
-        group_labels,
-        np.asarray(group_drop) if vec.drop_name is not None else None,
-        upper,
-        *fixed,
+        labels=group_labels,
+        drop=drop,
+        upper=upper,
+        counts=fixed,
+        present=present,
+        prev=prev,
+        last=last,
+        forced=forced,
+        fix_low=fix_low,
+        fix_high=fix_high,
+        fix_diff=fix_diff,
     )
 
 
-def _fix_monotonic(upper: F64, counts: F64, present: BOOL) -> tuple[F64, BOOL, BOOL, F64, F64, F64]:
+def _warn_bad_le(ctx: FunctionContext, vec: StepVector, bad: list[int], arg: int) -> None:
+    for i in bad:
+        if not vec.present[i].any():
+            continue
+        lbl = vec.labels[i]
+        le = lbl.get("le")
+        name = lbl.metric_name
+        suffix = f" for metric name {go_quote(name)}" if name else ""
+        add_warning(
+            ctx,
+            f'bucket label "le" is missing or has a malformed value of {go_quote(le)}{suffix}',
+            arg,
+        )
+
+
+def _fix_monotonic(upper: F64, counts: F64, present: BOOL) -> tuple[F64, BOOL, F64, F64, F64]:
     """Remove decreases between successive present buckets, ignoring float noise.
 
-    Returns (counts, present, forced[g, t], lowest and highest bound that was
-    fixed, largest decrease removed) — the last three for the info message.
+    Prometheus's `ensureMonotonicAndIgnoreSmallDeltas`, one bucket at a time
+    over all groups and steps: a count that differs from the last accepted
+    one by a relative 1e-12 or less is float noise and is replaced silently;
+    a smaller count is replaced and flags the sample. Returns (counts,
+    forced[g, t], lowest and highest bound that was fixed, largest decrease
+    removed) — the last three only for the info message.
     """
+    ngroups, nb, nsteps = counts.shape
+    fixed = counts  # fixed in place: the caller owns the array
+    forced = np.zeros((ngroups, nsteps), dtype=np.bool_)
+    fix_low = np.full((ngroups, nsteps), np.inf)
+    fix_high = np.full((ngroups, nsteps), -np.inf)
+    fix_diff = np.full((ngroups, nsteps), -np.inf)
+    accepted = np.full((ngroups, nsteps), -np.inf)
     with np.errstate(all="ignore"):
-        masked = np.where(present, counts, -np.inf)
-        running = np.maximum.accumulate(masked, axis=1)
-        prev = np.full(counts.shape, -np.inf)
-        prev[:, 1:] = running[:, :-1]
-        has_prev = present & (prev > -np.inf)
-        noise = has_prev & (counts != prev) & _almost_equal(prev, counts, _SMALL_DELTA)
-        decrease = has_prev & (counts < prev) & ~noise
-        fixed = np.where(has_prev & (noise | decrease), prev, counts)
-        forced = decrease.any(axis=1)
-        bound = np.broadcast_to(upper[:, :, None], counts.shape)
-        fix_low = np.where(decrease, bound, np.inf).min(axis=1)
-        fix_high = np.where(decrease, bound, -np.inf).max(axis=1)
-        fix_diff = np.where(decrease, prev - counts, -np.inf).max(axis=1)
-    return fixed, present, forced, fix_low, fix_high, fix_diff
+        for b in range(nb):
+            cur = counts[:, b, :].copy()
+            here = present[:, b, :]
+            diff = cur - accepted
+            noise = (np.abs(diff) < _SMALL_DELTA * (np.abs(cur) + np.abs(accepted))) & (diff != 0)
+            noise &= (cur != 0) & (accepted != 0) & here
+            decrease = (diff < 0) & here
+            decrease &= ~noise
+            replace = decrease | noise
+            if replace.any():
+                np.copyto(fixed[:, b, :], accepted, where=replace)
+            if decrease.any():
+                forced |= decrease
+                bound = upper[:, b : b + 1]
+                np.copyto(fix_low, np.minimum(fix_low, bound), where=decrease)
+                np.copyto(fix_high, np.maximum(fix_high, bound), where=decrease)
+                np.copyto(fix_diff, np.maximum(fix_diff, -diff), where=decrease)
+            np.copyto(accepted, cur, where=here & ~replace & (diff > 0))
+    return fixed, forced, fix_low, fix_high, fix_diff
 
 
 def _neighbours(present: BOOL) -> tuple[I64, I64]:
     """Per (group, bucket, step): index of the previous present bucket (-1: none),
     and per (group, step) the index of the last present bucket (-1: none)."""
-    nb = present.shape[1]
+    ngroups, nb, nsteps = present.shape
+    any_b = present.any(axis=2)
+    if (any_b == present.all(axis=2)).all():
+        # each bucket is there at every step or never: work on [groups x buckets]
+        idx2 = np.where(any_b, np.arange(nb)[None, :], -1)
+        run2 = np.maximum.accumulate(idx2, axis=1)
+        prev2 = np.full((ngroups, nb), -1, dtype=np.int64)
+        prev2[:, 1:] = run2[:, :-1]
+        prev = np.broadcast_to(prev2[:, :, None], present.shape)
+        last = np.broadcast_to(run2[:, -1:], (ngroups, nsteps))
+        return prev, last
     idx = np.where(present, np.arange(nb)[None, :, None], -1)
     running = np.maximum.accumulate(idx, axis=1)
     prev = np.full(present.shape, -1, dtype=np.int64)
@@ -194,7 +249,7 @@ def _bucket_quantile(h: Buckets, q: F64) -> tuple[F64, BOOL]:
     monotonicity fix counted (it only does past the early returns)."""
     counts, present = h.counts, h.present
     nb = counts.shape[1]
-    prev, last = _neighbours(present)
+    prev, last = h.prev, h.last
     upper3 = np.broadcast_to(h.upper[:, :, None], counts.shape)
     with np.errstate(all="ignore"):
         nbuckets = present.sum(axis=1)
@@ -305,8 +360,8 @@ def histogram_quantiles(ctx: FunctionContext, args: Sequence[EvalValue]) -> Eval
         result, counted = _bucket_quantile(h, q)
         _monotonicity_info(ctx, h, counted, 0, _steps(ctx, nsteps))
         # a quantile argument may vary by step: one output series per distinct value
-        for value in dict.fromkeys(q.tolist()):
-            at = (q == value) if value == value else np.isnan(q)
+        for value in np.unique(q, equal_nan=True).tolist():
+            at = np.isnan(q) if np.isnan(value) else (q == value)
             text = format_openmetrics_float(value)
             labels.extend(lbl.with_(label, text) for lbl in h.labels)
             values.append(result)
@@ -334,7 +389,7 @@ def _rank_below(h: Buckets, bound: F64) -> F64:
     """
     counts, present = h.counts, h.present
     nb = counts.shape[1]
-    prev, last = _neighbours(present)
+    prev, last = h.prev, h.last
     upper3 = np.broadcast_to(h.upper[:, :, None], counts.shape)
     with np.errstate(all="ignore"):
         prev_upper = np.where(
@@ -375,9 +430,8 @@ def histogram_fraction(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalV
     h = _collect(ctx, vec, 2)
     if h is None:
         return empty_vector(nsteps)
-    _, last = _neighbours(h.present)
-    total = _take(h.counts, last)
-    last_upper = _take(np.broadcast_to(h.upper[:, :, None], h.counts.shape), last)
+    total = _take(h.counts, h.last)
+    last_upper = _take(np.broadcast_to(h.upper[:, :, None], h.counts.shape), h.last)
     with np.errstate(all="ignore"):
         frac = (_rank_below(h, upper) - _rank_below(h, lower)) / total
         frac = np.where((lower >= upper)[None, :], 0.0, frac)

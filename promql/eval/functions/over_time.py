@@ -36,8 +36,10 @@ from promql.eval.functions.windows import (
     scan_sum,
     scan_variance,
     second_order_floor,
+    select_quantile,
+    sort_rows,
     window_extreme,
-    window_sorted_rows,
+    window_rows,
 )
 from promql.value import EvalValue, StepRange, StepVector
 
@@ -283,27 +285,31 @@ def _per_window_q(q: F64, shape: tuple[int, ...]) -> F64:
 
 
 def _quantiles(rng: StepRange, q: F64, mad: bool) -> tuple[F64, BOOL]:
+    """quantile_over_time (or, with `mad`, mad_over_time) for every window.
+
+    With the same φ at every step (the usual case) each row needs only a
+    partial selection of two ranks; a φ that varies by step sorts the rows.
+    """
+    constant_q = bool(len(q) == 0 or (q == q[0]).all() or np.isnan(q).all())
+
     def block(blk: Block) -> tuple[F64, BOOL]:
         n1 = blk.n.ravel()
         lo1 = blk.lo.ravel()
-        q1 = _per_window_q(q, blk.n.shape).ravel()
         out = np.full(len(n1), np.nan)
-        for sel, mat, nan_count in window_sorted_rows(blk.x, lo1, n1):
-            nsel = n1[sel]
-            if not mad:
-                out[sel] = quantile_of_sorted(q1[sel], mat, nsel)
-                continue
-            # median absolute deviation: the median of |x - median|; a NaN
-            # sample makes the result NaN (as the Prometheus 3 test data has it)
-            half = np.full(len(sel), 0.5)
-            median = quantile_of_sorted(half, mat, nsel)
-            dev = np.abs(mat - median[:, None])
-            cols = np.arange(mat.shape[1])
-            dev[cols[None, :] >= nsel[:, None]] = np.inf
-            dev.sort(axis=1)
-            res = quantile_of_sorted(half, dev, nsel)
-            res[nan_count > 0] = np.nan
-            out[sel] = res
+        q1 = None if constant_q else _per_window_q(q, blk.n.shape).ravel()
+        for sel, mat, nan_count in window_rows(blk.x, lo1, n1):
+            if mad:
+                # median absolute deviation: the median of |x - median|; a NaN
+                # sample makes the result NaN (as the Prometheus 3 test data has it)
+                median = select_quantile(mat, nan_count, 0.5)
+                dev = np.abs(mat - median[:, None])
+                res = select_quantile(dev, np.zeros_like(nan_count), 0.5)
+                res[nan_count > 0] = np.nan
+                out[sel] = res
+            elif q1 is None:
+                out[sel] = select_quantile(mat, nan_count, float(q[0]))
+            else:
+                out[sel] = quantile_of_sorted(q1[sel], sort_rows(mat, nan_count), n1[sel])
         return out.reshape(blk.n.shape), blk.n > 0
 
     return map_blocks(rng, block)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from promql import ast
 from promql.eval.functions.common import (
     BOOL,
     F64,
@@ -34,6 +35,7 @@ from promql.eval.functions.registry import FunctionContext, register
 from promql.eval.functions.windows import (
     Block,
     CompensatedPrefix,
+    gather,
     map_blocks,
     padded,
     padded_int,
@@ -42,6 +44,7 @@ from promql.eval.functions.windows import (
     series_starts,
 )
 from promql.value import EvalValue, StepRange, StepVector
+from storage.labels import METRIC_NAME, MatchType
 
 _COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
 
@@ -77,40 +80,47 @@ def _reset_correction(blk: Block, offsets: I64) -> F64 | None:
 
 
 def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F64, BOOL]:
-    range_end = rng.window_end.astype(np.int64)
-    range_start = range_end - int(rng.range_ms)
+    """Prometheus `extrapolatedRate` for every window (the float arithmetic in Go's order)."""
+    range_end = rng.window_end.astype(np.float64)
+    range_start = range_end - float(rng.range_ms)
     range_s = rng.range_ms / 1000.0
+    values = rng.values
+    # ms timestamps are exact in float64; one conversion serves all windows
+    times = rng.timestamps.astype(np.float64)
 
     def block(blk: Block) -> tuple[F64, BOOL]:
-        xx = padded(blk.x)
-        tt = padded_int(blk.t)
-        lo, hi, n = blk.lo, blk.hi, blk.n
-        last = hi - 1
-        first_v = xx[lo]
-        result = xx[last]
+        lo, n = blk.abs_lo, blk.n
+        last = blk.abs_hi - 1
+        first_v = gather(values, lo)
+        result = gather(values, last)
         result -= first_v
         if is_counter:
             corr = _reset_correction(blk, rng.offsets)
             if corr is not None:
                 result += corr
-        first_t = tt[lo]
-        last_t = tt[last]
-        to_start = (first_t - range_start).astype(np.float64)
+        first_t = gather(times, lo)
+        last_t = gather(times, last)
+        sampled = last_t - first_t
+        to_start = np.subtract(first_t, range_start, out=first_t)
+        to_end = np.subtract(range_end, last_t, out=last_t)
         to_start /= 1000.0
-        to_end = (range_end - last_t).astype(np.float64)
         to_end /= 1000.0
-        sampled = (last_t - first_t).astype(np.float64)
         sampled /= 1000.0
-        avg = sampled / (n - 1).astype(np.float64)
+        avg = np.subtract(n, 1, dtype=np.float64)
+        np.divide(sampled, avg, out=avg)
         threshold = avg * 1.1
-        half = avg / 2.0
-        to_start = np.where(to_start >= threshold, half, to_start)
+        half = np.multiply(avg, 0.5, out=avg)
+        np.copyto(to_start, half, where=to_start >= threshold)
         if is_counter:
-            to_zero = sampled * (first_v / result)
-            use_zero = (result > 0) & (first_v >= 0) & (to_zero < to_start)
-            to_start = np.where(use_zero, to_zero, to_start)
-        to_end = np.where(to_end >= threshold, half, to_end)
-        factor = sampled + to_start
+            # never extrapolate below zero: stop at the counter's zero point
+            to_zero = np.divide(first_v, result)
+            to_zero *= sampled
+            use_zero = to_zero < to_start
+            use_zero &= result > 0
+            use_zero &= first_v >= 0
+            np.copyto(to_start, to_zero, where=use_zero)
+        np.copyto(to_end, half, where=to_end >= threshold)
+        factor = np.add(sampled, to_start, out=to_start)
         factor += to_end
         factor /= sampled
         if is_rate:
@@ -121,10 +131,27 @@ def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F
     return map_blocks(rng, block)
 
 
+def _selector_metric_name(ctx: FunctionContext) -> str | None:
+    """The metric name every series of argument 0 has, when its selector fixes it."""
+    expr = ctx.arg_exprs[0] if ctx.arg_exprs else None
+    while isinstance(expr, ast.ParenExpr):
+        expr = expr.expr
+    if not isinstance(expr, ast.MatrixSelector):
+        return None
+    for m in expr.selector.matchers:
+        if m.name == METRIC_NAME and m.type is MatchType.EQ:
+            return m.value
+    return None
+
+
 def _non_counter_info(ctx: FunctionContext, rng: StepRange, present: BOOL) -> None:
     """Prometheus's info for rate/increase over a metric not named like a counter."""
     has_output = present.any(axis=1)
-    names = {rng.labels[i].metric_name for i in np.flatnonzero(has_output)}
+    known = _selector_metric_name(ctx)
+    if known is not None:
+        names = {known} if has_output.any() else set()
+    else:
+        names = {rng.labels[i].metric_name for i in np.flatnonzero(has_output)}
     for name in sorted(names):
         if name and not name.endswith(_COUNTER_SUFFIXES):
             add_info(
@@ -163,16 +190,18 @@ def delta(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
 
 
 def _instant(rng: StepRange, *, is_rate: bool) -> tuple[F64, BOOL]:
+    values = rng.values
+    times = rng.timestamps
+
     def block(blk: Block) -> tuple[F64, BOOL]:
-        xx = padded(blk.x)
-        tt = padded_int(blk.t)
-        last = blk.hi - 1
-        prev = blk.hi - 2
-        lv = xx[last]
-        pv = xx[prev]
-        interval = tt[last] - tt[prev]
+        last = blk.abs_hi - 1
+        prev = blk.abs_hi - 2
+        lv = gather(values, last)
+        pv = gather(values, prev)
+        interval = gather(times, last) - gather(times, prev)
         ok = (blk.n >= 2) & (interval != 0)
         if is_rate:
+            # a counter reset between the two samples: the last value is the increase
             result = np.where(lv < pv, lv, lv - pv)
             result /= interval.astype(np.float64) / 1000.0
         else:

@@ -21,8 +21,8 @@ flat indices `[lo, hi)`. Everything here works on all windows at once:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,22 +40,40 @@ U = 2.0**-53
 """Unit roundoff of float64."""
 
 
-@dataclass(slots=True)
 class Block:
     """Series rows `[s0, s1)` of a StepRange and their flat samples `[a, b)`.
 
-    `lo`, `hi` are block-local sample indices (`0 <= lo <= hi <= b - a`).
+    `abs_lo`, `abs_hi` are the windows as absolute flat indices (views, no
+    copy); `lo`, `hi` the same as block-local indices into `x` / `t`
+    (`0 <= lo <= hi <= b - a`), computed on first use; `n = hi - lo`.
     """
 
-    s0: int
-    s1: int
-    a: int
-    b: int
-    x: F64
-    t: I64
-    lo: I64
-    hi: I64
-    n: I64
+    __slots__ = ("_hi", "_lo", "a", "abs_hi", "abs_lo", "b", "n", "s0", "s1", "t", "x")
+
+    def __init__(self, rng: StepRange, s0: int, s1: int) -> None:
+        self.s0 = s0
+        self.s1 = s1
+        self.a = a = int(rng.offsets[s0])
+        self.b = b = int(rng.offsets[s1])
+        self.x: F64 = rng.values[a:b]
+        self.t: I64 = rng.timestamps[a:b]
+        self.abs_lo: I64 = rng.lo[s0:s1]
+        self.abs_hi: I64 = rng.hi[s0:s1]
+        self.n: I64 = self.abs_hi - self.abs_lo
+        self._lo: I64 | None = None
+        self._hi: I64 | None = None
+
+    @property
+    def lo(self) -> I64:
+        if self._lo is None:
+            self._lo = self.abs_lo - self.a
+        return self._lo
+
+    @property
+    def hi(self) -> I64:
+        if self._hi is None:
+            self._hi = self.abs_hi - self.a
+        return self._hi
 
 
 def iter_blocks(rng: StepRange, target: int = BLOCK_TARGET) -> Iterator[Block]:
@@ -68,25 +86,26 @@ def iter_blocks(rng: StepRange, target: int = BLOCK_TARGET) -> Iterator[Block]:
     while s0 < nseries:
         by_samples = int(np.searchsorted(offsets, offsets[s0] + target, side="right")) - 1
         s1 = min(nseries, s0 + rows_cap, max(s0 + 1, by_samples))
-        a = int(offsets[s0])
-        b = int(offsets[s1])
-        lo = rng.lo[s0:s1] - a
-        hi = rng.hi[s0:s1] - a
-        yield Block(s0, s1, a, b, rng.values[a:b], rng.timestamps[a:b], lo, hi, hi - lo)
+        yield Block(rng, s0, s1)
         s0 = s1
 
 
 def map_blocks(rng: StepRange, fn: Callable[[Block], tuple[F64, BOOL]]) -> tuple[F64, BOOL]:
     """Run `fn` over every block; returns the `[series x steps]` values and presence."""
     shape = rng.lo.shape
-    values = np.full(shape, np.nan)
-    present = np.zeros(shape, dtype=np.bool_)
+    values = np.empty(shape)
+    present = np.empty(shape, dtype=np.bool_)
     with np.errstate(all="ignore"):
         for blk in iter_blocks(rng):
             vals, pres = fn(blk)
             values[blk.s0 : blk.s1] = vals
             present[blk.s0 : blk.s1] = pres
     return values, present
+
+
+def gather(arr: NDArray[np.generic], idx: I64) -> NDArray[np.generic]:
+    """`arr[idx]` with out-of-range indices clipped (callers mask those windows)."""
+    return np.take(arr, idx, mode="clip")
 
 
 def series_starts(blk: Block, offsets: I64) -> I64:
@@ -391,45 +410,72 @@ def window_extreme(x: F64, lo: I64, hi: I64, ufunc: np.ufunc) -> F64:
 # --- quantiles over windows --------------------------------------------------
 
 
-def window_sorted_rows(
+def window_rows(
     x: F64, lo: I64, n: I64, max_elems: int = 1 << 18
 ) -> Iterator[tuple[NDArray[np.intp], F64, I64]]:
-    """Yield (selection, sorted rows, NaN counts) for chunks of windows.
+    """Yield (selection, rows, NaN counts) for chunks of non-empty windows.
 
-    Rows are the window values sorted ascending with NaNs first, as
-    Prometheus's `vectorByValueHeap` orders them; padding is +Inf beyond
-    each window's length.
+    Windows are grouped by length, so each chunk is a plain `[rows x n]`
+    matrix copied from a sliding-window view of the samples (no padding).
+    NaNs are replaced by -Inf and counted: Prometheus orders NaN below every
+    number, so after sorting, the first `nan_count` positions of a row are
+    its NaNs.
     """
     sel_all = np.flatnonzero(n > 0)
     if not len(sel_all):
         return
-    xx = padded(x)
+    has_nan = bool(np.isnan(x).any())
     order = sel_all[np.argsort(n[sel_all], kind="stable")]
     lengths = n[order]
-    start = 0
-    while start < len(order):
-        # windows are sorted by length: the largest `stop` whose rows, padded to
-        # the longest of them, fit in `max_elems`
-        span = min(len(order) - start, max(1, max_elems // max(int(lengths[start]), 1)))
-        counts = np.arange(1, span + 1)
-        fits = counts * lengths[start : start + span] <= max_elems
-        stop = start + max(1, int(np.searchsorted(~fits, True)))
-        width = int(lengths[stop - 1])
-        sel = order[start:stop]
-        cols = np.arange(width)
-        idx = lo[sel][:, None] + cols[None, :]
-        inside = cols[None, :] < n[sel][:, None]
-        idx = np.where(inside, idx, len(x))
-        mat = xx[idx]
-        mat[~inside] = np.inf
-        nan_mask = np.isnan(mat)
-        nan_count = nan_mask.sum(axis=1)
-        mat[nan_mask] = -np.inf
-        mat.sort(axis=1)
-        if nan_count.any():
-            mat[cols[None, :] < nan_count[:, None]] = np.nan
-        yield sel, mat, nan_count
-        start = stop
+    cuts = np.flatnonzero(lengths[1:] != lengths[:-1]) + 1
+    bounds = [0, *cuts.tolist(), len(order)]
+    for g0, g1 in itertools.pairwise(bounds):
+        width = int(lengths[g0])
+        view = np.lib.stride_tricks.sliding_window_view(x, width)
+        rows = max(1, max_elems // width)
+        for start in range(g0, g1, rows):
+            sel = order[start : min(g1, start + rows)]
+            mat = view[lo[sel]]
+            if has_nan:
+                nan_mask = np.isnan(mat)
+                nan_count = nan_mask.sum(axis=1)
+                mat[nan_mask] = -np.inf
+            else:
+                nan_count = np.zeros(len(sel), dtype=np.int64)
+            yield sel, mat, nan_count
+
+
+def rank_weights(q: float, width: int) -> tuple[int, int, float]:
+    """Prometheus `quantile`: the two ranks around q*(n-1) and the upper one's weight."""
+    rank = q * (width - 1)
+    lower = max(0, int(np.floor(rank)))
+    upper = min(width - 1, lower + 1)
+    return lower, upper, rank - np.floor(rank)
+
+
+def select_quantile(mat: F64, nan_count: I64, q: float) -> F64:
+    """The q-quantile of each row (NaNs counted as smallest), by partial selection."""
+    width = mat.shape[1]
+    if np.isnan(q):
+        return np.full(len(mat), np.nan)
+    if q < 0 or q > 1:
+        return np.full(len(mat), -np.inf if q < 0 else np.inf)
+    lower, upper, weight = rank_weights(q, width)
+    mat.partition(sorted({lower, upper}), axis=1)
+    lo_v = mat[:, lower]
+    up_v = mat[:, upper]
+    if nan_count.any():
+        lo_v = np.where(lower < nan_count, np.nan, lo_v)
+        up_v = np.where(upper < nan_count, np.nan, up_v)
+    return lo_v * (1 - weight) + up_v * weight
+
+
+def sort_rows(mat: F64, nan_count: I64) -> F64:
+    """Sort rows in place, NaNs (stored as -Inf, counted) first."""
+    mat.sort(axis=1)
+    if nan_count.any():
+        mat[np.arange(mat.shape[1])[None, :] < nan_count[:, None]] = np.nan
+    return mat
 
 
 def quantile_of_sorted(q: F64, mat: F64, n: I64) -> F64:

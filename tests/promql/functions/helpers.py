@@ -140,12 +140,14 @@ def context(
     *,
     delayed: bool = False,
     positions: Sequence[str] = (),
+    arg_exprs: Sequence[object] = (),
     **extra: int,
 ) -> FunctionContext:
     return FunctionContext(
         name=name,
         steps=np.asarray(steps, dtype=np.int64),
         annotations=Annotations(),
+        arg_exprs=tuple(arg_exprs),
         arg_positions=tuple(positions),
         delayed_name_removal=delayed,
         **extra,

@@ -236,3 +236,11 @@ def test_native_only_functions_have_no_float_result():
         "histogram_stdvar",
     ):
         assert as_dict(call(name, [0], H3)) == {}
+
+
+def test_histogram_quantiles_with_nan_over_several_steps_gives_one_series():
+    labels = [parse_labels(f'h_bucket{{le="{le}"}}') for le in ("1", "+Inf")]
+    v = vector_of(labels, [[1, 1, 1], [2, 2, 2]])
+    out = call("histogram_quantiles", [0, 1, 2], v, string("q"), scalar(math.nan, 3))
+    assert [str(lbl) for lbl in out.labels] == ['{q="NaN"}']
+    assert np.isnan(out.values).all()

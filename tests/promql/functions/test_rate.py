@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from promql.parser import parse_expr
 from tests.promql.functions.helpers import (
     as_dict,
     call,
@@ -147,6 +148,25 @@ def test_rate_info_for_metric_names_not_like_counters():
         '_total/_sum/_count/_bucket: "http_requests" (1:6)'
     ]
     _, ctx = call_ctx("delta", t, range_of(data, t, ms("10m")), positions=["(1:7)"])
+    assert not ctx.annotations
+
+
+def test_rate_info_uses_the_selector_name_when_it_fixes_one():
+    data = [
+        series('http_requests{a="1"}', "0+10x10", "5m"),
+        series('http_requests{a="2"}', "1", "5m"),
+    ]
+    t = [ms("50m")]
+    call_expr = parse_expr("rate(http_requests[10m])")
+    _, ctx = call_ctx(
+        "rate", t, range_of(data, t, ms("10m")), positions=["(1:6)"], arg_exprs=call_expr.args
+    )
+    assert ctx.annotations.info_list() == [
+        "PromQL info: metric might not be a counter, name does not end in "
+        '_total/_sum/_count/_bucket: "http_requests" (1:6)'
+    ]
+    # no output at all: no info (Prometheus checks only series with a result)
+    _, ctx = call_ctx("rate", t, range_of(data[1:], t, ms("10m")), arg_exprs=call_expr.args)
     assert not ctx.annotations
 
 
