@@ -295,15 +295,15 @@ class _Converter:
                     self.skip_balanced("(", ")")
                     at = ast.At("start" if nxt.text.lower() == "start" else "end")
                 else:
-                    sign = 1.0
+                    at_sign = 1
                     while self.peek().text in ("+", "-"):
                         if self.take().text == "-":
-                            sign = -sign
+                            at_sign = -at_sign
                     tok = self.take()
                     if tok.kind == "duration":
-                        at = ast.At("ts", round(sign) * parse_duration_ms(tok.text))
+                        at = ast.At("ts", at_sign * parse_duration_ms(tok.text))
                     else:
-                        at = ast.At("ts", _at_ms(sign * _number(tok.text), self.text))
+                        at = ast.At("ts", _at_ms(at_sign * _number(tok.text), self.text))
             else:
                 return offset, at
 

@@ -51,7 +51,7 @@ def group_labels(
         names = tuple(sorted(set(grouping)))
         if len(names) == 1:
             name = names[0]
-            ids = [setdefault(dict(lbl).get(name, ""), len(index)) for lbl in labels]
+            ids = [setdefault(lbl.get(name), len(index)) for lbl in labels]
             out = [Labels.from_sorted([(name, v)] if v else []) for v in index]  # type: ignore[list-item]
         else:
             ids = [
@@ -89,7 +89,7 @@ class _Groups:
         if self._flat is None:
             self._flat = (self.gid[:, None] * steps + np.arange(steps)).ravel()
         sums = np.bincount(self._flat, weights=arr.ravel(), minlength=self.n * steps)
-        return sums.reshape(self.n, steps)
+        return sums.reshape(self.n, steps).astype(np.float64, copy=False)
 
 
 def kahan_sum(groups: _Groups, values: F64, present: BOOL) -> F64:
@@ -147,7 +147,7 @@ def aggregate(
             values = np.ones(count.shape)
         elif op in ("min", "max"):
             fill = np.where(present, vec.values, np.nan)
-            values = groups.reduce(np.fmin if op == "min" else np.fmax, fill)
+            values = np.asarray(groups.reduce(np.fmin if op == "min" else np.fmax, fill))
         elif op in ("stddev", "stdvar"):
             values = _variance(groups, vec.values, present, count)
             if op == "stddev":
@@ -194,8 +194,8 @@ def _variance(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int
     first = np.minimum(first, len(groups.order) - 1)
     shift = values[groups.order[first], np.arange(steps)[None, :]]
     d = np.where(present, values - shift[groups.gid], 0.0)
-    s1 = groups.reduce(np.add, d)
-    s2 = groups.reduce(np.add, d * d)
+    s1 = groups.add(d)
+    s2 = groups.add(d * d)
     var = (s2 - s1 * s1 / n) / n
     return np.where(var < 0, 0.0, var)  # type: ignore[no-any-return]
 
@@ -364,9 +364,8 @@ def _rank_in_group(
     """Each present series' rank within its group at each step (absent rows rank last)."""
     n, steps = present.shape
     absent = ~present
-    if keys is None:
-        key_cols = (np.zeros((n, steps)),)
-    else:
+    key_cols: tuple[NDArray[np.generic], ...] = (np.zeros((n, steps)),)
+    if keys is not None:
         key_cols = (keys[0], keys[1].astype(np.int8))
     rowidx = np.broadcast_to(np.arange(n)[:, None], (n, steps))
     gcol = np.broadcast_to(gid[:, None], (n, steps))

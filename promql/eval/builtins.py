@@ -96,10 +96,9 @@ def _absent_over_time(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
     rng = ev.eval(e.args[0], steps)
     if not isinstance(rng, StepRange):
         raise ExecutionError("absent_over_time expects a range vector")
+    none: NDArray[np.bool_] = np.ones(len(steps), dtype=bool)
     if rng.labels:
-        none = ~((rng.hi - rng.lo) > 0).any(axis=0)
-    else:
-        none = np.ones(len(steps), dtype=bool)
+        none = ~np.asarray((rng.hi - rng.lo) > 0).any(axis=0)
     return StepVector([absent_labels(e.args[0])], np.ones((1, len(steps))), none[None, :].copy())
 
 

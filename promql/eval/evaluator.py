@@ -9,6 +9,8 @@ that checks the deadline and cancellation between nodes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -18,7 +20,7 @@ from promql.eval import binary, builtins, selectors
 from promql.eval.aggregations import aggregate
 from promql.eval.context import EvalContext, selector_key
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
-from promql.eval.vectors import apply_name_drop, compact, merge_same_labels
+from promql.eval.vectors import apply_name_drop, compact, empty_vector, merge_same_labels
 from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
 
 I64 = NDArray[np.int64]
@@ -117,19 +119,15 @@ class Evaluator:
             start += interval
         last = int(ends.max())
         inner_steps = np.arange(start, last + 1, interval, dtype=np.int64)
-        if len(inner_steps) == 0:
-            inner_steps = np.zeros(0, dtype=np.int64)
         self.ctx.check_points(len(inner_steps))
-        inner = self.eval(e.expr, inner_steps) if len(inner_steps) else None
-        if inner is None:
-            labels: list = []
-            vec = StepVector(labels, np.zeros((0, 0)), np.zeros((0, 0), dtype=bool))
-        elif isinstance(inner, StepScalar):
-            raise ExecutionError("subquery is only allowed on instant vector expressions")
-        elif isinstance(inner, StepVector):
-            vec = merge_same_labels(compact(inner))
+        if len(inner_steps) == 0:
+            vec = empty_vector(0)
         else:
-            raise ExecutionError("subquery is only allowed on instant vector expressions")
+            inner = self.eval(e.expr, inner_steps)
+            if not isinstance(inner, StepVector):
+                raise ExecutionError("subquery is only allowed on instant vector expressions")
+            # Equal label sets never overlap in time here; make each one series.
+            vec = merge_same_labels(compact(inner))
         offsets, ts, vals = selectors.vector_to_csr(vec, inner_steps)
         return selectors.range_vector(
             list(vec.labels), offsets, ts, vals, ends, e.range_ms, vec.drop_name
@@ -181,7 +179,7 @@ class Evaluator:
         if fdef is None:
             raise ExecutionError(f"function {e.func!r} is not implemented")
         args = [self.eval(a, steps) for a in e.args]
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "name": e.func,
             "steps": steps,
             "annotations": self.ctx.annotations,

@@ -45,12 +45,19 @@ def count_le(offsets: I64, ts: I64, times: I64) -> I64:
     steps = len(times)
     if n == 0:
         return np.zeros((0, steps), dtype=np.int64)
-    first_step = _first_step(times, ts)
-    sid = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-    hist = np.bincount(sid * (steps + 1) + first_step, minlength=n * (steps + 1))
-    counts = np.cumsum(hist.reshape(n, steps + 1)[:, :steps], axis=1)
-    counts += offsets[:-1, None]
-    return counts
+    if steps <= 2:
+        # Instant queries: one comparison pass per time beats binning.
+        out = np.empty((n, steps), dtype=np.int64)
+        cs = np.zeros(len(ts) + 1, dtype=np.int64)
+        for j, t in enumerate(times.tolist()):
+            np.cumsum(ts <= t, out=cs[1:])
+            out[:, j] = cs[offsets[1:]] - cs[offsets[:-1]] + offsets[:-1]
+        return out
+    bins = _first_step(times, ts)
+    bins += np.repeat(np.arange(0, n * (steps + 1), steps + 1, dtype=np.int64), np.diff(offsets))
+    hist = np.bincount(bins, minlength=n * (steps + 1)).reshape(n, steps + 1)
+    hist[:, 0] += offsets[:-1]
+    return np.cumsum(hist[:, :steps], axis=1)
 
 
 def _first_step(times: I64, ts: I64) -> I64:
@@ -63,7 +70,10 @@ def _first_step(times: I64, ts: I64) -> I64:
             # Evenly spaced (every query and subquery grid): arithmetic, no search.
             # Float math is exact here (ms timestamps < 2**53) and much faster
             # than int64 floor division.
-            idx = np.ceil((ts - t0) / float(step))
+            idx = ts.astype(np.float64)
+            idx -= t0
+            idx /= step
+            np.ceil(idx, out=idx)
             np.clip(idx, 0, steps, out=idx)
             return idx.astype(np.int64)
     return np.searchsorted(times, ts, side="left")
@@ -176,11 +186,11 @@ def range_vector(
         )
     steps = len(window_end)
     step = int(window_end[1] - window_end[0]) if steps > 1 else 0
-    if _constant(window_end):
-        lo = search(offsets, timestamps, window_end[:1] - range_ms, "right")
-        hi = search(offsets, timestamps, window_end[:1], "right")
-        lo = np.repeat(lo, steps, axis=1)
-        hi = np.repeat(hi, steps, axis=1)
+    if steps == 1 or _constant(window_end):
+        end = int(window_end[0])
+        both = count_le(offsets, timestamps, np.array([end - range_ms, end], dtype=np.int64))
+        lo = np.repeat(both[:, :1], steps, axis=1)
+        hi = np.repeat(both[:, 1:], steps, axis=1)
     elif (
         step > 0
         and range_ms % step == 0
