@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,30 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import snappy
 
+from bench.payloads import (
+    HEADERS,
+    SAMPLES_PER_REQUEST,
+    bodies_of,
+    encode_labels,
+    encode_series,
+)
 from tests.support.realparts import Process, start_aggregator, start_prometheus
 
-SAMPLES_PER_REQUEST = 2000
 SCRAPE_INTERVAL_MS = 15_000
-HEADERS = {
-    "Content-Encoding": "snappy",
-    "Content-Type": "application/x-protobuf",
-    "X-Prometheus-Remote-Write-Version": "0.1.0",
-}
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def series_labels(i: int) -> bytes:
@@ -61,29 +47,21 @@ def series_labels(i: int) -> bytes:
         ("namespace", f"ns-{i % 50}"),
         ("pod", f"pod-{i}"),
     ]
-    return b"".join(_field(1, _field(1, n.encode()) + _field(2, v.encode())) for n, v in pairs)
-
-
-def sample_field(ts_ms: int, value: float) -> bytes:
-    return _field(2, b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(ts_ms))
+    return encode_labels(pairs)
 
 
 def build_round(
     labels: Sequence[bytes], first_ts: int, per_series: int, value_base: float
 ) -> list[bytes]:
     """One round: every series gets `per_series` samples; bodies of 2000 samples each."""
-    series_per_request = SAMPLES_PER_REQUEST // per_series
-    bodies = []
-    for start in range(0, len(labels), series_per_request):
-        chunk = []
-        for i in range(start, min(start + series_per_request, len(labels))):
-            samples = b"".join(
-                sample_field(first_ts + k * SCRAPE_INTERVAL_MS, value_base + i + k)
-                for k in range(per_series)
-            )
-            chunk.append(_field(1, labels[i] + samples))
-        bodies.append(snappy.compress(b"".join(chunk)))
-    return bodies
+    fields = [
+        encode_series(
+            lbl,
+            [(first_ts + k * SCRAPE_INTERVAL_MS, value_base + i + k) for k in range(per_series)],
+        )
+        for i, lbl in enumerate(labels)
+    ]
+    return bodies_of(fields, SAMPLES_PER_REQUEST // per_series)
 
 
 @dataclass
