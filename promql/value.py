@@ -62,7 +62,14 @@ class StepRange:
     `values` (sorted by time, stale markers removed). At step `j` it sees the
     samples with indices in `[lo[i, j], hi[i, j])`, i.e. those with timestamp
     in `(window_end[j] - range_ms, window_end[j]]`. `window_end` already has
-    `offset` and `@` applied.
+    `offset` and `@` applied. `lo` and `hi` are absolute indices into the
+    flat `timestamps` / `values` arrays (so `offsets[i] <= lo[i, j] <= hi[i, j]
+    <= offsets[i+1]`).
+
+    `drop_name[i]`, when set, carries the Prometheus 3 delayed-name-removal
+    mark of series `i` (a subquery over a name-dropping expression), so that
+    functions which keep `__name__` (`last_over_time`, `first_over_time`)
+    keep the mark too; None means no series carries it.
     """
 
     labels: list[Labels]
@@ -73,6 +80,7 @@ class StepRange:
     hi: NDArray[np.int64]
     window_end: NDArray[np.int64]
     range_ms: int
+    drop_name: NDArray[np.bool_] | None = None
 
     @property
     def num_series(self) -> int:

@@ -41,10 +41,21 @@ class FunctionContext:
     delayed_name_removal: bool = False
     """Prometheus 3 'promql-delayed-name-removal': mark instead of dropping __name__."""
     extra: dict[str, Any] = field(default_factory=dict)
+    query_start_ms: int | None = None
+    """Start of the whole query (ms), for `start()` / `range()`; None: `steps[0]`."""
+    query_end_ms: int | None = None
+    """End of the whole query (ms), for `end()` / `range()`; None: `steps[-1]`."""
+    query_step_ms: int | None = None
+    """Step of the whole query (ms, 0 for an instant query), for `step()`;
+    None: the spacing of `steps` (0 with a single step)."""
 
     def position(self, arg: int = 0) -> str:
         """The rendered position of argument `arg` ("" when unknown)."""
         return self.arg_positions[arg] if arg < len(self.arg_positions) else ""
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.steps)
 
 
 FunctionImpl = Callable[[FunctionContext, Sequence[EvalValue]], EvalValue]
