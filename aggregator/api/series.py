@@ -21,7 +21,8 @@ from aggregator.api.params import (
     read_params,
     time_param,
 )
-from aggregator.api.responses import success
+from aggregator.api.promjson import encode_series_list
+from aggregator.api.responses import success, success_raw
 from aggregator.errors import BadData
 from storage.annotations import Annotations
 from storage.interfaces import SelectHints
@@ -55,7 +56,7 @@ async def handle_series(request: web.Request) -> web.Response:
     if limit is not None and len(ordered) > limit:
         ordered = ordered[:limit]
         warnings.warn(TRUNCATED)
-    return success([dict(labels) for labels in ordered], warnings)
+    return success_raw(encode_series_list(ordered), warnings)
 
 
 async def handle_labels(request: web.Request) -> web.Response:
