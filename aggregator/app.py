@@ -33,6 +33,7 @@ from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.selfmetrics import SelfMetrics
+from storage.db import Storage
 from storage.options import StorageOptions
 
 __all__ = ["AUTH", "BACKEND", "BUILD", "CONFIG", "METRICS", "StorageOpener", "build_app", "version"]
@@ -73,8 +74,6 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
 
 
 async def _open_storage(data_dir: Path, options: StorageOptions) -> Backend:
-    from storage.db import Storage
-
     return await Storage.open(data_dir, options)
 
 

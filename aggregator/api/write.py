@@ -24,6 +24,7 @@ from aggregator.errors import NotReady
 from remote_write.batch import Rejection
 from remote_write.codec import decode_write_request
 from remote_write.errors import DecodeError, PayloadTooLarge
+from storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ async def _receive(request: web.Request) -> web.Response:
     try:
         result = appender.append(batch)
         await appender.commit()
+    except StorageUnavailable as exc:
+        metrics.write_errors.labels("storage_unavailable").inc()
+        log.warning("remote write refused: storage unavailable", extra={"err": str(exc)})
+        return _text(503, f"storage unavailable: {exc}", retry_after=RETRY_AFTER_S)
     except Exception as exc:
         metrics.write_errors.labels("storage").inc()
         log.error(

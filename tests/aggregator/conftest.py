@@ -15,6 +15,7 @@ from aggregator.app import BACKEND, build_app
 from aggregator.config import Config, PushCluster
 from remote_write.batch import SeriesMetadata, WriteBatch
 from remote_write.codec import encode_write_request
+from storage.db import Storage
 from storage.options import StorageOptions
 from tests.aggregator.fakes import FakeStorage
 
@@ -70,22 +71,28 @@ def make_service(aiohttp_client: Any, tmp_path: Path) -> MakeService:
     """Start the app with `config` (default: embedded) over a FakeStorage (or `storage`)."""
 
     async def make(
-        config: Config | None = None, storage: Any = None, *, wait: bool = True
+        config: Config | None = None,
+        storage: Any = None,
+        *,
+        real: bool = False,
+        wait: bool = True,
     ) -> Service:
+        """`real=True` runs the real Storage (head + WAL) in the test's temp dir."""
         config = (config or Config()).with_overrides(data_dir=str(tmp_path / "data"))
         store = storage if storage is not None else FakeStorage()
         seen: list[StorageOptions] = []
 
         async def opener(data_dir: Path, options: StorageOptions) -> Any:
             seen.append(options)
+            if real:
+                return await Storage.open(data_dir, options)
             if isinstance(store, FakeStorage):
                 store.limits = options.series_limits
             return store
 
         app = build_app(config, open_storage=opener)
         client = await aiohttp_client(app)
-        if wait:
-            await app[BACKEND].wait_open()
-        return Service(client, store, app, seen)
+        backend = await app[BACKEND].wait_open() if wait else None
+        return Service(client, backend if real else store, app, seen)
 
     return make
