@@ -2,6 +2,7 @@
 
 QueryError
 ├── ParseError          bad PromQL (bad_data, 400); carries the query and position
+│   └── InvalidQuery    valid PromQL the engine refuses as asked (bad step, over 11,000 points)
 ├── QueryTimeout        over the query timeout (timeout, 503)
 ├── QueryCanceled       the client went away (canceled, 499)
 ├── TooManySamples      over the max-samples limit (execution, 422)
@@ -23,6 +24,13 @@ class ParseError(QueryError):
         super().__init__(message)
         self.query = query
         self.position = position
+
+
+class InvalidQuery(ParseError):
+    """A query the engine refuses as asked (bad_data, 400): e.g. too many points per series."""
+
+    def __init__(self, message: str, *, query: str = "") -> None:
+        super().__init__(message, query=query)
 
 
 class QueryTimeout(QueryError):

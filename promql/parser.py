@@ -1,12 +1,24 @@
 """The only importer of `promql_parser`: PromQL text in, our types out.
 
-Errors from the parser are translated here, once, into `ParseError`.
+`promql-parser` (a Rust parser) decides the structure of the query. Its tree has
+no source positions and a few rough edges (a negative `@` timestamp panics on
+access, `str()` is not a faithful printer), so the conversion walks the tree in
+source order alongside our own token stream: each node consumes the tokens it
+was written with, which gives every node its position and lets modifiers
+(`offset`, `@`) be read from the text itself. Errors from the parser are
+translated here, once, into `ParseError`.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
 import promql_parser
 
+from promql import ast
 from promql.errors import ParseError
 from storage.labels import InvalidRegex, Matcher, MatchType
 
@@ -17,11 +29,31 @@ _MATCH_TYPES = {
     str(promql_parser.MatchOp.NotRe): MatchType.NRE,
 }
 
+_VALUE_TYPES: dict[str, ast.ValueType] = {
+    str(promql_parser.ValueType.Vector): "vector",
+    str(promql_parser.ValueType.Scalar): "scalar",
+    str(promql_parser.ValueType.Matrix): "matrix",
+    str(promql_parser.ValueType.String): "string",
+}
+
+_CARDINALITY: dict[str, ast.Cardinality] = {
+    str(promql_parser.VectorMatchCardinality.OneToOne): "one-to-one",
+    str(promql_parser.VectorMatchCardinality.ManyToOne): "many-to-one",
+    str(promql_parser.VectorMatchCardinality.OneToMany): "one-to-many",
+    str(promql_parser.VectorMatchCardinality.ManyToMany): "many-to-many",
+}
+
+_PANIC = BaseException  # pyo3 panics derive from BaseException
+
 
 def _parse(text: str) -> object:
     try:
         return promql_parser.parse(text)
     except ValueError as exc:
+        raise ParseError(f"parse error: {exc}", query=text) from None
+    except _PANIC as exc:  # pragma: no cover - defensive: a panic inside the Rust parser
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
         raise ParseError(f"parse error: {exc}", query=text) from None
 
 
@@ -60,3 +92,434 @@ def parse_series_selector(text: str) -> list[Matcher]:
             query=text,
         )
     return matchers
+
+
+def parse_expr(text: str) -> ast.Expr:
+    """Parse a PromQL expression into our tree (positions are offsets into `text`)."""
+    tree = _parse(text)
+    tokens = _tokenize(text)
+    conv = _Converter(text, tokens)
+    try:
+        node = conv.convert(tree)
+    except InvalidRegex as exc:
+        raise ParseError(f"parse error: {exc}", query=text) from None
+    except _PANIC as exc:  # pragma: no cover - defensive
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise ParseError(f"parse error: {exc}", query=text) from None
+    _check(node, text)
+    return node
+
+
+_DURATION_UNITS = {
+    "y": 365 * 86_400_000,
+    "w": 7 * 86_400_000,
+    "d": 86_400_000,
+    "h": 3_600_000,
+    "m": 60_000,
+    "s": 1000,
+    "ms": 1,
+}
+_DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwy])")
+
+
+def parse_duration_ms(text: str) -> int:
+    """A Prometheus duration (`1h30m`, `500ms`, `0s`, or plain seconds `90`) in ms."""
+    text = text.strip()
+    sign = 1
+    if text[:1] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", text):
+        return sign * round(float(text) * 1000)
+    total = 0
+    pos = 0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ParseError(f'parse error: bad duration "{text}"')
+    return sign * total
+
+
+def _td_ms(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+# --- tokens -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # ident, number, duration, string, op
+    text: str
+    pos: int
+
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+|\#[^\n]*)
+  | (?P<duration>(?:[0-9]+(?:ms|[smhdwy]))+(?![A-Za-z0-9_:]))
+  | (?P<number>0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+  | (?P<op>==|!=|>=|<=|=~|!~|[-+*/%^(){}\[\],:@=<>])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    out = []
+    pos = 0
+    n = len(text)
+    while pos < n:
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            # The Rust parser accepted the text, so this is a character our
+            # simple lexer does not know; keep it as an opaque token.
+            out.append(_Tok("op", text[pos], pos))
+            pos += 1
+            continue
+        kind = m.lastgroup or "op"
+        if kind != "ws":
+            out.append(_Tok(kind, m.group(), pos))
+        pos = m.end()
+    out.append(_Tok("eof", "", n))
+    return out
+
+
+class _Converter:
+    """Walks the promql-parser tree in source order, consuming our tokens."""
+
+    def __init__(self, text: str, tokens: list[_Tok]) -> None:
+        self.text = text
+        self.toks = tokens
+        self.i = 0
+
+    # token helpers
+    def peek(self, k: int = 0) -> _Tok:
+        j = min(self.i + k, len(self.toks) - 1)
+        return self.toks[j]
+
+    def take(self) -> _Tok:
+        t = self.toks[self.i]
+        if self.i < len(self.toks) - 1:
+            self.i += 1
+        return t
+
+    def skip(self, text: str) -> bool:
+        if self.peek().text.lower() == text:
+            self.take()
+            return True
+        return False
+
+    def skip_balanced(self, open_: str, close: str) -> None:
+        """Consume `open_ ... close` including nested pairs."""
+        if not self.skip(open_):
+            return
+        depth = 1
+        while depth and self.peek().kind != "eof":
+            t = self.take().text
+            if t == open_:
+                depth += 1
+            elif t == close:
+                depth -= 1
+
+    def skip_plus(self) -> None:
+        while self.peek().text == "+":
+            self.take()
+
+    # conversion
+    def convert(self, node: object) -> ast.Expr:
+        self.skip_plus()
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise ParseError(f"parse error: unsupported expression {type(node).__name__}")
+        return method(node)
+
+    def _NumberLiteral(self, node: object) -> ast.Expr:
+        pos = self.peek().pos
+        while self.peek().text in ("+", "-"):
+            self.take()
+        self.take()
+        return ast.NumberLiteral(float(node.val), pos)  # type: ignore[attr-defined]
+
+    def _StringLiteral(self, node: object) -> ast.Expr:
+        tok = self.take()
+        value = str(node.val)  # type: ignore[attr-defined]
+        if tok.kind == "string":
+            value = unquote(tok.text)
+        return ast.StringLiteral(value, tok.pos)
+
+    def _ParenExpr(self, node: object) -> ast.Expr:
+        pos = self.take().pos  # (
+        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        self.skip(")")
+        return ast.ParenExpr(inner, pos)
+
+    def _UnaryExpr(self, node: object) -> ast.Expr:
+        pos = self.take().pos  # -
+        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        return ast.UnaryExpr(inner, pos)
+
+    def _selector_head(self) -> int:
+        """Consume `name{...}` (either part optional); return the start position."""
+        pos = self.peek().pos
+        if self.peek().kind == "ident":
+            self.take()
+        if self.peek().text == "{":
+            self.skip_balanced("{", "}")
+        return pos
+
+    def _modifiers(self) -> tuple[int, ast.At | None]:
+        """Consume any `offset d` and `@ t` modifiers, in either order."""
+        offset = 0
+        at: ast.At | None = None
+        while True:
+            t = self.peek()
+            if t.kind == "ident" and t.text.lower() == "offset":
+                self.take()
+                sign = 1
+                while self.peek().text in ("+", "-"):
+                    if self.take().text == "-":
+                        sign = -sign
+                offset = sign * parse_duration_ms(self.take().text)
+            elif t.text == "@":
+                self.take()
+                nxt = self.peek()
+                if nxt.kind == "ident" and nxt.text.lower() in ("start", "end"):
+                    self.take()
+                    self.skip_balanced("(", ")")
+                    at = ast.At("start" if nxt.text.lower() == "start" else "end")
+                else:
+                    sign = 1.0
+                    while self.peek().text in ("+", "-"):
+                        if self.take().text == "-":
+                            sign = -sign
+                    tok = self.take()
+                    if tok.kind == "duration":
+                        at = ast.At("ts", round(sign) * parse_duration_ms(tok.text))
+                    else:
+                        at = ast.At("ts", _at_ms(sign * _number(tok.text), self.text))
+            else:
+                return offset, at
+
+    def _VectorSelector(self, node: object) -> ast.Expr:
+        pos = self._selector_head()
+        offset, at = self._modifiers()
+        if node.matchers.or_matchers:  # type: ignore[attr-defined]
+            raise ParseError(
+                "parse error: 'or' inside a vector selector is not supported", query=self.text
+            )
+        matchers = tuple(convert_matchers(node))
+        name = node.name or _name_from(matchers)  # type: ignore[attr-defined]
+        return ast.VectorSelector(name, matchers, offset, at, pos)
+
+    def _MatrixSelector(self, node: object) -> ast.Expr:
+        pos = self._selector_head()
+        off1, at1 = self._modifiers()
+        self.skip_balanced("[", "]")
+        off2, at2 = self._modifiers()
+        vs_node = node.vector_selector  # type: ignore[attr-defined]
+        if vs_node.matchers.or_matchers:
+            raise ParseError(
+                "parse error: 'or' inside a vector selector is not supported", query=self.text
+            )
+        matchers = tuple(convert_matchers(vs_node))
+        name = vs_node.name or _name_from(matchers)
+        vs = ast.VectorSelector(name, matchers, off2 or off1, at2 or at1, pos)
+        return ast.MatrixSelector(vs, _td_ms(node.range), pos)  # type: ignore[attr-defined]
+
+    def _SubqueryExpr(self, node: object) -> ast.Expr:
+        pos = self.peek().pos
+        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        self.skip_balanced("[", "]")
+        offset, at = self._modifiers()
+        step = node.step  # type: ignore[attr-defined]
+        return ast.SubqueryExpr(
+            inner,
+            _td_ms(node.range),  # type: ignore[attr-defined]
+            _td_ms(step) if step is not None else 0,
+            offset,
+            at,
+            pos,
+        )
+
+    def _Call(self, node: object) -> ast.Expr:
+        pos = self.take().pos  # name
+        self.skip("(")
+        args = []
+        for k, arg in enumerate(node.args):  # type: ignore[attr-defined]
+            if k:
+                self.skip(",")
+            args.append(self.convert(arg))
+        self.skip(")")
+        func = node.func  # type: ignore[attr-defined]
+        ret = _VALUE_TYPES.get(str(func.return_type), "vector")
+        return ast.Call(func.name, tuple(args), ret, pos)
+
+    def _grouping_clause(self) -> None:
+        if self.peek().kind == "ident" and self.peek().text.lower() in ("by", "without"):
+            self.take()
+            self.skip_balanced("(", ")")
+
+    def _AggregateExpr(self, node: object) -> ast.Expr:
+        pos = self.take().pos  # op
+        self._grouping_clause()
+        self.skip("(")
+        param = None
+        if node.param is not None:  # type: ignore[attr-defined]
+            param = self.convert(node.param)  # type: ignore[attr-defined]
+            self.skip(",")
+        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        self.skip(")")
+        self._grouping_clause()
+        mod = node.modifier  # type: ignore[attr-defined]
+        grouping: tuple[str, ...] = ()
+        without = False
+        if mod is not None:
+            grouping = tuple(mod.labels)
+            without = str(mod.type) == str(promql_parser.AggModifierType.Without)
+        return ast.AggregateExpr(str(node.op).lower(), inner, param, grouping, without, pos)  # type: ignore[attr-defined]
+
+    def _BinaryExpr(self, node: object) -> ast.Expr:
+        lhs = self.convert(node.lhs)  # type: ignore[attr-defined]
+        op = str(node.op).lower()  # type: ignore[attr-defined]
+        self.take()  # operator token
+        while self.peek().kind == "ident" and self.peek().text.lower() in (
+            "bool",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+        ):
+            self.take()
+            if self.peek().text == "(":
+                self.skip_balanced("(", ")")
+        rhs = self.convert(node.rhs)  # type: ignore[attr-defined]
+        mod = node.modifier  # type: ignore[attr-defined]
+        return_bool = bool(mod is not None and mod.return_bool)
+        matching = None
+        if lhs.type == "vector" and rhs.type == "vector":
+            matching = _matching(mod, op)
+        return ast.BinaryExpr(op, lhs, rhs, return_bool, matching, _first_pos(lhs))
+
+
+_ESCAPES = {
+    "a": 7,
+    "b": 8,
+    "f": 12,
+    "n": 10,
+    "r": 13,
+    "t": 9,
+    "v": 11,
+    "\\": 92,
+    "'": 39,
+    '"': 34,
+    "`": 96,
+}
+
+
+def unquote(text: str) -> str:
+    """Decode a PromQL (Go) string literal, quotes included.
+
+    Escapes produce bytes (`\\xff`, octal) or code points (`\\u00e4`); the
+    bytes are decoded as UTF-8 with `surrogateescape`, so invalid UTF-8 stays
+    detectable (label names must be valid UTF-8) instead of turning into
+    other characters.
+    """
+    quote, body = text[0], text[1:-1]
+    if quote == "`":
+        return body
+    out = bytearray()
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c != "\\" or i + 1 >= n:
+            out += c.encode("utf-8", "surrogateescape")
+            i += 1
+            continue
+        e = body[i + 1]
+        if e in _ESCAPES:
+            out.append(_ESCAPES[e])
+            i += 2
+        elif e == "x":
+            out.append(int(body[i + 2 : i + 4], 16))
+            i += 4
+        elif e in "01234567":
+            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
+            i += 4
+        elif e == "u":
+            out += chr(int(body[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
+            i += 6
+        elif e == "U":
+            out += chr(int(body[i + 2 : i + 10], 16)).encode("utf-8", "surrogatepass")
+            i += 10
+        else:
+            out += ("\\" + e).encode()
+            i += 2
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _matching(mod: object, op: str) -> ast.VectorMatching:
+    if mod is None:
+        card: ast.Cardinality = "many-to-many" if op in ast.SET_OPS else "one-to-one"
+        return ast.VectorMatching(card)
+    card = _CARDINALITY.get(str(mod.card), "one-to-one")  # type: ignore[attr-defined]
+    if op in ast.SET_OPS:
+        card = "many-to-many"
+    on = False
+    labels: tuple[str, ...] = ()
+    m = mod.matching  # type: ignore[attr-defined]
+    if m is not None:
+        on = str(m.type) == str(promql_parser.LabelModifierType.Include)
+        labels = tuple(m.labels)
+    include = tuple(mod.group_labels or ())  # type: ignore[attr-defined]
+    return ast.VectorMatching(card, on, labels, include)
+
+
+def _first_pos(expr: ast.Expr) -> int:
+    return getattr(expr, "pos", -1)
+
+
+def _name_from(matchers: tuple[Matcher, ...]) -> str | None:
+    for m in matchers:
+        if m.name == "__name__" and m.type is MatchType.EQ:
+            return m.value
+    return None
+
+
+def _number(text: str) -> float:
+    low = text.lower()
+    if low in ("inf", "+inf"):
+        return math.inf
+    if low == "nan":
+        return math.nan
+    if low.startswith("0x"):
+        return float(int(low, 16))
+    return float(text)
+
+
+def _at_ms(seconds: float, query: str) -> int:
+    if not math.isfinite(seconds):
+        raise ParseError(
+            f"parse error: timestamp out of bounds for @ modifier: {seconds}", query=query
+        )
+    return round(seconds * 1000)
+
+
+# --- checks promql-parser does not make -------------------------------------
+
+
+def _check(node: ast.Expr, text: str) -> None:
+    for n in ast.walk(node):
+        if isinstance(n, ast.VectorSelector) and not any(not m.matches_empty for m in n.matchers):
+            raise ParseError(
+                "parse error: vector selector must contain at least one non-empty matcher",
+                query=text,
+                position=n.pos,
+            )

@@ -62,7 +62,8 @@ class StepRange:
     `values` (sorted by time, stale markers removed). At step `j` it sees the
     samples with indices in `[lo[i, j], hi[i, j])`, i.e. those with timestamp
     in `(window_end[j] - range_ms, window_end[j]]`. `window_end` already has
-    `offset` and `@` applied.
+    `offset` and `@` applied. `drop_name[i]` carries the delayed-name-removal
+    mark of a subquery's series (see `StepVector`), None when none has it.
     """
 
     labels: list[Labels]
@@ -73,6 +74,7 @@ class StepRange:
     hi: NDArray[np.int64]
     window_end: NDArray[np.int64]
     range_ms: int
+    drop_name: NDArray[np.bool_] | None = None
 
     @property
     def num_series(self) -> int:

@@ -1,0 +1,313 @@
+"""The query engine: parse, plan, fetch once, evaluate, shape the result.
+
+`Engine.instant_query` and `Engine.range_query` run a PromQL query over any
+`Queryable`. The engine opens one Querier over the query's whole time span,
+issues one `select` per distinct selector (concurrently), then evaluates the
+tree over all steps at once. Large evaluations run in a worker thread so the
+event loop keeps serving; cancelling the awaiting task cancels the query.
+
+Limits (Prometheus's): a timeout, a maximum number of samples loaded or held
+in one array, and at most 11,000 points per series in a range query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from promql import ast
+from promql.errors import (
+    ExecutionError,
+    InvalidQuery,
+    QueryCanceled,
+    QueryTimeout,
+    StorageUnavailable,
+    TooManySamples,
+)
+from promql.eval.context import TOO_MANY_SAMPLES, EvalContext, SelectorKey
+from promql.eval.evaluator import Evaluator
+from promql.eval.vectors import apply_name_drop, merge_same_labels
+from promql.parser import parse_expr
+from promql.plan import QueryPlan, plan_query
+from promql.value import (
+    EvalValue,
+    Matrix,
+    Scalar,
+    StepRange,
+    StepScalar,
+    StepVector,
+    String,
+    Value,
+    Vector,
+)
+from storage.annotations import Annotations
+from storage.errors import StorageError
+from storage.interfaces import Queryable, SeriesSet
+from storage.labels import METRIC_NAME, Labels
+
+MAX_POINTS_PER_SERIES = 11_000
+
+# Evaluations that load more samples than this run in a worker thread.
+_OFFLOAD_SAMPLES = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOpts:
+    """Per-query overrides of the engine's defaults (None: use the engine's)."""
+
+    lookback_ms: int | None = None
+    timeout_s: float | None = None
+    max_samples: int | None = None
+    partial_response: bool = True
+
+
+@dataclass(slots=True)
+class QueryStats:
+    """What a query cost."""
+
+    series_loaded: int = 0
+    samples_loaded: int = 0
+    selects: int = 0
+    fetch_s: float = 0.0
+    eval_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(slots=True)
+class Result:
+    """A query's value plus its warnings/infos and stats."""
+
+    value: Value
+    warnings: Annotations = field(default_factory=Annotations)
+    stats: QueryStats = field(default_factory=QueryStats)
+
+
+class Engine:
+    """Evaluates PromQL over any Queryable (Prometheus 3 semantics for floats)."""
+
+    def __init__(
+        self,
+        lookback_ms: int = 300_000,
+        timeout_s: float = 120.0,
+        max_samples: int = 50_000_000,
+        *,
+        default_subquery_step_ms: int = 60_000,
+        delayed_name_removal: bool = True,
+        max_points_per_series: int = MAX_POINTS_PER_SERIES,
+    ) -> None:
+        self.lookback_ms = lookback_ms
+        self.timeout_s = timeout_s
+        self.max_samples = max_samples
+        self.default_subquery_step_ms = default_subquery_step_ms
+        self.delayed_name_removal = delayed_name_removal
+        self.max_points_per_series = max_points_per_series
+
+    @staticmethod
+    def parse(query: str) -> ast.Expr:
+        """Parse `query` (raises `ParseError`)."""
+        return parse_expr(query)
+
+    async def instant_query(
+        self, queryable: Queryable, query: str, ts_ms: int, *, opts: QueryOpts | None = None
+    ) -> Result:
+        """Evaluate `query` at `ts_ms`: a Vector, Scalar, String or (range selector) Matrix."""
+        return await self._run(queryable, query, ts_ms, ts_ms, 1, instant=True, opts=opts)
+
+    async def range_query(
+        self,
+        queryable: Queryable,
+        query: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        opts: QueryOpts | None = None,
+    ) -> Result:
+        """Evaluate `query` at every step in `[start_ms, end_ms]`: a Matrix sorted by labels."""
+        if step_ms <= 0:
+            raise InvalidQuery(
+                "zero or negative query resolution step widths are not accepted. "
+                "Try a positive integer"
+            )
+        if end_ms < start_ms:
+            raise InvalidQuery("end timestamp must not be before start time")
+        if (end_ms - start_ms) // step_ms + 1 > self.max_points_per_series:
+            raise InvalidQuery(
+                "exceeded maximum resolution of 11,000 points per timeseries. "
+                "Try decreasing the query resolution (?step=XX)"
+            )
+        return await self._run(
+            queryable, query, start_ms, end_ms, step_ms, instant=False, opts=opts
+        )
+
+    async def _run(
+        self,
+        queryable: Queryable,
+        query: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        instant: bool,
+        opts: QueryOpts | None,
+    ) -> Result:
+        began = time.monotonic()
+        opts = opts or QueryOpts()
+        lookback = opts.lookback_ms if opts.lookback_ms is not None else self.lookback_ms
+        timeout = opts.timeout_s if opts.timeout_s is not None else self.timeout_s
+        max_samples = opts.max_samples if opts.max_samples is not None else self.max_samples
+        expr = parse_expr(query)
+        if not instant and expr.type not in ("scalar", "vector"):
+            kind = "range vector" if expr.type == "matrix" else expr.type
+            raise InvalidQuery(
+                f'invalid expression type "{kind}" for range query, '
+                "must be Scalar or instant Vector"
+            )
+        stats = QueryStats()
+        plan = plan_query(
+            expr,
+            start_ms,
+            end_ms,
+            step_ms,
+            lookback_ms=lookback,
+            default_subquery_step_ms=self.default_subquery_step_ms,
+        )
+        deadline = began + timeout
+        annotations = Annotations()
+        try:
+            data = await asyncio.wait_for(
+                self._fetch(queryable, plan, annotations, stats, max_samples),
+                timeout=max(deadline - time.monotonic(), 0.001),
+            )
+        except TimeoutError:
+            raise QueryTimeout(f"query timed out in query execution after {timeout:g}s") from None
+        stats.fetch_s = time.monotonic() - began
+        steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+        ctx = EvalContext(
+            text=query,
+            query_start_ms=start_ms,
+            query_end_ms=end_ms,
+            lookback_ms=lookback,
+            data=data,
+            query_step_ms=0 if instant else step_ms,
+            annotations=annotations,
+            default_subquery_step_ms=self.default_subquery_step_ms,
+            delayed_name_removal=self.delayed_name_removal,
+            max_samples=max_samples,
+            deadline=deadline,
+            cancel=threading.Event(),
+            timeout_s=timeout,
+        )
+
+        def evaluate() -> Value:
+            raw = Evaluator(ctx).eval(expr, steps)
+            return _finalize(raw, steps, instant)
+
+        eval_began = time.monotonic()
+        if stats.samples_loaded > _OFFLOAD_SAMPLES:
+            try:
+                value = await asyncio.to_thread(evaluate)
+            except asyncio.CancelledError:
+                assert ctx.cancel is not None
+                ctx.cancel.set()
+                raise
+        else:
+            value = evaluate()
+        now = time.monotonic()
+        stats.eval_s = now - eval_began
+        stats.total_s = now - began
+        return Result(value, annotations, stats)
+
+    async def _fetch(
+        self,
+        queryable: Queryable,
+        plan: QueryPlan,
+        annotations: Annotations,
+        stats: QueryStats,
+        max_samples: int,
+    ) -> dict[SelectorKey, SeriesSet]:
+        if not plan.selects:
+            return {}
+        try:
+            async with queryable.querier(plan.start_ms, plan.end_ms) as querier:
+                sets = await asyncio.gather(
+                    *(
+                        querier.select(s.matchers, s.start_ms, s.end_ms, hints=s.hints)
+                        for s in plan.selects
+                    )
+                )
+        except StorageError as exc:
+            raise StorageUnavailable(f"reading series: {exc}") from exc
+        data: dict[SelectorKey, SeriesSet] = {}
+        for s, ss in zip(plan.selects, sets, strict=True):
+            data[s.key] = ss
+            annotations.merge(ss.warnings)
+            stats.series_loaded += len(ss)
+            stats.samples_loaded += ss.num_samples
+        stats.selects = len(plan.selects)
+        if stats.samples_loaded > max_samples:
+            raise TooManySamples(TOO_MANY_SAMPLES)
+        return data
+
+
+def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
+    """Turn the root node's evaluation shape into the API's result shape."""
+    ts0 = int(steps[0])
+    if isinstance(raw, StepScalar):
+        if instant:
+            return Scalar(float(raw.values[0]), ts0)
+        n = len(steps)
+        return Matrix([Labels()], np.array([0, n]), steps.copy(), raw.values.copy())
+    if isinstance(raw, String):
+        return String(raw.value, ts0)
+    if isinstance(raw, StepRange):
+        return _range_result(raw)
+    if not isinstance(raw, StepVector):
+        raise ExecutionError(f"unexpected result {type(raw).__name__}")
+    vec = merge_same_labels(apply_name_drop(raw))
+    if instant:
+        rows = np.nonzero(vec.present[:, 0])[0]
+        return Vector([vec.labels[i] for i in rows.tolist()], vec.values[rows, 0].copy(), ts0)
+    order = sorted(range(len(vec.labels)), key=vec.labels.__getitem__)
+    present = vec.present[order]
+    keep = present.any(axis=1)
+    idx = np.asarray(order, dtype=np.intp)[keep]
+    present = present[keep]
+    counts = present.sum(axis=1)
+    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    rows, cols = np.nonzero(present)
+    return Matrix(
+        [vec.labels[i] for i in idx.tolist()],
+        offsets,
+        steps[cols].astype(np.int64),
+        vec.values[idx][rows, cols],
+    )
+
+
+def _range_result(rng: StepRange) -> Matrix:
+    """An instant query of a range vector: each series' samples in its window."""
+    labels = []
+    ts_parts = []
+    val_parts = []
+    drop = rng.drop_name
+    for i, lbl in enumerate(rng.labels):
+        lo, hi = int(rng.lo[i, 0]), int(rng.hi[i, 0])
+        if hi <= lo:
+            continue
+        labels.append(lbl.without(METRIC_NAME) if drop is not None and drop[i] else lbl)
+        ts_parts.append(rng.timestamps[lo:hi])
+        val_parts.append(rng.values[lo:hi])
+    counts = [len(t) for t in ts_parts]
+    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, dtype=np.int64)
+    vals = np.concatenate(val_parts) if val_parts else np.zeros(0)
+    return Matrix(labels, offsets, ts, vals)
+
+
+__all__ = ["Engine", "QueryCanceled", "QueryOpts", "QueryStats", "Result"]

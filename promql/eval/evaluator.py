@@ -1,0 +1,217 @@
+"""The evaluator: one node at a time, every step of the query at once.
+
+`Evaluator.eval(expr, steps)` returns the node's value at all `steps` (int ms):
+a `StepScalar`, `StepVector`, `StepRange` or `String`. Subqueries call `eval`
+again with their own, finer step grid. The selected data was fetched before
+evaluation starts (see `promql.plan`), so evaluation is synchronous numpy work
+that checks the deadline and cancellation between nodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from promql import ast
+from promql.errors import ExecutionError
+from promql.eval import binary, builtins, selectors
+from promql.eval.aggregations import aggregate
+from promql.eval.context import EvalContext, selector_key
+from promql.eval.functions.registry import FUNCTIONS, FunctionContext
+from promql.eval.vectors import apply_name_drop, compact, merge_same_labels
+from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
+
+I64 = NDArray[np.int64]
+
+
+class Evaluator:
+    """Evaluates expression trees of one query over `EvalContext`'s data."""
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+
+    def eval(self, expr: ast.Expr, steps: I64) -> EvalValue:
+        self.ctx.check()
+        method = getattr(self, "_eval_" + type(expr).__name__, None)
+        if method is None:
+            raise ExecutionError(f"unsupported expression {type(expr).__name__}")
+        out: EvalValue = method(expr, steps)
+        if not self.ctx.delayed_name_removal and isinstance(out, StepVector):
+            out = merge_same_labels(apply_name_drop(out))
+        return out
+
+    def eval_vector(self, expr: ast.Expr, steps: I64) -> StepVector:
+        out = self.eval(expr, steps)
+        if not isinstance(out, StepVector):
+            raise ExecutionError(f"expected an instant vector, got {type(out).__name__}")
+        return out
+
+    def eval_scalar(self, expr: ast.Expr, steps: I64) -> StepScalar:
+        out = self.eval(expr, steps)
+        if not isinstance(out, StepScalar):
+            raise ExecutionError(f"expected a scalar, got {type(out).__name__}")
+        return out
+
+    # --- times ------------------------------------------------------------
+
+    def times(self, at: ast.At | None, offset_ms: int, steps: I64) -> I64:
+        """Evaluation times of a selector or subquery after `@` and `offset`."""
+        if at is None:
+            base = steps
+        else:
+            ts = {
+                "start": self.ctx.query_start_ms,
+                "end": self.ctx.query_end_ms,
+            }.get(at.kind, at.ts_ms)
+            base = np.full(len(steps), ts, dtype=np.int64)
+        return (base - offset_ms).astype(np.int64, copy=False)
+
+    # --- leaves -----------------------------------------------------------
+
+    def _eval_NumberLiteral(self, e: ast.NumberLiteral, steps: I64) -> EvalValue:
+        return StepScalar(np.full(len(steps), e.value))
+
+    def _eval_StringLiteral(self, e: ast.StringLiteral, steps: I64) -> EvalValue:
+        return String(e.value)
+
+    def _eval_ParenExpr(self, e: ast.ParenExpr, steps: I64) -> EvalValue:
+        return self.eval(e.expr, steps)
+
+    def _eval_UnaryExpr(self, e: ast.UnaryExpr, steps: I64) -> EvalValue:
+        inner = self.eval(e.expr, steps)
+        if isinstance(inner, StepScalar):
+            return StepScalar(-inner.values)
+        if isinstance(inner, StepVector):
+            return binary.unary_minus(inner)
+        raise ExecutionError("unary minus is only defined for scalars and instant vectors")
+
+    def select_vector(
+        self, e: ast.VectorSelector, steps: I64, *, with_timestamps: bool = False
+    ) -> tuple[StepVector, I64 | None]:
+        ss = self.ctx.data[selector_key(e)]
+        self.ctx.check_points(len(ss.labels) * len(steps))
+        times = self.times(e.at, e.offset_ms, steps)
+        vec, ts = selectors.instant_vector(
+            ss, times, self.ctx.lookback_ms, with_timestamps=with_timestamps
+        )
+        return vec, ts
+
+    def _eval_VectorSelector(self, e: ast.VectorSelector, steps: I64) -> EvalValue:
+        vec, _ = self.select_vector(e, steps)
+        return compact(vec)
+
+    def _eval_MatrixSelector(self, e: ast.MatrixSelector, steps: I64) -> EvalValue:
+        vs = e.selector
+        ss = self.ctx.data[selector_key(vs)]
+        self.ctx.check_points(len(ss.labels) * len(steps))
+        offsets, ts, vals = selectors.drop_stale(ss)
+        ends = self.times(vs.at, vs.offset_ms, steps)
+        return selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+
+    def _eval_SubqueryExpr(self, e: ast.SubqueryExpr, steps: I64) -> EvalValue:
+        ends = self.times(e.at, e.offset_ms, steps)
+        interval = e.step_ms or self.ctx.default_subquery_step_ms
+        first = int(ends.min()) - e.range_ms
+        start = (first // interval) * interval
+        if start <= first:
+            start += interval
+        last = int(ends.max())
+        inner_steps = np.arange(start, last + 1, interval, dtype=np.int64)
+        if len(inner_steps) == 0:
+            inner_steps = np.zeros(0, dtype=np.int64)
+        self.ctx.check_points(len(inner_steps))
+        inner = self.eval(e.expr, inner_steps) if len(inner_steps) else None
+        if inner is None:
+            labels: list = []
+            vec = StepVector(labels, np.zeros((0, 0)), np.zeros((0, 0), dtype=bool))
+        elif isinstance(inner, StepScalar):
+            raise ExecutionError("subquery is only allowed on instant vector expressions")
+        elif isinstance(inner, StepVector):
+            vec = merge_same_labels(compact(inner))
+        else:
+            raise ExecutionError("subquery is only allowed on instant vector expressions")
+        offsets, ts, vals = selectors.vector_to_csr(vec, inner_steps)
+        return selectors.range_vector(
+            list(vec.labels), offsets, ts, vals, ends, e.range_ms, vec.drop_name
+        )
+
+    # --- operators --------------------------------------------------------
+
+    def _eval_BinaryExpr(self, e: ast.BinaryExpr, steps: I64) -> EvalValue:
+        lhs = self.eval(e.lhs, steps)
+        rhs = self.eval(e.rhs, steps)
+        if isinstance(lhs, StepScalar) and isinstance(rhs, StepScalar):
+            return binary.scalar_binop(e.op, lhs, rhs)
+        if isinstance(lhs, StepVector) and isinstance(rhs, StepScalar):
+            return binary.vector_scalar_binop(
+                e.op, lhs, rhs, scalar_left=False, return_bool=e.return_bool
+            )
+        if isinstance(lhs, StepScalar) and isinstance(rhs, StepVector):
+            return binary.vector_scalar_binop(
+                e.op, rhs, lhs, scalar_left=True, return_bool=e.return_bool
+            )
+        if isinstance(lhs, StepVector) and isinstance(rhs, StepVector):
+            matching = e.matching or ast.VectorMatching()
+            if e.op in ast.SET_OPS:
+                return compact(binary.set_binop(e.op, lhs, rhs, matching))
+            out = binary.vector_binop(e.op, lhs, rhs, matching, return_bool=e.return_bool)
+            return compact(out)
+        raise ExecutionError(
+            f"binary operator {e.op!r} is not defined between "
+            f"{type(lhs).__name__} and {type(rhs).__name__}"
+        )
+
+    def _eval_AggregateExpr(self, e: ast.AggregateExpr, steps: I64) -> EvalValue:
+        param = None
+        if e.param is not None:
+            p = self.eval(e.param, steps)
+            if not isinstance(p, StepScalar | String):
+                raise ExecutionError(f"invalid parameter for {e.op}")
+            param = p
+        vec = self.eval_vector(e.expr, steps)
+        return compact(aggregate(self.ctx, e, vec, param))
+
+    # --- calls ------------------------------------------------------------
+
+    def _eval_Call(self, e: ast.Call, steps: I64) -> EvalValue:
+        special = builtins.SPECIAL.get(e.func)
+        if special is not None:
+            return special(self, e, steps)
+        fdef = FUNCTIONS.get(e.func)
+        if fdef is None:
+            raise ExecutionError(f"function {e.func!r} is not implemented")
+        args = [self.eval(a, steps) for a in e.args]
+        kwargs = {
+            "name": e.func,
+            "steps": steps,
+            "annotations": self.ctx.annotations,
+            "arg_exprs": e.args,
+            "arg_positions": [self.ctx.position(a) for a in e.args],
+            "delayed_name_removal": True,
+            "extra": {"position": self.ctx.position(e), "lookback_ms": self.ctx.lookback_ms},
+            "query_start_ms": self.ctx.query_start_ms,
+            "query_end_ms": self.ctx.query_end_ms,
+            "query_step_ms": self.ctx.query_step_ms,
+        }
+        fctx = FunctionContext(**{k: v for k, v in kwargs.items() if k in _FCTX_FIELDS})
+        out = fdef.impl(fctx, args)
+        if isinstance(out, StepVector):
+            out = _propagate_drop(e.func, args, out)
+            out = compact(out)
+        return out
+
+
+_FCTX_FIELDS = frozenset(FunctionContext.__dataclass_fields__)
+_KEEPS_NAME = frozenset({"last_over_time", "first_over_time"})
+
+
+def _propagate_drop(func: str, args: list[EvalValue], out: StepVector) -> StepVector:
+    """Carry delayed-name-removal marks through name-keeping range functions."""
+    if out.drop_name is not None or func not in _KEEPS_NAME or not args:
+        return out
+    src = args[0]
+    if not isinstance(src, StepRange | StepVector) or src.drop_name is None:
+        return out
+    marks = dict(zip(src.labels, src.drop_name.tolist(), strict=True))
+    drop = np.array([marks.get(lbl, False) for lbl in out.labels], dtype=bool)
+    return StepVector(out.labels, out.values, out.present, drop if drop.any() else None)
