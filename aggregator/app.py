@@ -25,18 +25,31 @@ from aggregator.api.context import (
     BUILD,
     CONFIG,
     METRICS,
+    QUERY_ENGINE,
     Backend,
     BackendSlot,
     BuildInfo,
 )
+from aggregator.api.query import MAX_POINTS_PER_SERIES
 from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.selfmetrics import SelfMetrics
+from promql.engine import Engine
 from storage.db import Storage
 from storage.options import StorageOptions
 
-__all__ = ["AUTH", "BACKEND", "BUILD", "CONFIG", "METRICS", "StorageOpener", "build_app", "version"]
+__all__ = [
+    "AUTH",
+    "BACKEND",
+    "BUILD",
+    "CONFIG",
+    "METRICS",
+    "QUERY_ENGINE",
+    "StorageOpener",
+    "build_app",
+    "version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +81,14 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
     app[AUTH] = Authenticator(config.clusters)
     app[BACKEND] = slot
     app[BUILD] = BuildInfo(version=version(), runtime_version=f"python{platform.python_version()}")
+    app[QUERY_ENGINE] = Engine(
+        lookback_ms=config.query.lookback_delta_ms,
+        timeout_s=config.query.timeout_ms / 1000,
+        max_samples=config.query.max_samples,
+        # The API refuses more than 11,000 steps *between* start and end, as Prometheus
+        # does; that is 11,001 points, which the engine must then accept.
+        max_points_per_series=MAX_POINTS_PER_SERIES + 1,
+    )
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     add_routes(app)
     return app

@@ -20,7 +20,8 @@ from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.errors import NotReady
 from aggregator.selfmetrics import SelfMetrics
-from storage.interfaces import Appender, Querier
+from promql.engine import QueryOpts, Result
+from storage.interfaces import Appender, Querier, Queryable
 
 
 class MetadataSource(Protocol):
@@ -30,6 +31,29 @@ class MetadataSource(Protocol):
         self, metric: str | None = None, limit: int | None = None
     ) -> dict[str, list[dict[str, str]]]:
         """Metric family name -> distinct {type, help, unit} entries, at most `limit` families."""
+        ...
+
+
+class QueryEngine(Protocol):
+    """What the query endpoints need from the PromQL engine (`promql.engine.Engine`)."""
+
+    async def instant_query(
+        self, queryable: Queryable, query: str, ts_ms: int, *, opts: QueryOpts | None = None
+    ) -> Result:
+        """Evaluate at one time: Vector, Scalar, String, or Matrix for a range selector."""
+        ...
+
+    async def range_query(
+        self,
+        queryable: Queryable,
+        query: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        opts: QueryOpts | None = None,
+    ) -> Result:
+        """Evaluate at every step of [start_ms, end_ms]: a Matrix."""
         ...
 
 
@@ -119,3 +143,4 @@ BACKEND = web.AppKey("backend", BackendSlot)
 AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", SelfMetrics)
 BUILD = web.AppKey("build", BuildInfo)
+QUERY_ENGINE = web.AppKey("query_engine", QueryEngine)

@@ -45,7 +45,14 @@ _FRACTIONS = np.array([b',"'] + [b'.%03d,"' % i for i in range(1, 1000)], dtype=
 """Timestamp tails by millisecond: the fraction Prometheus writes, then `,"`."""
 _SIGNS = np.array([b"[", b"[-"], dtype=object)
 
-_HTML_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"))
+_GO_ESCAPES = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+_NEEDS_ESCAPE = re.compile(rb"[<>&]|\xe2\x80[\xa8\xa9]")  # U+2028/9 in UTF-8
 
 
 def format_values(values: NDArray[np.float64], suffix: bytes = b"") -> list[bytes]:
@@ -114,13 +121,27 @@ def timestamp_items(
     return result
 
 
+def go_json(data: object) -> bytes:
+    """JSON as Go's encoding/json writes it: `<`, `>`, `&`, U+2028, U+2029 escaped.
+
+    Those characters only ever occur inside JSON strings, so replacing them
+    in the whole output is safe.
+    """
+    return go_escape(orjson.dumps(data))
+
+
+def go_escape(encoded: bytes) -> bytes:
+    """Apply Go's extra string escapes to already encoded JSON."""
+    if _NEEDS_ESCAPE.search(encoded) is None:
+        return encoded
+    for char, escaped in _GO_ESCAPES:
+        encoded = encoded.replace(char, escaped)
+    return encoded
+
+
 def labels_json(labels: Labels) -> bytes:
     """A label set as a JSON object, escaped like Go's encoding/json (`<` -> `\\u003c`)."""
-    out = orjson.dumps(dict(labels))
-    if b"<" in out or b">" in out or b"&" in out:
-        for char, escaped in _HTML_ESCAPES:
-            out = out.replace(char, escaped)
-    return out
+    return go_escape(orjson.dumps(dict(labels)))
 
 
 def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes:
@@ -179,7 +200,7 @@ def encode_string(string: String) -> bytes:
         b'{"resultType":"string","result":['
         + json_seconds(string.timestamp_ms)
         + b","
-        + orjson.dumps(string.value)
+        + go_json(string.value)
         + b"]}"
     )
 

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from aggregator.api.promjson import go_json
 from aggregator.errors import BadData, NotReady
 from promql import errors as qerr
 from storage import errors as serr
@@ -54,7 +54,7 @@ def classify(exc: BaseException) -> tuple[str, int]:
 
 def success(data: Any, warnings: Annotations | Iterable[str] | None = None) -> web.Response:
     """A success envelope around `data` (anything orjson can encode)."""
-    return success_raw(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), warnings)
+    return success_raw(go_json(data), warnings)
 
 
 def success_raw(
@@ -68,7 +68,7 @@ def success_raw(
 
 def error(error_type: str, status: int, message: str) -> web.Response:
     """An error envelope."""
-    body = orjson.dumps({"status": "error", "errorType": error_type, "error": message})
+    body = go_json({"status": "error", "errorType": error_type, "error": message})
     return web.Response(body=body, status=status, content_type=JSON)
 
 
@@ -89,9 +89,9 @@ def _annotations_json(warnings: Annotations | Iterable[str] | None) -> bytes:
     if isinstance(warnings, Annotations):
         out = b""
         if warnings.warnings:
-            out += b',"warnings":' + orjson.dumps(warnings.warning_list())
+            out += b',"warnings":' + go_json(warnings.warning_list())
         if warnings.infos:
-            out += b',"infos":' + orjson.dumps(warnings.info_list())
+            out += b',"infos":' + go_json(warnings.info_list())
         return out
     listed = list(warnings)
-    return b',"warnings":' + orjson.dumps(listed) if listed else b""
+    return b',"warnings":' + go_json(listed) if listed else b""

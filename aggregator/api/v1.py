@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aggregator.api import metadata, series, status, write
+from aggregator.api import metadata, query, series, status, write
 from aggregator.api.context import METRICS
 from aggregator.api.responses import error_response
 
@@ -28,6 +28,10 @@ def add_routes(app: web.Application) -> None:
     for method in ("GET", "POST"):
         r.add_route(method, "/api/v1/series", series.handle_series)
         r.add_route(method, "/api/v1/labels", series.handle_labels)
+        r.add_route(method, "/api/v1/query", query.handle_query)
+        r.add_route(method, "/api/v1/query_range", query.handle_query_range)
+        r.add_route(method, "/api/v1/format_query", query.handle_format_query)
+        r.add_route(method, "/api/v1/query_exemplars", query.handle_query_exemplars)
     r.add_get("/api/v1/label/{name}/values", series.handle_label_values)
     r.add_get("/api/v1/metadata", metadata.handle_metadata)
     r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from aggregator.app import BACKEND, build_app
+from aggregator.app import BACKEND, QUERY_ENGINE, build_app
 from aggregator.config import Config, PushCluster
 from remote_write.batch import SeriesMetadata, WriteBatch
 from remote_write.codec import encode_write_request
@@ -76,6 +76,7 @@ def make_service(aiohttp_client: Any, tmp_path: Path) -> MakeService:
         *,
         real: bool = False,
         wait: bool = True,
+        engine: Any = None,
     ) -> Service:
         """`real=True` runs the real Storage (head + WAL) in the test's temp dir."""
         config = (config or Config()).with_overrides(data_dir=str(tmp_path / "data"))
@@ -91,6 +92,8 @@ def make_service(aiohttp_client: Any, tmp_path: Path) -> MakeService:
             return store
 
         app = build_app(config, open_storage=opener)
+        if engine is not None:
+            app[QUERY_ENGINE] = engine
         client = await aiohttp_client(app)
         backend = await app[BACKEND].wait_open() if wait else None
         return Service(client, backend if real else store, app, seen)

@@ -176,3 +176,11 @@ def test_big_matrix_is_valid_json() -> None:
     flat = [float(v) for s in data["result"] for _, v in s["values"]]
     assert flat == values.tolist()
     assert data["result"][7]["values"][3][0] == 1_700_000_045
+
+
+def test_go_json_escapes_what_go_escapes() -> None:
+    from aggregator.api.promjson import go_json
+
+    assert go_json(["<a>&", "line\u2028sep\u2029", "é☃"]) == (
+        '["\\u003ca\\u003e\\u0026","line\\u2028sep\\u2029","é☃"]'.encode()
+    )
