@@ -93,14 +93,23 @@ def build_phases(per_series: int, rounds_10k: int, rounds_100k: int) -> list[Pha
     return phases
 
 
-async def push(url: str, bodies: Sequence[bytes], concurrency: int) -> float:
-    """POST every body (at most `concurrency` in flight, in order); returns seconds taken."""
+async def push(url: str, bodies: Sequence[bytes], concurrency: int, per_round: int) -> float:
+    """POST every body with `concurrency` senders; returns the seconds taken.
+
+    `bodies` are rounds of `per_round` requests, request `k` of every round
+    carrying the same series. Like Prometheus's shards, each sender owns a
+    fixed set of those positions and sends them in order, so no series ever
+    has two requests in flight and samples arrive in order per series.
+    """
+    shards = [
+        [body for i, body in enumerate(bodies) if (i % per_round) % concurrency == w]
+        for w in range(concurrency)
+    ]
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        queue = iter(bodies)
 
-        async def worker() -> None:
-            for body in queue:
+        async def sender(own: list[bytes]) -> None:
+            for body in own:
                 async with session.post(url, data=body, headers=HEADERS) as resp:
                     if resp.status // 100 != 2:
                         text = await resp.text()
@@ -108,7 +117,7 @@ async def push(url: str, bodies: Sequence[bytes], concurrency: int) -> float:
                     await resp.read()
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(sender(own) for own in shards))
         return time.perf_counter() - started
 
 
@@ -133,10 +142,11 @@ def run_receiver(
         try:
             for phase in phases:
                 created = phase.series * per_series
-                secs = asyncio.run(push(url, phase.first, concurrency))
+                per_round = len(phase.first)
+                secs = asyncio.run(push(url, phase.first, concurrency, per_round))
                 out.create_rate.append(created / secs)
                 flat = [b for rnd in phase.steady for b in rnd]
-                secs = asyncio.run(push(url, flat, concurrency))
+                secs = asyncio.run(push(url, flat, concurrency, per_round))
                 out.steady_rate.append(phase.steady_samples / secs)
                 time.sleep(1.0)  # let background work settle before reading RSS
                 out.rss.append(proc.rss_bytes())

@@ -81,15 +81,17 @@ def series_set() -> list[tuple[bytes, Callable[[int], float]]]:
     return out
 
 
-def build_load(first_ts: int) -> list[bytes]:
-    """Bodies in time order: every series' sample at point 0, then at point 1, ..."""
+def build_load(first_ts: int) -> tuple[list[bytes], int]:
+    """Bodies in time order (every series' sample at point 0, then at point 1, ...)
+    and the number of bodies per point."""
     series = series_set()
     bodies: list[bytes] = []
     for k in range(POINTS):
         ts = first_ts + k * STEP_MS
         fields = [encode_series(lbl, [(ts, value(k))]) for lbl, value in series]
-        bodies.extend(bodies_of(fields, 2000))
-    return bodies
+        per_point = bodies_of(fields, 2000)
+        bodies.extend(per_point)
+    return bodies, len(per_point)
 
 
 def timed_get(url: str) -> tuple[float, int]:
@@ -142,13 +144,14 @@ def run(
     name: str,
     start: Callable[[Path], tuple[Process, str]],
     bodies: list[bytes],
+    per_point: int,
     end_s: float,
     runs: int,
 ) -> dict[tuple[str, str], tuple[float, int]]:
     with tempfile.TemporaryDirectory(prefix=f"bench-query-{name}-") as tmp:
         proc, base = start(Path(tmp))
         try:
-            load_s = asyncio.run(push(f"{base}/api/v1/write", bodies, 4))
+            load_s = asyncio.run(push(f"{base}/api/v1/write", bodies, 4, per_point))
             print(f"{name}: loaded {len(bodies)} requests in {load_s:.1f}s", flush=True)
             return measure(base, end_s, runs)
         finally:
@@ -165,9 +168,11 @@ def main() -> None:
     now_ms = int(time.time() * 1000)
     first_ts = now_ms - now_ms % STEP_MS - (POINTS - 1) * STEP_MS - 60_000
     end_s = (first_ts + (POINTS - 1) * STEP_MS) / 1000 + 7.5  # off the sample grid
-    bodies = build_load(first_ts)
+    bodies, per_point = build_load(first_ts)
 
-    ours = run("aggregator", lambda tmp: start_aggregator(tmp, cpu=0), bodies, end_s, args.runs)
+    ours = run(
+        "aggregator", lambda tmp: start_aggregator(tmp, cpu=0), bodies, per_point, end_s, args.runs
+    )
     prom = run(
         "prometheus",
         lambda tmp: start_prometheus(

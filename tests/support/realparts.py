@@ -71,7 +71,9 @@ class Process:
         return self.popen.poll() is None
 
     def log_text(self) -> str:
-        self._log.flush()
+        """Everything the process wrote so far (also after it stopped)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def rss_bytes(self) -> int:
@@ -86,6 +88,7 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
+                self._log.close()
                 raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-4000:]}")
             try:
                 status, _ = http_get(url, timeout=1.0)
@@ -94,6 +97,7 @@ class Process:
             except OSError:
                 pass
             time.sleep(0.05)
+        self.stop()  # the caller never gets this process to stop it
         raise RuntimeError(
             f"{self.name} not ready at {url} after {timeout}s:\n{self.log_text()[-4000:]}"
         )
