@@ -179,6 +179,7 @@ def main() -> None:
             tmp, "global: {}\n", extra_args=["--web.enable-remote-write-receiver"], cpu=0
         ),
         bodies,
+        per_point,
         end_s,
         args.runs,
     )
