@@ -78,8 +78,12 @@ class Labels(tuple[tuple[str, str], ...]):
         return tuple.__new__(Labels, [p for p in self if p[0] in wanted])
 
     def without_metric_name(self) -> Labels:
-        if self and self[0][0] == METRIC_NAME:
-            return tuple.__new__(Labels, self[1:])
+        """This set minus `__name__` (which need not sort first: `__address__` < `__name__`)."""
+        for i, (name, _) in enumerate(self):
+            if name == METRIC_NAME:
+                return tuple.__new__(Labels, self[:i] + self[i + 1 :])
+            if name > METRIC_NAME:
+                break
         return self
 
     def with_(self, name: str, value: str) -> Labels:

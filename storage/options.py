@@ -48,3 +48,5 @@ class StorageOptions:
     wal_segment_bytes: int = 64 * 1024 * 1024
     on_wal_fsync: Callable[[float], None] | None = field(default=None, compare=False)
     """Called with the duration in seconds of every WAL fsync (self-metrics)."""
+    head_buffer_rows: int = 1 << 16
+    """Samples the head collects unsorted before sealing them into a sorted part."""

@@ -22,6 +22,8 @@ def test_labels_edits_return_new_sets():
     assert lbl.with_("cluster", "eu").get("cluster") == "eu"
     assert lbl.with_("job", "") == lbl.without("job")
     assert lbl.without_metric_name().metric_name == ""
+    odd = Labels.from_dict({"__address__": "a:1", "__name__": "up", "job": "x"})
+    assert odd.without_metric_name() == Labels.from_dict({"__address__": "a:1", "job": "x"})
     assert lbl.get("missing") == ""
 
 

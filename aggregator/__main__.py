@@ -1,0 +1,9 @@
+"""`python -m aggregator ...` is the `aggregator` command."""
+
+from __future__ import annotations
+
+import sys
+
+from aggregator.cli import main
+
+sys.exit(main())

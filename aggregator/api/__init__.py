@@ -1,0 +1,1 @@
+"""The Prometheus HTTP API: routes, handlers, parameters and the response envelope."""

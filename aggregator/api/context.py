@@ -1,0 +1,146 @@
+"""What handlers depend on: small consumer-side Protocols and the typed app keys.
+
+Handlers never see concrete classes; `aggregator.app.build_app` puts the
+concrete objects under these keys. Storage opens in the background (it
+replays its WAL first), so handlers reach it through a `BackendSlot` whose
+`get()` raises `NotReady` (HTTP 503) until it is open and ready, the way
+Prometheus answers 503 while it replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from aggregator.auth import Authenticator
+from aggregator.config import Config
+from aggregator.errors import NotReady
+from aggregator.selfmetrics import SelfMetrics
+from promql.engine import QueryOpts, Result
+from storage.interfaces import Appender, Querier, Queryable
+
+
+class MetadataSource(Protocol):
+    """Metric metadata as remote write delivered it (Prometheus `/api/v1/metadata` shape)."""
+
+    def metadata(
+        self, metric: str | None = None, limit: int | None = None
+    ) -> dict[str, list[dict[str, str]]]:
+        """Metric family name -> distinct {type, help, unit} entries, at most `limit` families."""
+        ...
+
+
+class QueryEngine(Protocol):
+    """What the query endpoints need from the PromQL engine (`promql.engine.Engine`)."""
+
+    async def instant_query(
+        self, queryable: Queryable, query: str, ts_ms: int, *, opts: QueryOpts | None = None
+    ) -> Result:
+        """Evaluate at one time: Vector, Scalar, String, or Matrix for a range selector."""
+        ...
+
+    async def range_query(
+        self,
+        queryable: Queryable,
+        query: str,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        *,
+        opts: QueryOpts | None = None,
+    ) -> Result:
+        """Evaluate at every step of [start_ms, end_ms]: a Matrix."""
+        ...
+
+
+class Backend(MetadataSource, Protocol):
+    """The storage the API serves: appendable, queryable, metadata, and its state."""
+
+    def appender(self, *, cluster: str | None = None) -> Appender: ...
+
+    def querier(self, start_ms: int, end_ms: int) -> AbstractAsyncContextManager[Querier]: ...
+
+    def active_series_by_cluster(self) -> dict[str, int]: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class BackendSlot:
+    """Holds the storage once it is open; `get()` raises NotReady until then."""
+
+    def __init__(self) -> None:
+        self._backend: Backend | None = None
+        self.failure: BaseException | None = None
+        self._settled: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._settled is None:
+            self._settled = asyncio.Event()
+        return self._settled
+
+    def set(self, backend: Backend) -> None:
+        self._backend = backend
+        self._event().set()
+
+    def fail(self, exc: BaseException) -> None:
+        self.failure = exc
+        self._event().set()
+
+    def take(self) -> Backend | None:
+        """Remove and return the backend (for closing); handlers get NotReady afterwards."""
+        backend, self._backend = self._backend, None
+        return backend
+
+    @property
+    def ready(self) -> bool:
+        return self._backend is not None and self._backend.ready
+
+    def get(self) -> Backend:
+        backend = self._backend
+        if backend is None:
+            if self.failure is not None:
+                raise NotReady(f"storage failed to open: {self.failure}")
+            raise NotReady("storage is starting: replaying the write-ahead log")
+        if not backend.ready:
+            raise NotReady("storage is starting: replaying the write-ahead log")
+        return backend
+
+    def active_series(self) -> dict[str, int]:
+        """Active series per cluster, {} before storage is open (for self-metrics)."""
+        backend = self._backend
+        return backend.active_series_by_cluster() if backend is not None else {}
+
+    async def wait_open(self) -> Backend:
+        """Wait until storage is open; raise its failure if it could not open."""
+        await self._event().wait()
+        if self.failure is not None:
+            raise self.failure
+        assert self._backend is not None
+        return self._backend
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInfo:
+    """What `/api/v1/status/buildinfo` reports."""
+
+    version: str
+    revision: str = ""
+    branch: str = ""
+    build_user: str = ""
+    build_date: str = ""
+    runtime_version: str = ""
+
+
+CONFIG = web.AppKey("config", Config)
+BACKEND = web.AppKey("backend", BackendSlot)
+AUTH = web.AppKey("auth", Authenticator)
+METRICS = web.AppKey("metrics", SelfMetrics)
+BUILD = web.AppKey("build", BuildInfo)
+QUERY_ENGINE = web.AppKey("query_engine", QueryEngine)

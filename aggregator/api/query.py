@@ -1,0 +1,114 @@
+"""`/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`, `/api/v1/query_exemplars`.
+
+Parameters, checks and messages follow Prometheus's `web/api/v1`: `time`
+defaults to now; `start`, `end` and `step` are required for a range query,
+`end` may not be before `start`, `step` must be positive and give at most
+11,000 points per series; `timeout` (a duration) shortens the configured
+query timeout. Results are encoded by `promjson` (Prometheus's exact JSON)
+and carry the engine's warnings and infos.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from aggregator.api.context import BACKEND, CONFIG, QUERY_ENGINE
+from aggregator.api.params import (
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    duration_param,
+    read_params,
+    required_time_param,
+    time_param,
+)
+from aggregator.api.promjson import encode_value
+from aggregator.api.responses import success, success_raw
+from aggregator.errors import BadData
+from promql.engine import QueryOpts
+from promql.errors import ParseError
+from promql.parser import parse_expr
+from promql.printer import format_expr
+
+MAX_POINTS_PER_SERIES = 11_000
+"""Prometheus refuses range queries with more than this many steps between start and end."""
+
+
+async def handle_query(request: web.Request) -> web.Response:
+    """An instant query at `time` (default: now)."""
+    params = await read_params(request)
+    ts = time_param(params, "time", int(time.time() * 1000))
+    opts = _opts(params, request.app[CONFIG].query.timeout_ms)
+    query = params.get("query", "")
+    backend = request.app[BACKEND].get()
+    try:
+        result = await request.app[QUERY_ENGINE].instant_query(backend, query, ts, opts=opts)
+    except ParseError as exc:
+        raise BadData(f'invalid parameter "query": {exc}') from None
+    return success_raw(encode_value(result.value), result.warnings)
+
+
+async def handle_query_range(request: web.Request) -> web.Response:
+    """A range query over [start, end] every `step`."""
+    params = await read_params(request)
+    start = required_time_param(params, "start")
+    end = required_time_param(params, "end")
+    if end < start:
+        raise BadData('invalid parameter "end": end timestamp must not be before start time')
+    step = duration_param(params, "step")
+    if step <= 0:
+        raise BadData(
+            'invalid parameter "step": zero or negative query resolution step widths are not '
+            "accepted. Try a positive integer"
+        )
+    if (end - start) // step > MAX_POINTS_PER_SERIES:
+        raise BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)"
+        )
+    opts = _opts(params, request.app[CONFIG].query.timeout_ms)
+    query = params.get("query", "")
+    backend = request.app[BACKEND].get()
+    try:
+        result = await request.app[QUERY_ENGINE].range_query(
+            backend, query, start, end, step, opts=opts
+        )
+    except ParseError as exc:
+        raise BadData(str(exc)) from None
+    return success_raw(encode_value(result.value, (start, step)), result.warnings)
+
+
+async def handle_format_query(request: web.Request) -> web.Response:
+    """The query pretty-printed as Prometheus prints it."""
+    params = await read_params(request)
+    try:
+        expr = parse_expr(params.get("query", ""))
+    except ParseError as exc:
+        raise BadData(f'invalid parameter "query": {exc}') from None
+    return success(format_expr(expr))
+
+
+async def handle_query_exemplars(request: web.Request) -> web.Response:
+    """Exemplars are not stored yet: a checked query gets an empty list."""
+    params = await read_params(request)
+    start = time_param(params, "start", MIN_TIME_MS)
+    end = time_param(params, "end", MAX_TIME_MS)
+    if end < start:
+        raise BadData("end timestamp must not be before start timestamp")
+    try:
+        parse_expr(params.get("query", ""))
+    except ParseError as exc:
+        raise BadData(str(exc)) from None
+    return success([])
+
+
+def _opts(params: MultiDictProxy[str], configured_timeout_ms: int) -> QueryOpts | None:
+    """A `timeout` parameter as per-query options; it can only shorten the configured one."""
+    if not params.get("timeout", ""):
+        return None
+    timeout_ms = duration_param(params, "timeout")
+    if timeout_ms <= 0:
+        raise BadData('invalid parameter "timeout": timeout must be positive')
+    return QueryOpts(timeout_s=min(timeout_ms, configured_timeout_ms) / 1000)

@@ -1,0 +1,97 @@
+"""The Prometheus API envelope and the one table mapping exceptions to HTTP.
+
+Success: `{"status":"success","data":...}` plus `warnings` / `infos` when
+there are any. Error: `{"status":"error","errorType":...,"error":...}` with
+the status code of the error type. Every exception a handler lets out is
+translated here, once, by `error_response`; anything not in the table is an
+`internal` error (500) and is logged with its traceback, because it is a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from aggregator.api.promjson import go_json
+from aggregator.errors import BadData, NotReady
+from promql import errors as qerr
+from storage import errors as serr
+from storage.annotations import Annotations
+from storage.labels import InvalidRegex
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+ERROR_TABLE: dict[type[BaseException], tuple[str, int]] = {
+    BadData: ("bad_data", 400),
+    qerr.ParseError: ("bad_data", 400),
+    InvalidRegex: ("bad_data", 400),
+    qerr.QueryTimeout: ("timeout", 503),
+    qerr.QueryCanceled: ("canceled", 499),
+    qerr.TooManySamples: ("execution", 422),
+    qerr.ExecutionError: ("execution", 422),
+    qerr.StorageUnavailable: ("unavailable", 503),
+    serr.StorageUnavailable: ("unavailable", 503),
+    NotReady: ("unavailable", 503),
+}
+"""Exception class -> (errorType, HTTP status); subclasses inherit their base's entry."""
+
+INTERNAL = ("internal", 500)
+
+
+def classify(exc: BaseException) -> tuple[str, int]:
+    """(errorType, status) of an exception, by the nearest class in ERROR_TABLE."""
+    for cls in type(exc).__mro__:
+        hit = ERROR_TABLE.get(cls)
+        if hit is not None:
+            return hit
+    return INTERNAL
+
+
+def success(data: Any, warnings: Annotations | Iterable[str] | None = None) -> web.Response:
+    """A success envelope around `data` (anything orjson can encode)."""
+    return success_raw(go_json(data), warnings)
+
+
+def success_raw(
+    data_json: bytes, warnings: Annotations | Iterable[str] | None = None
+) -> web.Response:
+    """A success envelope around `data` that is already JSON (the query hot path)."""
+    tail = _annotations_json(warnings)
+    body = b"".join((b'{"status":"success","data":', data_json, tail, b"}"))
+    return web.Response(body=body, content_type=JSON)
+
+
+def error(error_type: str, status: int, message: str) -> web.Response:
+    """An error envelope."""
+    body = go_json({"status": "error", "errorType": error_type, "error": message})
+    return web.Response(body=body, status=status, content_type=JSON)
+
+
+def error_response(exc: BaseException, *, handler: str = "") -> web.Response:
+    """The error envelope for an exception a handler raised (logs internal ones)."""
+    error_type, status = classify(exc)
+    if (error_type, status) == INTERNAL:
+        log.error("internal error", exc_info=exc, extra={"handler": handler})
+        message = f"internal error: {type(exc).__name__}: {exc}"
+    else:
+        message = str(exc)
+    return error(error_type, status, message)
+
+
+def _annotations_json(warnings: Annotations | Iterable[str] | None) -> bytes:
+    if not warnings:
+        return b""
+    if isinstance(warnings, Annotations):
+        out = b""
+        if warnings.warnings:
+            out += b',"warnings":' + go_json(warnings.warning_list())
+        if warnings.infos:
+            out += b',"infos":' + go_json(warnings.info_list())
+        return out
+    listed = list(warnings)
+    return b',"warnings":' + go_json(listed) if listed else b""

@@ -1,0 +1,110 @@
+"""`/api/v1/series`, `/api/v1/labels`, `/api/v1/label/{name}/values`.
+
+As in Prometheus: `match[]` may repeat and the answer is the union over all
+selectors; `start`/`end` default to the whole time range; `limit` cuts the
+sorted answer and adds the warning "results truncated due to limit".
+Selects carry the `series` hint: only label sets are needed, not samples.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from aggregator.api.context import BACKEND
+from aggregator.api.params import (
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    check_label_name,
+    check_time_range,
+    limit_param,
+    matcher_sets,
+    read_params,
+    time_param,
+)
+from aggregator.api.promjson import encode_series_list
+from aggregator.api.responses import success, success_raw
+from aggregator.errors import BadData
+from storage.annotations import Annotations
+from storage.interfaces import SelectHints
+from storage.labels import Labels
+
+TRUNCATED = "results truncated due to limit"
+
+
+async def handle_series(request: web.Request) -> web.Response:
+    """Label sets of the series matching any `match[]` selector in [start, end]."""
+    params = await read_params(request)
+    selectors = params.getall("match[]", [])
+    if not selectors:
+        raise BadData("no match[] parameter provided")
+    start = time_param(params, "start", MIN_TIME_MS)
+    end = time_param(params, "end", MAX_TIME_MS)
+    check_time_range(start, end)
+    sets = matcher_sets(selectors)
+    limit = limit_param(params)
+    backend = request.app[BACKEND].get()
+
+    hints = SelectHints(start_ms=start, end_ms=end, func="series", limit=limit)
+    warnings = Annotations()
+    found: set[Labels] = set()
+    async with backend.querier(start, end) as querier:
+        for matchers in sets:
+            result = await querier.select(matchers, start, end, hints=hints)
+            found.update(result.labels)
+            warnings.merge(result.warnings)
+    ordered = sorted(found)
+    if limit is not None and len(ordered) > limit:
+        ordered = ordered[:limit]
+        warnings.warn(TRUNCATED)
+    return success_raw(encode_series_list(ordered), warnings)
+
+
+async def handle_labels(request: web.Request) -> web.Response:
+    """Label names of the series matching any `match[]` (all series without one)."""
+    params = await read_params(request)
+    start = time_param(params, "start", MIN_TIME_MS)
+    end = time_param(params, "end", MAX_TIME_MS)
+    check_time_range(start, end)
+    sets = matcher_sets(params.getall("match[]", []))
+    limit = limit_param(params)
+    backend = request.app[BACKEND].get()
+
+    warnings = Annotations()
+    names: set[str] = set()
+    fetch = limit + 1 if limit is not None else None
+    async with backend.querier(start, end) as querier:
+        for matchers in sets or [[]]:
+            result = await querier.label_names(matchers, limit=fetch)
+            names.update(result.values)
+            warnings.merge(result.warnings)
+    return success(_limited(names, limit, warnings), warnings)
+
+
+async def handle_label_values(request: web.Request) -> web.Response:
+    """Values of label `name` over the series matching any `match[]` (all without one)."""
+    name = check_label_name(request.match_info["name"])
+    params = await read_params(request)
+    start = time_param(params, "start", MIN_TIME_MS)
+    end = time_param(params, "end", MAX_TIME_MS)
+    check_time_range(start, end)
+    sets = matcher_sets(params.getall("match[]", []))
+    limit = limit_param(params)
+    backend = request.app[BACKEND].get()
+
+    warnings = Annotations()
+    values: set[str] = set()
+    fetch = limit + 1 if limit is not None else None
+    async with backend.querier(start, end) as querier:
+        for matchers in sets or [[]]:
+            result = await querier.label_values(name, matchers, limit=fetch)
+            values.update(result.values)
+            warnings.merge(result.warnings)
+    return success(_limited(values, limit, warnings), warnings)
+
+
+def _limited(items: set[str], limit: int | None, warnings: Annotations) -> list[str]:
+    ordered = sorted(items)
+    if limit is not None and len(ordered) > limit:
+        warnings.warn(TRUNCATED)
+        return ordered[:limit]
+    return ordered

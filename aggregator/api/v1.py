@@ -1,0 +1,72 @@
+"""The HTTP surface: routes, plus the middleware every request passes through.
+
+`observe` counts and times each request by route pattern (the `handler`
+label) and translates exceptions escaping a handler into the Prometheus
+error envelope via the one table in `responses`. aiohttp's own HTTP errors
+(404 unknown path, 405 wrong method, 413 form too large) pass through as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from aggregator.api import metadata, query, series, status, write
+from aggregator.api.context import METRICS
+from aggregator.api.responses import error_response
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every endpoint this service answers."""
+    r = app.router
+    r.add_post("/api/v1/write", write.handle_write)
+    for method in ("GET", "POST"):
+        r.add_route(method, "/api/v1/series", series.handle_series)
+        r.add_route(method, "/api/v1/labels", series.handle_labels)
+        r.add_route(method, "/api/v1/query", query.handle_query)
+        r.add_route(method, "/api/v1/query_range", query.handle_query_range)
+        r.add_route(method, "/api/v1/format_query", query.handle_format_query)
+        r.add_route(method, "/api/v1/query_exemplars", query.handle_query_exemplars)
+    r.add_get("/api/v1/label/{name}/values", series.handle_label_values)
+    r.add_get("/api/v1/metadata", metadata.handle_metadata)
+    r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)
+    r.add_get("/-/healthy", status.handle_healthy)
+    r.add_get("/-/ready", status.handle_ready)
+    r.add_get("/metrics", status.handle_metrics)
+
+
+def route_name(request: web.Request) -> str:
+    """The route pattern that matched (bounded label values), or "other"."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "other"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Time and count the request; turn escaping exceptions into error envelopes."""
+    metrics = request.app[METRICS]
+    name = route_name(request)
+    started = time.perf_counter()
+    code = 500
+    try:
+        response = await handler(request)
+        code = response.status
+        return response
+    except web.HTTPException as exc:
+        code = exc.status
+        raise
+    except asyncio.CancelledError:
+        code = 499  # the client went away (nginx's code, as Prometheus counts it)
+        raise
+    except Exception as exc:
+        response = error_response(exc, handler=name)
+        code = response.status
+        return response
+    finally:
+        metrics.requests.labels(name, str(code)).inc()
+        metrics.request_duration.labels(name).observe(time.perf_counter() - started)

@@ -1,0 +1,206 @@
+"""`POST /api/v1/write`: the remote-write 1.0 receiver.
+
+Order of checks, cheapest first, nothing written until all pass:
+credential (401) -> storage ready (503) -> headers (415) -> size (413, before
+reading past the limit) -> snappy + protobuf (400 / 413) -> append + commit.
+
+Answers follow the remote-write contract: 2xx only once the WAL holds the
+data; 4xx for data that will never be accepted (the sender drops it) with a
+plain-text body naming the series and reasons, the request's good samples
+still written; 429 / 5xx for what a retry can fix. Senders log only the
+first line of a body, so the first line always says the essential thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from aggregator.api.context import AUTH, BACKEND, CONFIG, METRICS
+from aggregator.auth import CHALLENGES, Unauthorized
+from aggregator.errors import NotReady
+from remote_write.batch import Rejection
+from remote_write.codec import decode_write_request
+from remote_write.errors import DecodeError, PayloadTooLarge
+from storage.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+RW1_PROTO = "prometheus.WriteRequest"
+MAX_LISTED_REJECTIONS = 20
+RETRY_AFTER_S = 10
+"""Seconds a sender is asked to wait after a retryable rejection (series limit)."""
+
+_DROPPED_NAMES = {"histograms": "native histogram samples", "exemplars": "exemplars"}
+
+
+async def handle_write(request: web.Request) -> web.Response:
+    """Receive one remote-write request; see the module docstring for the answers."""
+    response = await _receive(request)
+    if not request.content.at_eof():
+        # Refused before reading the body: close the connection rather than drain an
+        # unbounded (or undecodable) body; the sender opens a new one.
+        response.force_close()
+    return response
+
+
+async def _receive(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    try:
+        identity = request.app[AUTH].authenticate(request.headers)
+    except Unauthorized as exc:
+        metrics.write_errors.labels("unauthorized").inc()
+        response = _text(401, f"unauthorized: {exc}")
+        for challenge in CHALLENGES:
+            response.headers.add("WWW-Authenticate", challenge)
+        return response
+    try:
+        backend = request.app[BACKEND].get()
+    except NotReady as exc:
+        metrics.write_errors.labels("not_ready").inc()
+        return _text(503, str(exc), retry_after=5)
+    problem = _check_headers(request)
+    if problem is not None:
+        metrics.write_errors.labels("unsupported_media_type").inc()
+        return _text(415, problem)
+
+    limits = request.app[CONFIG].limits
+    body = await _read_body(request, limits.max_request_bytes)
+    if body is None:
+        metrics.write_errors.labels("too_large").inc()
+        return _text(
+            413,
+            f"request body exceeds the limit of {limits.max_request_bytes} bytes"
+            + (f" (Content-Length: {request.content_length})" if request.content_length else ""),
+        )
+    cluster_label = identity.cluster or ""
+    metrics.bytes_received.labels(cluster_label).inc(len(body))
+    try:
+        decoded = decode_write_request(body, max_decoded_bytes=limits.max_decoded_bytes)
+    except PayloadTooLarge as exc:
+        metrics.write_errors.labels("too_large").inc()
+        return _text(413, str(exc))
+    except DecodeError as exc:
+        metrics.write_errors.labels("decode").inc()
+        return _text(400, str(exc))
+
+    batch = decoded.batch
+    metrics.decoded_bytes_received.labels(cluster_label).inc(decoded.decoded_bytes)
+    metrics.samples_received.labels(cluster_label).inc(batch.num_samples)
+    metrics.series_received.labels(cluster_label).inc(len(batch.series))
+
+    appender = backend.appender(cluster=identity.cluster)
+    try:
+        result = appender.append(batch)
+        await appender.commit()
+    except StorageUnavailable as exc:
+        metrics.write_errors.labels("storage_unavailable").inc()
+        log.warning("remote write refused: storage unavailable", extra={"err": str(exc)})
+        return _text(503, f"storage unavailable: {exc}", retry_after=RETRY_AFTER_S)
+    except Exception as exc:
+        metrics.write_errors.labels("storage").inc()
+        log.error(
+            "remote write not stored",
+            exc_info=exc,
+            extra={"cluster": identity.cluster, "series": len(batch.series)},
+        )
+        return _text(500, f"storage: {type(exc).__name__}: {exc}")
+
+    metrics.count_rejections(cluster_label, result.rejected)
+    dropped = dict(decoded.dropped)
+    for kind, count in result.dropped.items():
+        dropped[kind] = dropped.get(kind, 0) + count
+    metrics.count_dropped(cluster_label, dropped)
+
+    if result.rejected:
+        retryable = any(r.retryable for r in result.rejected)
+        text = rejection_report(result.rejected, result.accepted, dropped)
+        if retryable:
+            return _text(429, text, retry_after=RETRY_AFTER_S)
+        return _text(400, text)
+    if dropped:
+        return _text(
+            200, f"wrote {result.accepted} samples; {describe_dropped(dropped)}: not stored yet"
+        )
+    return web.Response(status=204)
+
+
+def rejection_report(
+    rejected: Sequence[Rejection], written: int, dropped: Mapping[str, int]
+) -> str:
+    """The plain-text body of a partly refused write.
+
+    Line 1 is the summary and the first rejection (what a sender's log
+    shows); then one line per rejected series, at most MAX_LISTED_REJECTIONS,
+    and how many more there were.
+    """
+    samples = sum(r.samples for r in rejected)
+    retryable = [r for r in rejected if r.retryable]
+    first = retryable[0] if retryable else rejected[0]
+    verb = "refused for now (retry later)" if retryable else "rejected"
+    lines = [
+        f"{samples} samples of {len(rejected)} series {verb}, {written} samples written; "
+        f"{first.message}"
+    ]
+    for r in rejected[:MAX_LISTED_REJECTIONS]:
+        lines.append(f"- {r.reason}: {r.message} ({r.samples} samples)")
+    if len(rejected) > MAX_LISTED_REJECTIONS:
+        lines.append(f"... and {len(rejected) - MAX_LISTED_REJECTIONS} more rejected series")
+    if dropped:
+        lines.append(f"{describe_dropped(dropped)}: not stored yet")
+    return "\n".join(lines)
+
+
+def describe_dropped(dropped: Mapping[str, int]) -> str:
+    """`dropped 3 native histogram samples and 2 exemplars`."""
+    parts = [f"{count} {_DROPPED_NAMES.get(kind, kind)}" for kind, count in sorted(dropped.items())]
+    return "dropped " + " and ".join(parts)
+
+
+def _check_headers(request: web.Request) -> str | None:
+    """Refuse what is not remote-write 1.0.
+
+    Lenient like Prometheus: absent headers mean remote write 1.0, and a
+    generic `application/octet-stream` (what HTTP libraries send for bytes)
+    is taken as protobuf; only a different format or version is refused.
+    """
+    content_type = request.headers.get("Content-Type", "").strip()
+    if content_type:
+        media, *params = (p.strip() for p in content_type.split(";"))
+        if media.lower() not in (PROTOBUF, "application/octet-stream"):
+            return f"unsupported Content-Type {content_type!r}: remote write 1.0 sends {PROTOBUF}"
+        for param in params:
+            key, sep, value = param.partition("=")
+            if sep and key.strip().lower() == "proto" and value.strip('" ') != RW1_PROTO:
+                return (
+                    f"unsupported remote-write message {value.strip()!r}: this server accepts "
+                    f"{RW1_PROTO} (remote write 1.0)"
+                )
+    encoding = request.headers.get("Content-Encoding", "").strip()
+    if encoding and encoding.lower() != "snappy":
+        return f"{encoding} encoding (compression) is not accepted; only snappy is"
+    return None
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text(status: int, text: str, *, retry_after: int | None = None) -> web.Response:
+    response = web.Response(status=status, text=text + "\n")
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response

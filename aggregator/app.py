@@ -1,0 +1,142 @@
+"""The composition root: `build_app(config)` is the only place building concrete classes.
+
+Components start in `cleanup_ctx` order and stop in reverse, each only if it
+started (aiohttp runs the teardown of every context that got past its
+`yield`). Storage opens in the background: the server answers `/-/healthy`
+and a 503 on `/-/ready` (and on data endpoints) while the WAL replays, as
+Prometheus does, instead of refusing connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import platform
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from aggregator.api.context import (
+    AUTH,
+    BACKEND,
+    BUILD,
+    CONFIG,
+    METRICS,
+    QUERY_ENGINE,
+    Backend,
+    BackendSlot,
+    BuildInfo,
+)
+from aggregator.api.query import MAX_POINTS_PER_SERIES
+from aggregator.api.v1 import add_routes, observe
+from aggregator.auth import Authenticator
+from aggregator.config import Config
+from aggregator.selfmetrics import SelfMetrics
+from promql.engine import Engine
+from storage.db import Storage
+from storage.options import StorageOptions
+
+__all__ = [
+    "AUTH",
+    "BACKEND",
+    "BUILD",
+    "CONFIG",
+    "METRICS",
+    "QUERY_ENGINE",
+    "StorageOpener",
+    "build_app",
+    "version",
+]
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "fleet-aggregator"
+FORM_MAX_BYTES = 16 << 20
+"""Largest form-encoded request (long `match[]` lists); remote write has its own limit."""
+
+StorageOpener = Callable[[Path, StorageOptions], Awaitable[Backend]]
+"""Opens storage in a data directory (replaying its WAL) and returns it."""
+
+
+def version() -> str:
+    """The installed package version ("0+unknown" when running from a bare checkout)."""
+    try:
+        return importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> web.Application:
+    """The service as an aiohttp application; `open_storage` replaces the real storage in tests."""
+    metrics = SelfMetrics(version=version())
+    slot = BackendSlot()
+    metrics.bind_storage(slot.active_series, lambda: slot.ready)
+
+    app = web.Application(middlewares=[observe], client_max_size=FORM_MAX_BYTES)
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[AUTH] = Authenticator(config.clusters)
+    app[BACKEND] = slot
+    app[BUILD] = BuildInfo(version=version(), runtime_version=f"python{platform.python_version()}")
+    app[QUERY_ENGINE] = Engine(
+        lookback_ms=config.query.lookback_delta_ms,
+        timeout_s=config.query.timeout_ms / 1000,
+        max_samples=config.query.max_samples,
+        # The API refuses more than 11,000 steps *between* start and end, as Prometheus
+        # does; that is 11,001 points, which the engine must then accept.
+        max_points_per_series=MAX_POINTS_PER_SERIES + 1,
+    )
+    app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
+    add_routes(app)
+    return app
+
+
+async def _open_storage(data_dir: Path, options: StorageOptions) -> Backend:
+    return await Storage.open(data_dir, options)
+
+
+def _storage_component(
+    opener: StorageOpener,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def storage(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        slot = app[BACKEND]
+        options = config.storage_options(on_wal_fsync=app[METRICS].observe_wal_fsync)
+        # Fail the start (not a background task) if the directory cannot exist.
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        task = asyncio.create_task(_open_into(slot, opener, config.data_dir, options))
+        try:
+            yield
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            backend = slot.take()
+            if backend is not None:
+                await backend.close()
+                log.info("storage closed", extra={"data_dir": str(config.data_dir)})
+
+    return storage
+
+
+async def _open_into(
+    slot: BackendSlot, opener: StorageOpener, data_dir: Path, options: StorageOptions
+) -> None:
+    started = time.monotonic()
+    log.info("opening storage", extra={"data_dir": str(data_dir)})
+    try:
+        backend = await opener(data_dir, options)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("storage failed to open", exc_info=exc, extra={"data_dir": str(data_dir)})
+        slot.fail(exc)
+        return
+    slot.set(backend)
+    log.info(
+        "storage open",
+        extra={"data_dir": str(data_dir), "duration_s": round(time.monotonic() - started, 3)},
+    )

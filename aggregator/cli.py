@@ -1,0 +1,154 @@
+"""`aggregator serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]`.
+
+Without `--config` the embedded default runs (127.0.0.1:9095, data under
+./data, open writes). Flags override the file. A bad config or flag prints
+`error: <file>: <key>: <reason>` and exits 2 without a traceback. SIGTERM or
+SIGINT stop the service cleanly: stop listening, finish in-flight requests,
+close storage (flushing the WAL); a second signal exits at once.
+
+`aggregator check-config FILE` checks a config file and exits 0 or 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from aggregator.app import BACKEND, build_app, version
+from aggregator.config import Config, load_config
+from aggregator.errors import ConfigError
+from aggregator.logs import setup_logging
+
+log = logging.getLogger("aggregator")
+
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aggregator",
+        description="Multi-cluster Prometheus aggregator: remote-write in, Prometheus API out.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", metavar="FILE", help="YAML config file (default: embedded)")
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="listen address (default 127.0.0.1:9095)"
+    )
+    serve.add_argument("--data-dir", metavar="DIR", help="data directory (default ./data)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="logfmt", choices=["logfmt", "json"])
+
+    check = commands.add_parser("check-config", help="check a config file and exit")
+    check.add_argument("config", metavar="FILE")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The config the flags ask for: file (or embedded default) with flag overrides."""
+    config = load_config(args.config) if args.config else Config()
+    return config.with_overrides(listen=args.listen, data_dir=args.data_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `aggregator` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{args.config}: ok ({len(config.clusters)} push clusters)")
+        return 0
+
+    try:
+        config = resolve_config(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(args.log_level, args.log_format)
+    try:
+        return asyncio.run(serve(config))
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return EXIT_RUNTIME
+
+
+async def serve(config: Config) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or until storage cannot open (exit 1)."""
+    app = build_app(config)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        await runner.setup()
+    except OSError as exc:
+        log.error("cannot start", extra={"data_dir": str(config.data_dir), "err": str(exc)})
+        await runner.cleanup()
+        return EXIT_RUNTIME
+    code = 0
+    try:
+        site = web.TCPSite(runner, config.listen.host or None, config.listen.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen", extra={"listen": str(config.listen), "err": str(exc)})
+            return EXIT_RUNTIME
+        log.info(
+            "listening",
+            extra={
+                "listen": " ".join(_address(a) for a in runner.addresses),
+                "data_dir": str(config.data_dir.resolve()),
+                "config": config.source,
+                "push_clusters": len(config.clusters),
+                "version": version(),
+            },
+        )
+        opened = asyncio.ensure_future(app[BACKEND].wait_open())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({opened, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if opened.done() and opened.exception() is not None:
+            code = EXIT_RUNTIME
+        else:
+            await stopping
+        opened.cancel()
+        stopping.cancel()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+    log.info("stopped", extra={"exit_code": code})
+    return code
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second signal, exiting now", extra={"signal": signal.Signals(signum).name})
+            os._exit(EXIT_RUNTIME)
+        log.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _address(addr: object) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(addr)

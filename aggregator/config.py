@@ -1,0 +1,469 @@
+"""The service configuration: YAML file -> frozen dataclasses, every value checked.
+
+With no file the embedded default applies (listen on 127.0.0.1:9095, data
+under ./data, writes open without auth, no member clusters). A file is a
+mapping with these sections (all optional; defaults shown):
+
+```yaml
+listen: 127.0.0.1:9095          # HOST:PORT, [v6]:PORT or :PORT (all interfaces)
+data_dir: ./data                # relative paths are relative to this file's folder
+clusters:                       # push clusters; with none, writes are open
+  - name: edge-1                # becomes the `cluster` label of everything it writes
+    token_file: edge-1.token    # or `token: <secret>`; bearer token or basic-auth password
+limits:
+  max_request_bytes: 32MiB      # compressed remote-write body (413 past it)
+  max_decoded_bytes: 100MiB     # decompressed body (413 past it; Mimir's default)
+  max_label_names_per_series: 40
+  max_label_name_length: 1024
+  max_label_value_length: 2048
+  max_series_per_cluster: 1000000   # active series per cluster (429 past it; 0: none)
+  max_future: 10m               # samples further ahead of the clock are rejected
+  out_of_order_window: 10m      # samples this much older than a series' newest are accepted
+storage:
+  retention: 24h                # the head drops samples older than this
+  wal_fsync: batch              # batch | always | interval | never (see storage.options)
+  wal_fsync_interval: 1s        # for `interval`
+  wal_segment_size: 64MiB
+query:
+  lookback_delta: 5m
+  timeout: 2m
+  max_samples: 50000000
+```
+
+Durations are Prometheus durations (`30s`, `24h`, `1d`); sizes are bytes or
+`KiB/MiB/GiB` (`KB/MB/GB` mean the same powers of 1024, as in Prometheus).
+Unknown keys, wrong types, missing or empty token files, duplicate cluster
+names and shared tokens are errors: `load_config` raises `ConfigError(file,
+key, reason)` naming the key path, e.g. `clusters[1].token_file`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aggregator.errors import ConfigError
+from aggregator.units import parse_bytes, parse_duration_ms
+from remote_write.validate import SeriesLimits
+from storage.options import FsyncPolicy, StorageOptions
+
+DEFAULT_LISTEN = "127.0.0.1:9095"
+DEFAULT_DATA_DIR = Path("data")
+EMBEDDED_DEFAULT = "<embedded default>"
+COMMAND_LINE = "command line"
+
+MiB = 1 << 20
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where the HTTP server binds; host "" means every interface."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PushCluster:
+    """A member cluster that remote-writes to us; its token decides its `cluster` label."""
+
+    name: str
+    token: str = field(repr=False)
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Ingest limits (Mimir-like names and defaults)."""
+
+    max_request_bytes: int = 32 * MiB
+    max_decoded_bytes: int = 100 * MiB
+    series: SeriesLimits = field(default_factory=SeriesLimits)
+    max_series_per_cluster: int = 1_000_000
+    max_future_ms: int = 10 * 60_000
+    out_of_order_window_ms: int = 10 * 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Head retention and WAL durability (see `storage.options.FsyncPolicy`)."""
+
+    retention_ms: int = 24 * 3_600_000
+    wal_fsync: FsyncPolicy = FsyncPolicy.BATCH
+    wal_fsync_interval_ms: int = 1_000
+    wal_segment_bytes: int = 64 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class QueryConfig:
+    """PromQL engine defaults (Prometheus's flag defaults)."""
+
+    lookback_delta_ms: int = 5 * 60_000
+    timeout_ms: int = 2 * 60_000
+    max_samples: int = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the service runs with; `source` names the file (for messages)."""
+
+    listen: ListenAddress = field(default_factory=lambda: parse_listen(DEFAULT_LISTEN))
+    data_dir: Path = DEFAULT_DATA_DIR
+    clusters: tuple[PushCluster, ...] = ()
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
+    source: str = EMBEDDED_DEFAULT
+
+    def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
+        """This config with command-line flags applied (flags win over the file)."""
+        out = self
+        if listen is not None:
+            try:
+                out = replace(out, listen=parse_listen(listen))
+            except ValueError as exc:
+                raise ConfigError(COMMAND_LINE, "--listen", str(exc)) from None
+        if data_dir is not None:
+            if not data_dir:
+                raise ConfigError(COMMAND_LINE, "--data-dir", "must not be empty")
+            out = replace(out, data_dir=Path(data_dir))
+        return out
+
+    def storage_options(
+        self, *, on_wal_fsync: Callable[[float], None] | None = None
+    ) -> StorageOptions:
+        """The storage settings this config asks for."""
+        return StorageOptions(
+            retention_ms=self.storage.retention_ms,
+            out_of_order_window_ms=self.limits.out_of_order_window_ms,
+            max_future_ms=self.limits.max_future_ms,
+            series_limits=self.limits.series,
+            max_series_per_cluster=self.limits.max_series_per_cluster,
+            wal_fsync=self.storage.wal_fsync,
+            wal_fsync_interval_ms=self.storage.wal_fsync_interval_ms,
+            wal_segment_bytes=self.storage.wal_segment_bytes,
+            on_wal_fsync=on_wal_fsync,
+        )
+
+
+def parse_listen(text: str) -> ListenAddress:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT`; ValueError with the reason otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9095 or :9095), got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address needs brackets, e.g. [::1]:9095; got {text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range (0-65535)")
+    return ListenAddress(host, port)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a config file; raises ConfigError naming the file, key and reason."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(file, "", "file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "", f"cannot read the file: {exc}") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(file, "", f"invalid YAML: {where}{exc.problem}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(file, exc.key, "duplicate key") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, "", f"invalid YAML: {exc}") from None
+    return parse_config(raw if raw is not None else {}, file=file, base_dir=path.parent)
+
+
+def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
+    """Build a Config from parsed YAML; relative paths resolve against `base_dir`."""
+    top = _Node(file, "", raw)
+    listen_text = top.string("listen", DEFAULT_LISTEN)
+    try:
+        listen = parse_listen(listen_text)
+    except ValueError as exc:
+        raise ConfigError(file, "listen", str(exc)) from None
+    data_dir = base_dir / top.string("data_dir", str(DEFAULT_DATA_DIR))
+    clusters = _parse_clusters(top, base_dir)
+    limits = _parse_limits(top.section("limits"))
+    storage = _parse_storage(top.section("storage"))
+    query = _parse_query(top.section("query"))
+    top.finish()
+    return Config(
+        listen=listen,
+        data_dir=data_dir,
+        clusters=clusters,
+        limits=limits,
+        storage=storage,
+        query=query,
+        source=file,
+    )
+
+
+def _parse_clusters(top: _Node, base_dir: Path) -> tuple[PushCluster, ...]:
+    items = top.pop("clusters", None)
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise top.error("clusters", f"must be a list of clusters, got {_kind(items)}")
+    clusters: list[PushCluster] = []
+    names: dict[str, str] = {}
+    tokens: dict[str, tuple[str, str]] = {}
+    for i, item in enumerate(items):
+        node = _Node(top.file, f"clusters[{i}]", item)
+        name = node.string("name", None)
+        if not _CLUSTER_NAME.fullmatch(name):
+            raise node.error(
+                "name",
+                f"invalid cluster name {name!r}: use letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, at most 63 characters",
+            )
+        if name in names:
+            raise node.error("name", f"duplicate cluster name {name!r} (also {names[name]})")
+        names[name] = node.path
+        if "url" in node.mapping:
+            raise node.error(
+                "url",
+                "pull clusters (a Prometheus url to query) are not supported yet; "
+                "configure this cluster to remote_write with a token instead",
+            )
+        token_key, token, token_file = _cluster_token(node, base_dir)
+        if token in tokens:
+            other_path, other_name = tokens[token]
+            raise node.error(
+                token_key,
+                f"same token as {other_path} ({other_name!r}); each cluster needs its own token",
+            )
+        tokens[token] = (node.path, name)
+        node.finish()
+        clusters.append(PushCluster(name=name, token=token, token_file=token_file))
+    return tuple(clusters)
+
+
+def _cluster_token(node: _Node, base_dir: Path) -> tuple[str, str, Path | None]:
+    """(key that set it, token, token file) of a push cluster."""
+    has_token = "token" in node.mapping
+    has_file = "token_file" in node.mapping
+    if has_token and has_file:
+        raise node.error("token_file", "set either token or token_file, not both")
+    if has_token:
+        token = node.string("token", None)
+        if not token.strip():
+            raise node.error("token", "must not be empty")
+        return "token", token.strip(), None
+    if not has_file:
+        raise node.error(
+            "token", "a push cluster needs a token or a token_file (its remote_write credential)"
+        )
+    token_file = base_dir / node.string("token_file", None)
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise node.error("token_file", f"token file {str(token_file)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise node.error(
+            "token_file", f"cannot read token file {str(token_file)!r}: {exc}"
+        ) from None
+    if not token:
+        raise node.error("token_file", f"token file {str(token_file)!r} is empty")
+    return "token_file", token, token_file
+
+
+def _parse_limits(node: _Node) -> LimitsConfig:
+    d = LimitsConfig()
+    out = LimitsConfig(
+        max_request_bytes=node.size("max_request_bytes", d.max_request_bytes, minimum=1),
+        max_decoded_bytes=node.size("max_decoded_bytes", d.max_decoded_bytes, minimum=1),
+        series=SeriesLimits(
+            max_label_names=node.integer("max_label_names_per_series", d.series.max_label_names),
+            max_label_name_length=node.integer(
+                "max_label_name_length", d.series.max_label_name_length
+            ),
+            max_label_value_length=node.integer(
+                "max_label_value_length", d.series.max_label_value_length
+            ),
+        ),
+        max_series_per_cluster=node.integer("max_series_per_cluster", d.max_series_per_cluster),
+        max_future_ms=node.duration("max_future", d.max_future_ms),
+        out_of_order_window_ms=node.duration("out_of_order_window", d.out_of_order_window_ms),
+    )
+    node.finish()
+    return out
+
+
+def _parse_storage(node: _Node) -> StorageConfig:
+    d = StorageConfig()
+    policy_text = node.string("wal_fsync", d.wal_fsync.value)
+    try:
+        policy = FsyncPolicy(policy_text)
+    except ValueError:
+        allowed = ", ".join(p.value for p in FsyncPolicy)
+        raise node.error(
+            "wal_fsync", f"unknown policy {policy_text!r} (one of: {allowed})"
+        ) from None
+    out = StorageConfig(
+        retention_ms=node.duration("retention", d.retention_ms, minimum=1),
+        wal_fsync=policy,
+        wal_fsync_interval_ms=node.duration(
+            "wal_fsync_interval", d.wal_fsync_interval_ms, minimum=1
+        ),
+        wal_segment_bytes=node.size("wal_segment_size", d.wal_segment_bytes, minimum=64 * 1024),
+    )
+    node.finish()
+    return out
+
+
+def _parse_query(node: _Node) -> QueryConfig:
+    d = QueryConfig()
+    out = QueryConfig(
+        lookback_delta_ms=node.duration("lookback_delta", d.lookback_delta_ms, minimum=1),
+        timeout_ms=node.duration("timeout", d.timeout_ms, minimum=1),
+        max_samples=node.integer("max_samples", d.max_samples, minimum=1),
+    )
+    node.finish()
+    return out
+
+
+_REQUIRED: Any = object()
+_MISSING: Any = object()
+
+
+class _Node:
+    """One mapping of the YAML tree being read; every key must be consumed."""
+
+    def __init__(self, file: str, path: str, value: Any) -> None:
+        self.file = file
+        self.path = path
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(file, path or "(top level)", f"must be a mapping, got {_kind(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise ConfigError(file, path, f"keys must be strings, got {key!r}")
+        self.mapping: dict[str, Any] = value
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, reason: str) -> ConfigError:
+        return ConfigError(self.file, self.key(name), reason)
+
+    def pop(self, name: str, default: Any) -> Any:
+        self._seen.add(name)
+        if name in self.mapping and self.mapping[name] is not None:
+            return self.mapping[name]
+        if default is _REQUIRED:
+            raise self.error(name, "is required")
+        return default
+
+    def section(self, name: str) -> _Node:
+        return _Node(self.file, self.key(name), self.pop(name, {}))
+
+    def string(self, name: str, default: str | None) -> str:
+        value = self.pop(name, _REQUIRED if default is None else default)
+        if not isinstance(value, str):
+            raise self.error(name, f"must be a string, got {_kind(value)}")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self.pop(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"must be an integer, got {_kind(value)}")
+        if value < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def duration(self, name: str, default_ms: int, *, minimum: int = 0) -> int:
+        value = self.pop(name, _MISSING)
+        if value is _MISSING:
+            return default_ms
+        if value == 0 and not isinstance(value, bool):
+            value = "0"  # the one unitless duration Prometheus accepts
+        if isinstance(value, bool) or not isinstance(value, str):
+            hint = " (durations need a unit, e.g. 30s, 5m, 24h)" if isinstance(value, int) else ""
+            raise self.error(name, f"must be a duration string, got {_kind(value)}{hint}")
+        try:
+            ms = parse_duration_ms(value)
+        except ValueError as exc:
+            raise self.error(name, f"{exc} (e.g. 30s, 5m, 24h, 1d)") from None
+        if ms < minimum:
+            raise self.error(name, f"must be greater than zero, got {value!r}")
+        return ms
+
+    def size(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self.pop(name, _MISSING)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.error(name, f"must be a size (e.g. 32MiB or bytes), got {_kind(value)}")
+        try:
+            size = value if isinstance(value, int) else parse_bytes(value)
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+        if size < minimum:
+            raise self.error(name, f"must be at least {minimum} bytes, got {value!r}")
+        return size
+
+    def finish(self) -> None:
+        """Refuse keys nobody read: a typo must not silently fall back to a default."""
+        unknown = [k for k in self.mapping if k not in self._seen]
+        if unknown:
+            allowed = ", ".join(sorted(self._seen))
+            raise self.error(unknown[0], f"unknown key (allowed here: {allowed})")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (Prometheus's YAML parsing does too)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                mark = key_node.start_mark
+                raise _DuplicateKey(f"{key} (line {mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

@@ -1,0 +1,39 @@
+"""Service errors.
+
+    AggregatorError
+    ├── ConfigError   the config file or a flag is invalid (exit at start; names file, key, reason)
+    ├── BadData       a request parameter is invalid: HTTP 400, errorType bad_data
+    └── NotReady      a component is still starting (e.g. storage replaying its WAL): HTTP 503
+
+Errors raised below this package (storage, promql, remote_write) keep their own
+trees; `aggregator.api.responses` translates all of them to HTTP in one table.
+"""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """Base of the service's own errors."""
+
+
+class ConfigError(AggregatorError):
+    """An invalid setting: `file` (or "command line"), the `key` path, and the `reason`.
+
+    The key path is written the way a user finds it in the YAML file, e.g.
+    `clusters[1].token_file` or `limits.max_future`.
+    """
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        self.file = file
+        self.key = key
+        self.reason = reason
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {reason}")
+
+
+class BadData(AggregatorError):
+    """A request the API refuses as malformed; the message is what the client sees."""
+
+
+class NotReady(AggregatorError):
+    """A component the request needs has not finished starting; retrying later helps."""

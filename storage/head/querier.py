@@ -1,0 +1,183 @@
+"""Reads from the head: select series by matchers, label names and values.
+
+A select resolves matchers in the index, orders the series by labels (a
+Python sort over the matched series, never over samples), then for every part
+overlapping the range finds each series' rows with two `searchsorted` calls
+over the part's keys and gathers them with one fancy index. Rows of the active
+buffer are sorted into temporary parts first. Parts of a partition are in seal
+order, so each series' slices concatenate in time order; only parts that took
+out-of-order samples make the result go through an order check (and a sort of
+just the series that need it).
+
+Label names and values come from series with samples overlapping the
+querier's time range, judged by each series' oldest and newest timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from storage.head.head import Head
+from storage.head.parts import Part
+from storage.interfaces import LabelResult, SelectHints, SeriesSet
+from storage.labels import Matcher
+
+
+class HeadQuerier:
+    """A Querier over the head for [start_ms, end_ms]; reads see the head as it is."""
+
+    def __init__(self, head: Head, start_ms: int, end_ms: int) -> None:
+        self._head = head
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+
+    async def select(
+        self,
+        matchers: Sequence[Matcher],
+        start_ms: int,
+        end_ms: int,
+        *,
+        hints: SelectHints | None = None,
+    ) -> SeriesSet:
+        return select(self._head, matchers, start_ms, end_ms)
+
+    async def label_names(
+        self, matchers: Sequence[Matcher] = (), *, limit: int | None = None
+    ) -> LabelResult:
+        sids = self._series(matchers)
+        names = self._head.index.label_names(sids)
+        return LabelResult(names[:limit] if limit else names)
+
+    async def label_values(
+        self, name: str, matchers: Sequence[Matcher] = (), *, limit: int | None = None
+    ) -> LabelResult:
+        sids = self._series(matchers)
+        values = self._head.index.label_values(name, sids)
+        return LabelResult(values[:limit] if limit else values)
+
+    def _series(self, matchers: Sequence[Matcher]) -> NDArray[np.int64] | None:
+        """Matching series with samples in the querier's range; None means all series."""
+        head = self._head
+        first = head.start_time()
+        covers_all = first is not None and self.start_ms <= first and head.max_time <= self.end_ms
+        if not matchers and covers_all:
+            return None
+        sids = head.index.select(matchers)
+        if covers_all:
+            return sids
+        return sids[in_time_range(head, sids, self.start_ms, self.end_ms)]
+
+
+def in_time_range(
+    head: Head, sids: NDArray[np.int64], start_ms: int, end_ms: int
+) -> NDArray[np.bool_]:
+    """Whether each series' [oldest, newest] sample times overlap [start_ms, end_ms]."""
+    return (head.max_ts[sids] >= start_ms) & (head.min_ts[sids] <= end_ms)
+
+
+def select(head: Head, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesSet:
+    """The head's series matching `matchers`, with their samples in [start_ms, end_ms]."""
+    if start_ms > end_ms:
+        return SeriesSet.empty()
+    sids = head.index.select(matchers)
+    if len(sids):
+        sids = sids[in_time_range(head, sids, start_ms, end_ms)]
+    if not len(sids):
+        return SeriesSet.empty()
+    labels = head.index.labels_of(sids.tolist())
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    sids = sids[order]
+    labels = [labels[i] for i in order]
+
+    sources = head.partitions.overlapping(start_ms, end_ms)
+    sources += _buffer_parts(head, sids, start_ms, end_ms)
+    # Stable: within a partition, sealed parts (seal order) come before buffered rows.
+    sources.sort(key=_base)
+    if not sources:
+        return SeriesSet.empty()
+    ranges = [part.ranges(sids, start_ms, end_ms) for part in sources]
+    counts = np.stack([hi - lo for lo, hi in ranges])
+    totals = counts.sum(axis=0)
+    present = totals > 0
+    if not present.all():
+        keep = np.flatnonzero(present)
+        labels = [labels[i] for i in keep.tolist()]
+        totals = totals[keep]
+        counts = counts[:, keep]
+        ranges = [(lo[keep], hi[keep]) for lo, hi in ranges]
+        if not labels:
+            return SeriesSet.empty()
+    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(totals, out=offsets[1:])
+    used = [k for k in range(len(sources)) if counts[k].any()]
+    if len(used) == 1:
+        part, (lo, _) = sources[used[0]], ranges[used[0]]
+        rows = _ranges_index(lo, counts[used[0]], int(offsets[-1]))
+        return SeriesSet(labels, offsets, part.timestamps(rows), part.values[rows])
+    total = int(offsets[-1])
+    out_ts = np.empty(total, dtype=np.int64)
+    out_values = np.empty(total, dtype=np.float64)
+    cursor = offsets[:-1].copy()
+    for k in used:
+        part, (lo, _), c = sources[k], ranges[k], counts[k]
+        n = int(c.sum())
+        src = _ranges_index(lo, c, n)
+        dst = _ranges_index(cursor, c, n)
+        out_ts[dst] = part.timestamps(src)
+        out_values[dst] = part.values[src]
+        cursor += c
+    if any(sources[k].ooo for k in used[1:]):
+        _fix_order(offsets, out_ts, out_values)
+    return SeriesSet(labels, offsets, out_ts, out_values)
+
+
+def _base(part: Part) -> int:
+    return part.base
+
+
+def _buffer_parts(head: Head, sids: NDArray[np.int64], start_ms: int, end_ms: int) -> list[Part]:
+    """The active buffer's rows of `sids` in range, as temporary sorted parts."""
+    buf = head.buffer
+    if not buf.n or buf.max_t < start_ms or buf.min_t > end_ms:
+        return []
+    b_sid, b_ts, b_values = buf.view()
+    wanted = np.zeros(head.index.id_limit, dtype=bool)
+    wanted[sids] = True
+    rows = wanted[b_sid]
+    if buf.min_t < start_ms or buf.max_t > end_ms:
+        rows &= (b_ts >= start_ms) & (b_ts <= end_ms)
+    if not rows.any():
+        return []
+    return head.partitions.temporary_parts(b_sid[rows], b_ts[rows], b_values[rows], ooo=buf.ooo)
+
+
+def _ranges_index(lo: NDArray[np.int64], counts: NDArray[np.int64], total: int) -> NDArray:
+    """Concatenated positions lo[j] .. lo[j] + counts[j] - 1, for all j, in order."""
+    starts = np.cumsum(counts) - counts
+    idx = np.arange(total, dtype=np.int64)
+    idx += np.repeat(lo - starts, counts)
+    return idx
+
+
+def _fix_order(
+    offsets: NDArray[np.int64], ts: NDArray[np.int64], values: NDArray[np.float64]
+) -> None:
+    """Sort, in place, the samples of series whose slices from several parts interleave."""
+    if len(ts) < 2:
+        return
+    bad = ts[1:] <= ts[:-1]
+    inner = offsets[1:-1]
+    bad[inner[inner > 0] - 1] = False  # a series boundary is not a step back in time
+    if not bad.any():
+        return
+    series = np.searchsorted(offsets, np.flatnonzero(bad), side="right") - 1
+    affected = np.zeros(len(offsets) - 1, dtype=bool)
+    affected[series] = True
+    row_series = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    rows = np.flatnonzero(affected[row_series])
+    order = np.lexsort((ts[rows], row_series[rows]))
+    ts[rows] = ts[rows][order]
+    values[rows] = values[rows][order]

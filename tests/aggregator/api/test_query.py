@@ -1,0 +1,318 @@
+"""`/api/v1/query`, `/api/v1/query_range`, `/api/v1/format_query`, `/api/v1/query_exemplars`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aggregator.config import Config, QueryConfig
+from promql.engine import QueryOpts, Result
+from promql.errors import QueryCanceled, QueryTimeout
+from promql.value import Scalar
+from storage.annotations import Annotations
+from storage.interfaces import Queryable
+from tests.aggregator.conftest import MakeService, Service, encode
+
+NOW_S = int(time.time()) // 60 * 60 - 600  # a whole minute, ten minutes ago
+T0 = NOW_S * 1000
+
+
+@pytest.fixture
+async def service(make_service: MakeService) -> Service:
+    service = await make_service(real=True)
+    series = []
+    for job, base in (("api", 10.0), ("web", 100.0)):
+        labels = (("__name__", "requests_total"), ("job", job))
+        ts = [T0 - 300_000 + k * 15_000 for k in range(21)]  # 5 minutes at 15s, up to T0
+        series.append((labels, ts, [base + k for k in range(21)]))
+    series.append(((("__name__", "temp"), ("room", "a")), [T0 - 1_500, T0 - 500], [20.5, 21.0]))
+    status, text = await service.write(encode(series))
+    assert status == 204, text
+    return service
+
+
+async def query(service: Service, path: str, params: Any, method: str = "GET") -> tuple[int, Any]:
+    if method == "GET":
+        resp = await service.client.get(path, params=params)
+    else:
+        resp = await service.client.post(path, data=params)
+    assert resp.content_type == "application/json", await resp.text()
+    return resp.status, await resp.json()
+
+
+async def test_instant_vector(service: Service) -> None:
+    status, body = await query(
+        service, "/api/v1/query", {"query": "sum by (job) (requests_total)", "time": str(NOW_S)}
+    )
+    assert status == 200
+    assert body == {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"job": "api"}, "value": [NOW_S, "30"]},
+                {"metric": {"job": "web"}, "value": [NOW_S, "120"]},
+            ],
+        },
+    }
+
+
+async def test_instant_query_time_as_rfc3339_and_post(service: Service) -> None:
+    rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%S.250Z", time.gmtime(NOW_S))
+    status, body = await query(
+        service, "/api/v1/query", {"query": "temp", "time": rfc3339}, method="POST"
+    )
+    assert status == 200
+    [sample] = body["data"]["result"]
+    assert sample == {"metric": {"__name__": "temp", "room": "a"}, "value": [NOW_S + 0.25, "21"]}
+
+
+async def test_instant_scalar_and_string(service: Service) -> None:
+    _, body = await query(service, "/api/v1/query", {"query": "1 / 4", "time": "100.5"})
+    assert body["data"] == {"resultType": "scalar", "result": [100.5, "0.25"]}
+    _, body = await query(service, "/api/v1/query", {"query": '"hi"', "time": "100"})
+    assert body["data"] == {"resultType": "string", "result": [100, "hi"]}
+
+
+async def test_instant_range_selector_is_a_matrix_with_sample_times(service: Service) -> None:
+    _, body = await query(service, "/api/v1/query", {"query": "temp[1m]", "time": str(NOW_S)})
+    assert body["data"] == {
+        "resultType": "matrix",
+        "result": [
+            {
+                "metric": {"__name__": "temp", "room": "a"},
+                "values": [[NOW_S - 1.5, "20.5"], [NOW_S - 0.5, "21"]],
+            }
+        ],
+    }
+
+
+async def test_range_query(service: Service) -> None:
+    params = {
+        "query": 'requests_total{job="api"} * 2',
+        "start": str(NOW_S - 60),
+        "end": str(NOW_S),
+        "step": "30s",
+    }
+    status, body = await query(service, "/api/v1/query_range", params)
+    assert status == 200
+    assert body["data"] == {
+        "resultType": "matrix",
+        "result": [
+            {
+                "metric": {"job": "api"},
+                "values": [[NOW_S - 60, "52"], [NOW_S - 30, "56"], [NOW_S, "60"]],
+            }
+        ],
+    }
+
+
+async def test_range_query_of_a_scalar(service: Service) -> None:
+    params = {"query": "time()", "start": "10", "end": "20", "step": "5"}
+    _, body = await query(service, "/api/v1/query_range", params, method="POST")
+    assert body["data"] == {
+        "resultType": "matrix",
+        "result": [{"metric": {}, "values": [[10, "10"], [15, "15"], [20, "20"]]}],
+    }
+
+
+async def test_range_query_allows_exactly_11000_steps(service: Service) -> None:
+    params = {"query": "1", "start": "0", "end": "11000", "step": "1"}
+    status, body = await query(service, "/api/v1/query_range", params)
+    assert status == 200
+    assert len(body["data"]["result"][0]["values"]) == 11_001
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        (
+            "/api/v1/query",
+            {"query": "sum(", "time": "1"},
+            'invalid parameter "query": parse error: unclosed left parenthesis',
+        ),
+        (
+            "/api/v1/query",
+            {"time": "1"},
+            'invalid parameter "query": parse error: no expression found in input',
+        ),
+        (
+            "/api/v1/query",
+            {"query": "up", "time": "abc"},
+            "invalid parameter \"time\": Invalid time value for 'time': "
+            'cannot parse "abc" to a valid timestamp',
+        ),
+        (
+            "/api/v1/query",
+            {"query": "up", "timeout": "abc"},
+            'invalid parameter "timeout": cannot parse "abc" to a valid duration',
+        ),
+        (
+            "/api/v1/query_range",
+            {"query": "up", "end": "5", "step": "1"},
+            'invalid parameter "start": cannot parse "" to a valid timestamp',
+        ),
+        (
+            "/api/v1/query_range",
+            {"query": "up", "start": "10", "end": "5", "step": "1"},
+            'invalid parameter "end": end timestamp must not be before start time',
+        ),
+        (
+            "/api/v1/query_range",
+            {"query": "up", "start": "0", "end": "5"},
+            'invalid parameter "step": cannot parse "" to a valid duration',
+        ),
+        (
+            "/api/v1/query_range",
+            {"query": "up", "start": "0", "end": "5", "step": "0"},
+            'invalid parameter "step": zero or negative query resolution step widths are not '
+            "accepted. Try a positive integer",
+        ),
+        (
+            "/api/v1/query_range",
+            {"query": "up", "start": "0", "end": "100000", "step": "1"},
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)",
+        ),
+        (
+            "/api/v1/query_range",
+            {"query": "up[5m]", "start": "0", "end": "5", "step": "1"},
+            'invalid expression type "range vector" for range query, must be Scalar or instant '
+            "Vector",
+        ),
+        (
+            "/api/v1/format_query",
+            {"query": "sum(up"},
+            'invalid parameter "query": parse error: unclosed left parenthesis',
+        ),
+        (
+            "/api/v1/query_exemplars",
+            {"query": "up{"},
+            "parse error: unexpected end of input inside braces",
+        ),
+        (
+            "/api/v1/query_exemplars",
+            {"query": "up", "start": "10", "end": "5"},
+            "end timestamp must not be before start timestamp",
+        ),
+    ],
+)
+async def test_bad_requests(
+    service: Service, path: str, params: dict[str, str], message: str
+) -> None:
+    status, body = await query(service, path, params)
+    assert status == 400
+    assert body == {"status": "error", "errorType": "bad_data", "error": message}
+
+
+async def test_execution_error_is_422(service: Service) -> None:
+    status, body = await query(
+        service,
+        "/api/v1/query",
+        {"query": "requests_total + on() requests_total", "time": str(NOW_S)},
+    )
+    assert status == 422
+    assert body["errorType"] == "execution"
+    assert "many-to-many matching not allowed" in body["error"]
+
+
+async def test_too_many_samples_is_422(make_service: MakeService) -> None:
+    service = await make_service(Config(query=QueryConfig(max_samples=2)), real=True)
+    body = encode([((("__name__", "m"),), [T0 - 2000, T0 - 1000, T0], [1.0, 2.0, 3.0])])
+    assert (await service.write(body))[0] == 204
+    status, err = await query(service, "/api/v1/query", {"query": "m[1m]", "time": str(NOW_S)})
+    assert status == 422
+    assert err["errorType"] == "execution"
+    assert "too many samples" in err["error"]
+
+
+class ScriptedEngine:
+    """Answers every query with a fixed outcome and records the options it got."""
+
+    def __init__(self, outcome: Result | BaseException) -> None:
+        self.outcome = outcome
+        self.opts: list[QueryOpts | None] = []
+
+    async def instant_query(
+        self, queryable: Queryable, query: str, ts_ms: int, *, opts: QueryOpts | None = None
+    ) -> Result:
+        self.opts.append(opts)
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+    async def range_query(self, *args: Any, opts: QueryOpts | None = None) -> Result:
+        return await self.instant_query(None, "", 0, opts=opts)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "error_type"),
+    [
+        (QueryTimeout("query timed out in query execution"), 503, "timeout"),
+        (QueryCanceled("query was canceled in query execution"), 499, "canceled"),
+    ],
+)
+async def test_engine_failures_map_to_prometheus_error_types(
+    make_service: MakeService, error: Exception, status: int, error_type: str
+) -> None:
+    service = await make_service(engine=ScriptedEngine(error))
+    got, body = await query(service, "/api/v1/query", {"query": "up"})
+    assert (got, body["errorType"], body["error"]) == (status, error_type, str(error))
+
+
+async def test_warnings_and_infos_reach_the_response(make_service: MakeService) -> None:
+    notes = Annotations()
+    notes.warn("cluster dc-2 unreachable")
+    notes.info('metric might not be a counter, name does not end in _total: "x"')
+    engine = ScriptedEngine(Result(Scalar(1.0, 1000), notes))
+    service = await make_service(engine=engine)
+    _, body = await query(service, "/api/v1/query", {"query": "1"})
+    assert body["warnings"] == ["cluster dc-2 unreachable"]
+    assert body["infos"] == ['metric might not be a counter, name does not end in _total: "x"']
+
+
+async def test_timeout_parameter_only_shortens_the_configured_timeout(
+    make_service: MakeService,
+) -> None:
+    engine = ScriptedEngine(Result(Scalar(1.0, 1000)))
+    service = await make_service(Config(query=QueryConfig(timeout_ms=10_000)), engine=engine)
+    await query(service, "/api/v1/query", {"query": "1", "timeout": "2s"})
+    await query(service, "/api/v1/query", {"query": "1", "timeout": "1h"})
+    await query(service, "/api/v1/query", {"query": "1"})
+    assert [o.timeout_s if o else None for o in engine.opts] == [2.0, 10.0, None]
+
+
+async def test_format_query(service: Service) -> None:
+    status, body = await query(service, "/api/v1/format_query", {"query": "sum(rate(x[5m]))by(a)"})
+    assert (status, body) == (200, {"status": "success", "data": "sum by (a) (rate(x[5m]))"})
+
+
+async def test_query_exemplars_is_empty(service: Service) -> None:
+    status, body = await query(service, "/api/v1/query_exemplars", {"query": "requests_total"})
+    assert (status, body) == (200, {"status": "success", "data": []})
+
+
+async def test_big_range_result_round_trips(make_service: MakeService) -> None:
+    service = await make_service(real=True)
+    n_series, points = 200, 41
+    ts = [T0 - 600_000 + k * 15_000 for k in range(points)]
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(n_series, points)) * 1e3
+    series = [
+        ((("__name__", "g"), ("i", f"{i:03d}")), ts, data[i].tolist()) for i in range(n_series)
+    ]
+    assert (await service.write(encode(series)))[0] == 204
+    start_s, end_s = (T0 - 600_000) // 1000, T0 // 1000
+    _, body = await query(
+        service,
+        "/api/v1/query_range",
+        {"query": "g", "start": str(start_s), "end": str(end_s), "step": "15"},
+    )
+    result = body["data"]["result"]
+    assert [r["metric"]["i"] for r in result] == [f"{i:03d}" for i in range(n_series)]
+    got = np.array([[float(v) for _, v in r["values"]] for r in result])
+    assert np.array_equal(got, data)
+    assert [t for t, _ in result[0]["values"]] == list(range(start_s, end_s + 1, 15))

@@ -1,0 +1,103 @@
+"""The command line: argument handling, config errors without tracebacks, check-config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import EXIT_CONFIG, build_parser, main, resolve_config
+from aggregator.config import ListenAddress
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_serve_defaults_to_the_embedded_config() -> None:
+    config = resolve_config(build_parser().parse_args(["serve"]))
+    assert config.listen == ListenAddress("127.0.0.1", 9095)
+    assert config.data_dir == Path("data")
+    assert config.clusters == ()
+    assert config.source == "<embedded default>"
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("listen: 0.0.0.0:1000\ndata_dir: from-file\nstorage:\n  retention: 1h\n")
+    args = build_parser().parse_args(
+        ["serve", "--config", str(path), "--listen", "127.0.0.1:2000", "--data-dir", "/d"]
+    )
+    config = resolve_config(args)
+    assert config.listen == ListenAddress("127.0.0.1", 2000)
+    assert config.data_dir == Path("/d")
+    assert config.storage.retention_ms == 3_600_000, "the rest of the file still applies"
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([])
+    assert info.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_unknown_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--listen-address", "x"])
+    assert "unrecognized arguments: --listen-address" in capsys.readouterr().err
+
+
+def test_bad_config_prints_file_key_reason_and_exits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text("clusters:\n  - name: a\n    token_file: missing.token\n")
+    assert main(["serve", "--config", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: clusters[0].token_file: token file ")
+    assert "does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_bad_listen_flag_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--listen", "nowhere"]) == EXIT_CONFIG
+    assert capsys.readouterr().err.startswith("error: command line: --listen: expected HOST:PORT")
+
+
+def test_check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text("clusters:\n  - name: a\n    token: t\n")
+    assert main(["check-config", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: ok (1 push clusters)\n"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("limits:\n  max_future: soon\n")
+    assert main(["check-config", str(bad)]) == EXIT_CONFIG
+    assert capsys.readouterr().err.startswith(f"error: {bad}: limits.max_future: ")
+
+
+def test_python_dash_m_reports_config_errors_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text("listen: [1, 2]\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "aggregator", "serve", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == EXIT_CONFIG
+    assert proc.stderr == f"error: {path}: listen: must be a string, got a list\n"
+
+
+def test_python_dash_m_version() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("aggregator ")

@@ -1,0 +1,281 @@
+"""Config loading: the defaults, every section, and errors naming file, key and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import Config, ListenAddress, load_config, parse_listen
+from aggregator.errors import ConfigError
+from storage.options import FsyncPolicy
+
+
+def write(tmp_path: Path, text: str, name: str = "aggregator.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def config_error(tmp_path: Path, text: str) -> ConfigError:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    err = info.value
+    assert str(path) in str(err), "the message names the file"
+    return err
+
+
+def test_embedded_default_is_local_open_and_bounded() -> None:
+    config = Config()
+    assert config.listen == ListenAddress("127.0.0.1", 9095)
+    assert config.data_dir == Path("data")
+    assert config.clusters == ()
+    options = config.storage_options()
+    assert options.retention_ms == 24 * 3_600_000
+    assert options.wal_fsync is FsyncPolicy.BATCH
+
+
+def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.listen == Config().listen
+    assert config.limits == Config().limits
+    assert config.data_dir == tmp_path / "data", "relative to the config file's folder"
+
+
+def test_full_file(tmp_path: Path) -> None:
+    (tmp_path / "edge.token").write_text("s3cret-edge\n")
+    config = load_config(
+        write(
+            tmp_path,
+            """
+listen: "[::1]:9999"
+data_dir: /var/lib/agg
+clusters:
+  - name: edge-1
+    token_file: edge.token
+  - name: dc.2
+    token: "  dc-token  "
+limits:
+  max_request_bytes: 8MiB
+  max_decoded_bytes: 64MB
+  max_label_names_per_series: 30
+  max_label_name_length: 200
+  max_label_value_length: 4096
+  max_series_per_cluster: 5000
+  max_future: 2m
+  out_of_order_window: 1h
+storage:
+  retention: 2d
+  wal_fsync: interval
+  wal_fsync_interval: 250ms
+  wal_segment_size: 1MiB
+query:
+  lookback_delta: 1m
+  timeout: 30s
+  max_samples: 1000
+""",
+        )
+    )
+    assert config.listen == ListenAddress("::1", 9999)
+    assert str(config.listen) == "[::1]:9999"
+    assert config.data_dir == Path("/var/lib/agg")
+    assert [(c.name, c.token) for c in config.clusters] == [
+        ("edge-1", "s3cret-edge"),
+        ("dc.2", "dc-token"),
+    ]
+    assert config.clusters[0].token_file == tmp_path / "edge.token"
+    assert "s3cret" not in repr(config), "tokens stay out of reprs and logs"
+
+    options = config.storage_options()
+    assert config.limits.max_request_bytes == 8 << 20
+    assert config.limits.max_decoded_bytes == 64 << 20
+    assert options.series_limits.max_label_names == 30
+    assert options.series_limits.max_label_name_length == 200
+    assert options.series_limits.max_label_value_length == 4096
+    assert options.max_series_per_cluster == 5000
+    assert options.max_future_ms == 120_000
+    assert options.out_of_order_window_ms == 3_600_000
+    assert options.retention_ms == 2 * 86_400_000
+    assert options.wal_fsync is FsyncPolicy.INTERVAL
+    assert options.wal_fsync_interval_ms == 250
+    assert options.wal_segment_bytes == 1 << 20
+    assert (config.query.lookback_delta_ms, config.query.timeout_ms) == (60_000, 30_000)
+    assert config.query.max_samples == 1000
+
+
+def test_fsync_callback_reaches_storage_options() -> None:
+    seen: list[float] = []
+    options = Config().storage_options(on_wal_fsync=seen.append)
+    assert options.on_wal_fsync is not None
+    options.on_wal_fsync(0.5)
+    assert seen == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("listen: 9095\n", "listen", "must be a string, got a number (9095)"),
+        ("listen: localhost\n", "listen", "expected HOST:PORT"),
+        ("listen: 'host:70000'\n", "listen", "port 70000 is out of range"),
+        ("lisen: ':1'\n", "lisen", "unknown key (allowed here: "),
+        ("limits:\n  max_future: 10\n", "limits.max_future", "durations need a unit"),
+        ("limits:\n  max_future: 10 min\n", "limits.max_future", "not a valid duration"),
+        (
+            "limits:\n  max_series_per_cluster: lots\n",
+            "limits.max_series_per_cluster",
+            "must be an integer, got a string ('lots')",
+        ),
+        (
+            "limits:\n  max_series_per_cluster: -1\n",
+            "limits.max_series_per_cluster",
+            "must be at least 0",
+        ),
+        (
+            "limits:\n  max_request_bytes: 3 parsecs\n",
+            "limits.max_request_bytes",
+            "not a valid size",
+        ),
+        (
+            "limits:\n  max_label_names_per_series: true\n",
+            "limits.max_label_names_per_series",
+            "must be an integer, got a boolean",
+        ),
+        ("limits: [1]\n", "limits", "must be a mapping, got a list"),
+        (
+            "storage:\n  wal_fsync: sometimes\n",
+            "storage.wal_fsync",
+            "unknown policy 'sometimes' (one of: batch, always, interval, never)",
+        ),
+        ("storage:\n  retention: 0\n", "storage.retention", "must be greater than zero"),
+        ("storage:\n  retension: 1d\n", "storage.retension", "unknown key"),
+        ("query:\n  timeout: 1x\n", "query.timeout", "not a valid duration"),
+        ("clusters: {name: a}\n", "clusters", "must be a list of clusters"),
+        ("clusters:\n  - name: a\n", "clusters[0].token", "needs a token or a token_file"),
+        ("clusters:\n  - token: t\n", "clusters[0].name", "is required"),
+        (
+            "clusters:\n  - name: 'a b'\n    token: t\n",
+            "clusters[0].name",
+            "invalid cluster name 'a b'",
+        ),
+        ("clusters:\n  - name: a\n    token: ''\n", "clusters[0].token", "must not be empty"),
+        (
+            "clusters:\n  - name: a\n    token: t\n    extra: 1\n",
+            "clusters[0].extra",
+            "unknown key",
+        ),
+        (
+            "clusters:\n  - name: a\n    token: t\n    token_file: f\n",
+            "clusters[0].token_file",
+            "either token or token_file, not both",
+        ),
+        (
+            "clusters:\n  - name: a\n    token: t1\n  - name: a\n    token: t2\n",
+            "clusters[1].name",
+            "duplicate cluster name 'a' (also clusters[0])",
+        ),
+        (
+            "clusters:\n  - name: a\n    token: same\n  - name: b\n    token: same\n",
+            "clusters[1].token",
+            "same token as clusters[0] ('a')",
+        ),
+        (
+            "clusters:\n  - name: remote\n    url: http://prom:9090\n",
+            "clusters[0].url",
+            "pull clusters (a Prometheus url to query) are not supported yet",
+        ),
+        ("data_dir: [a]\n", "data_dir", "must be a string, got a list"),
+    ],
+)
+def test_bad_values_name_the_key_and_reason(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    err = config_error(tmp_path, text)
+    assert err.key == key
+    assert reason in err.reason
+    assert f": {key}: " in str(err)
+
+
+def test_token_file_missing(tmp_path: Path) -> None:
+    err = config_error(tmp_path, "clusters:\n  - name: a\n    token_file: nope.token\n")
+    assert err.key == "clusters[0].token_file"
+    assert str(tmp_path / "nope.token") in err.reason
+    assert "does not exist" in err.reason
+
+
+def test_token_file_empty(tmp_path: Path) -> None:
+    (tmp_path / "empty.token").write_text("  \n")
+    err = config_error(
+        tmp_path,
+        "clusters:\n  - name: a\n    token: x\n  - name: b\n    token_file: empty.token\n",
+    )
+    assert err.key == "clusters[1].token_file"
+    assert "is empty" in err.reason
+
+
+def test_token_file_shared_with_inline_token(tmp_path: Path) -> None:
+    (tmp_path / "b.token").write_text("same\n")
+    err = config_error(
+        tmp_path,
+        "clusters:\n  - name: a\n    token: same\n  - name: b\n    token_file: b.token\n",
+    )
+    assert err.key == "clusters[1].token_file"
+    assert "same token as clusters[0]" in err.reason
+    assert "same" not in err.reason.replace("same token", ""), "the token is not printed"
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    err = config_error(tmp_path, "listen: ':1'\nlimits:\n  max_future: [\n")
+    assert err.key == ""
+    assert "invalid YAML" in err.reason
+    assert "line" in err.reason
+
+
+def test_duplicate_yaml_key(tmp_path: Path) -> None:
+    err = config_error(tmp_path, "listen: ':1'\nlisten: ':2'\n")
+    assert err.key.startswith("listen")
+    assert err.reason == "duplicate key"
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    err = config_error(tmp_path, "- a\n- b\n")
+    assert "must be a mapping" in err.reason
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        load_config(tmp_path / "absent.yml")
+    assert info.value.file == str(tmp_path / "absent.yml")
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "listen: '0.0.0.0:1'\ndata_dir: /x\n"))
+    overridden = config.with_overrides(listen=":9000", data_dir="rel/dir")
+    assert overridden.listen == ListenAddress("", 9000)
+    assert overridden.data_dir == Path("rel/dir")
+    assert config.with_overrides() == config
+
+
+def test_bad_listen_flag_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        Config().with_overrides(listen="nonsense")
+    assert (info.value.file, info.value.key) == ("command line", "--listen")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9095", ListenAddress("127.0.0.1", 9095)),
+        (":80", ListenAddress("", 80)),
+        ("[::]:0", ListenAddress("::", 0)),
+        ("example.com:443", ListenAddress("example.com", 443)),
+    ],
+)
+def test_parse_listen(text: str, expected: ListenAddress) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9095", "::1:9095", "host:", "host:port"])
+def test_parse_listen_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match=r"HOST:PORT|brackets"):
+        parse_listen(text)

@@ -1,0 +1,134 @@
+"""The query API's JSON, byte for byte, against a real Prometheus 2.42.
+
+Constant queries need no data, so both servers answer the same question and
+their response bodies must be identical: value formatting (`1e+21`, `1e-07`,
+`-0`, `+Inf`), timestamps (`100.050` in vectors, `100.05` for scalars), label
+escaping, envelopes and error messages.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from remote_write.batch import WriteBatch
+from remote_write.codec import encode_write_request
+from tests.support.realparts import http_get, start_aggregator, start_prometheus
+
+INSTANT = [
+    ("vector(1e21)", "100"),
+    ("vector(1e-7)", "100"),
+    ("vector(1e-6)", "100"),
+    ("vector(2.5e-6)", "100"),
+    ("vector(1.5e16)", "100"),
+    ("vector(123456789012345678)", "100"),
+    ("vector(0.1+0.2)", "100.05"),
+    ("vector(-1/0)", "1.001"),
+    ("vector(0/0)", "100"),
+    ("-0", "100"),
+    ("1", "-100.25"),
+    ("0.000001", "100"),
+    ('"x"', "100.5"),
+    ("vector(1) + vector(2)", "1700000000.123"),
+]
+
+RANGE = [
+    ("vector(1.5)", "100", "160", "15"),
+    ("time() * 1e-6", "100.05", "101", "0.5"),
+    ("vector(time()) > 130", "100", "160", "15"),
+]
+
+
+def _get(url: str, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+    return http_get(f"{url}{path}?{urllib.parse.urlencode(params)}")
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("json")
+    prom, prom_url = start_prometheus(
+        tmp / "prom",
+        "global:\n  scrape_interval: 1m\n",
+        extra_args=["--web.enable-remote-write-receiver"],
+    )
+    try:
+        agg, agg_url = start_aggregator(tmp / "agg")
+    except BaseException:
+        prom.stop()
+        raise
+    yield prom_url, agg_url
+    agg.stop()
+    prom.stop()
+
+
+@pytest.mark.parametrize(("expr", "at"), INSTANT)
+def test_instant_query_json_is_identical(servers, expr: str, at: str) -> None:  # type: ignore[no-untyped-def]
+    prom_url, agg_url = servers
+    params = {"query": expr, "time": at}
+    expected = _get(prom_url, "/api/v1/query", params)
+    assert expected[0] == 200, expected
+    assert _get(agg_url, "/api/v1/query", params) == expected
+
+
+@pytest.mark.parametrize(("expr", "start", "end", "step"), RANGE)
+def test_range_query_json_is_identical(servers, expr: str, start: str, end: str, step: str) -> None:  # type: ignore[no-untyped-def]
+    prom_url, agg_url = servers
+    params = {"query": expr, "start": start, "end": end, "step": step}
+    expected = _get(prom_url, "/api/v1/query_range", params)
+    assert expected[0] == 200, expected
+    assert _get(agg_url, "/api/v1/query_range", params) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/query_range", {"query": "1", "start": "10", "end": "5", "step": "1"}),
+        ("/api/v1/query_range", {"query": "1", "start": "0", "end": "5", "step": "0"}),
+        ("/api/v1/query_range", {"query": "1", "start": "0", "end": "100000", "step": "1"}),
+        ("/api/v1/query_range", {"query": "1", "end": "5", "step": "1"}),
+        ("/api/v1/query", {"query": "1", "time": "abc"}),
+        ("/api/v1/query", {"query": "1", "timeout": "x"}),
+        ("/api/v1/series", {}),
+        ("/api/v1/series", {"match[]": "up", "start": "abc"}),
+        ("/api/v1/label/1a/values", {}),
+        ("/api/v1/metadata", {"limit": "x"}),
+    ],
+)
+def test_parameter_errors_are_identical(servers, path: str, params: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    prom_url, agg_url = servers
+    expected = _get(prom_url, path, params)
+    assert expected[0] == 400, expected
+    assert _get(agg_url, path, params) == expected
+
+
+def test_written_series_json_is_identical(servers) -> None:  # type: ignore[no-untyped-def]
+    """Label escaping (`<`, `&`, quotes, newlines) and sample timestamps with milliseconds."""
+    prom_url, agg_url = servers
+    now_ms = int(time.time() * 1000) // 1000 * 1000 - 5_000
+    labels = (("__name__", "esc"), ("a", '<b>&c "q"\nx'), ("z", "é☃"))
+    body = encode_write_request(
+        WriteBatch.from_series([(labels, [now_ms - 1_950, now_ms - 50], [1e-7, 3.0])])
+    )
+    for url in (prom_url, agg_url):
+        request = urllib.request.Request(
+            f"{url}/api/v1/write",
+            data=body,
+            headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status in (200, 204)
+    at = f"{now_ms / 1000:.3f}"
+    for path, params in [
+        ("/api/v1/query", {"query": "esc", "time": at}),
+        ("/api/v1/query", {"query": "esc[5s]", "time": at}),
+        ("/api/v1/query_range", {"query": "esc", "start": at, "end": at, "step": "1"}),
+        ("/api/v1/series", {"match[]": "esc"}),
+        ("/api/v1/label/a/values", {}),
+    ]:
+        expected = _get(prom_url, path, params)
+        assert expected[0] == 200, expected
+        assert _get(agg_url, path, params) == expected, path

@@ -1,0 +1,187 @@
+"""Start and stop the real programs tests and benchmarks run against.
+
+Each process binds 127.0.0.1 on a port chosen free at run time, keeps its data
+in a directory the caller owns, and is stopped (SIGTERM, then SIGKILL) by
+`stop()`. Only processes started here are ever signalled, by their own PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Status and body of a GET, HTTP errors included (no exception for 4xx/5xx)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Process:
+    """A child process with its log file; `stop()` ends it and only it."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        cpu: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        if cpu is not None and shutil.which("taskset"):
+            argv = ["taskset", "-c", str(cpu), *argv]
+        self._log = open(log_path, "wb")  # closed in stop() / kill()
+        self.popen = subprocess.Popen(
+            list(argv),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far (also after it stopped)."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def rss_bytes(self) -> int:
+        """Resident set size from /proc (the process itself, not taskset)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"{self.name}: no VmRSS for pid {self.pid}")
+
+    def wait_ready(self, url: str, *, timeout: float = 30.0) -> None:
+        """Poll `url` until it answers 200; fail with the process log if it never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                self._log.close()
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-4000:]}")
+            try:
+                status, _ = http_get(url, timeout=1.0)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()  # the caller never gets this process to stop it
+        raise RuntimeError(
+            f"{self.name} not ready at {url} after {timeout}s:\n{self.log_text()[-4000:]}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.running():
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait()
+        self._log.close()
+
+    def stop(self, *, timeout: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code."""
+        if self.running():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.send_signal(signal.SIGKILL)
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode
+
+
+def start_prometheus(
+    workdir: Path,
+    config: str,
+    *,
+    extra_args: Sequence[str] = (),
+    cpu: int | None = None,
+    port: int | None = None,
+) -> tuple[Process, str]:
+    """A real Prometheus (Debian package) with `config` as its YAML; returns it and its URL."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus is not installed (scripts/system-deps installs it)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prometheus.yml").write_text(config)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = Process(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            *extra_args,
+        ],
+        workdir / "prometheus.log",
+        cpu=cpu,
+    )
+    proc.wait_ready(f"{url}/-/ready")
+    return proc, url
+
+
+def start_aggregator(
+    workdir: Path,
+    *,
+    config: str | None = None,
+    data_dir: Path | None = None,
+    cpu: int | None = None,
+    port: int | None = None,
+) -> tuple[Process, str]:
+    """The service as a child process (`python -m aggregator serve`); returns it and its URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "aggregator",
+        "serve",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--data-dir",
+        str(data_dir or workdir / "data"),
+    ]
+    if config is not None:
+        (workdir / "aggregator.yml").write_text(config)
+        argv += ["--config", str(workdir / "aggregator.yml")]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = Process("aggregator", argv, workdir / "aggregator.log", cpu=cpu, env=env)
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_ready(f"{url}/-/ready")
+    return proc, url
