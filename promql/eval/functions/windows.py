@@ -174,10 +174,11 @@ class CompensatedPrefix:
         self.scale = 2.0**-shift
 
     def window(self, lo: I64, hi: I64) -> F64:
-        s = self.P[hi]
-        s -= self.P[lo]
+        s = np.take(self.P, hi)
+        s -= np.take(self.P, lo)
         if self.E is not None:
-            c = self.E[hi] - self.E[lo]
+            c = np.take(self.E, hi)
+            c -= np.take(self.E, lo)
             s += c * self.scale
         return s
 
@@ -440,38 +441,50 @@ def window_extreme(x: F64, lo: I64, hi: I64, ufunc: np.ufunc) -> F64:
     """`ufunc`-reduction (np.fmax / np.fmin) of every non-empty window.
 
     Overlapping windows (range queries) use a sparse table built level by
-    level, answering each window from the level of its length; disjoint
-    windows use one `reduceat`. Empty windows give NaN.
+    level, each window answered from two entries of the level of its
+    length; disjoint windows (instant queries) use one `reduceat`. Empty
+    windows give NaN.
     """
     shape = lo.shape
     lo1 = lo.ravel()
     hi1 = hi.ravel()
     n = hi1 - lo1
-    out = np.full(len(lo1), np.nan)
     nonempty = n > 0
-    if not nonempty.any():
-        return out.reshape(shape)
-    total = int(n.sum())
-    if total <= 2 * len(x) + 64:
+    longest = int(n.max()) if len(n) else 0
+    if longest == 0:
+        return np.full(shape, np.nan)
+    if int(n.sum()) <= 2 * len(x) + 64:
+        out = np.full(len(lo1), np.nan)
         sel = np.flatnonzero(nonempty)
         idx = np.empty(2 * len(sel), dtype=np.int64)
         idx[0::2] = lo1[sel]
         idx[1::2] = hi1[sel]
-        xx = padded(x)
-        out[sel] = ufunc.reduceat(xx, idx)[0::2]
+        out[sel] = ufunc.reduceat(padded(x), idx)[0::2]
         return out.reshape(shape)
-    level = np.floor(np.log2(np.maximum(n, 1))).astype(np.int64)
-    level[~nonempty] = -1
+    # level k covers 2**k samples: floor(log2(n)), from a small lookup table
+    levels = np.zeros(longest + 1, dtype=np.int64)
+    levels[1:] = np.floor(np.log2(np.arange(1, longest + 1))).astype(np.int64)
+    shortest = int(n[nonempty].min())
     table = x
-    top = int(level.max())
-    for k in range(top + 1):
+    if levels[shortest] == levels[longest]:
+        # the usual case: all windows have about the same length
+        top = int(levels[longest])
+        for k in range(1, top + 1):
+            half = 1 << (k - 1)
+            table = ufunc(table[:-half], table[half:])
+        out = ufunc(gather(table, lo1), gather(table, hi1 - (1 << top)))
+        out[~nonempty] = np.nan
+        return out.reshape(shape)
+    out = np.full(len(lo1), np.nan)
+    level = levels[n]
+    level[~nonempty] = -1
+    for k in range(int(levels[longest]) + 1):
         if k > 0:
             half = 1 << (k - 1)
             table = ufunc(table[:-half], table[half:])
         sel = np.flatnonzero(level == k)
         if len(sel):
-            width = 1 << k
-            out[sel] = ufunc(table[lo1[sel]], table[hi1[sel] - width])
+            out[sel] = ufunc(table[lo1[sel]], table[hi1[sel] - (1 << k)])
     return out.reshape(shape)
 
 
