@@ -67,6 +67,10 @@ class Buckets:
     present: BOOL
     prev: I64
     last: I64
+    nbuckets: I64
+    """Per (group, step): how many buckets are present."""
+    static: BOOL | None
+    """`[groups x buckets]` presence when every bucket is there at all steps or at none."""
     forced: BOOL
     """Per (group, step): a decrease had to be removed."""
     fix_low: F64
@@ -76,6 +80,23 @@ class Buckets:
     @property
     def has_any(self) -> BOOL:
         return self.last >= 0
+
+    def at(self, arr: F64 | I64, b: I64) -> F64:
+        """`arr[g, b[g, t], t]` for every group and step (`arr` `[G x B x T]`
+        contiguous, or `[G x B]` for per-bucket data); `b` is clipped into range."""
+        ngroups, nb, nsteps = self.counts.shape
+        safe = np.clip(b, 0, nb - 1)
+        g = np.arange(ngroups)[:, None]
+        if arr.ndim == 2:
+            return np.take(arr.reshape(-1), g * nb + safe)
+        t = np.arange(nsteps)[None, :]
+        return np.take(arr.reshape(-1), (g * nb + safe) * nsteps + t)
+
+    def prev_of(self, b: I64) -> I64:
+        """Index of the present bucket below bucket `b[g, t]` (-1: none)."""
+        if self.static is not None:
+            return self.at(self.prev[:, :, 0], b)
+        return self.at(self.prev, b)
 
 
 def _collect(ctx: FunctionContext, vec: StepVector, arg: int) -> Buckets | None:
@@ -133,20 +154,27 @@ def _collect(ctx: FunctionContext, vec: StepVector, arg: int) -> Buckets | None:
     upper = np.full((ngroups, nbuckets), np.inf)
     upper[grp, slot] = ub
     # counts where a bucket is absent are never read (every use is masked by `present`)
-    counts = np.zeros((ngroups, nbuckets, nsteps))
-    present = np.zeros((ngroups, nbuckets, nsteps), dtype=np.bool_)
-    pres_rows = vec.present[row_idx]
-    if new_slot.all():
+    shape = (ngroups, nbuckets, nsteps)
+    if new_slot.all() and len(row_idx) == ngroups * nbuckets:
+        # every histogram has the same buckets: rows in (group, bound) order are the array
+        counts = np.take(vec.values, row_idx, axis=0).reshape(shape)
+        present = np.take(vec.present, row_idx, axis=0).reshape(shape)
+    elif new_slot.all():
+        counts = np.zeros(shape)
+        present = np.zeros(shape, dtype=np.bool_)
         counts[grp, slot] = vec.values[row_idx]
-        present[grp, slot] = pres_rows
+        present[grp, slot] = vec.present[row_idx]
     else:  # equal bounds written differently ("0.2", "2e-1"): coalesce by summing
+        counts = np.zeros(shape)
+        present = np.zeros(shape, dtype=np.bool_)
+        pres_rows = vec.present[row_idx]
         np.add.at(counts, (grp, slot), np.where(pres_rows, vec.values[row_idx], 0.0))
         np.logical_or.at(present, (grp, slot), pres_rows)
     drop = None
     if vec.drop_name is not None:
         drop = np.zeros(ngroups, dtype=np.bool_)
         drop[grp] = vec.drop_name[row_idx]
-    prev, last = _neighbours(present)
+    prev, last, nbuckets_present, static = _neighbours(present)
     fixed, forced, fix_low, fix_high, fix_diff = _fix_monotonic(upper, counts, present)
     return Buckets(
         labels=group_labels,
@@ -156,6 +184,8 @@ def _collect(ctx: FunctionContext, vec: StepVector, arg: int) -> Buckets | None:
         present=present,
         prev=prev,
         last=last,
+        nbuckets=nbuckets_present,
+        static=static,
         forced=forced,
         fix_low=fix_low,
         fix_high=fix_high,
@@ -217,9 +247,10 @@ def _fix_monotonic(upper: F64, counts: F64, present: BOOL) -> tuple[F64, BOOL, F
     return fixed, forced, fix_low, fix_high, fix_diff
 
 
-def _neighbours(present: BOOL) -> tuple[I64, I64]:
-    """Per (group, bucket, step): index of the previous present bucket (-1: none),
-    and per (group, step) the index of the last present bucket (-1: none)."""
+def _neighbours(present: BOOL) -> tuple[I64, I64, I64, BOOL | None]:
+    """Per (group, bucket, step): index of the previous present bucket (-1:
+    none); per (group, step): the last present bucket (-1: none) and the
+    number present; and the `[groups x buckets]` presence if it is static."""
     ngroups, nb, nsteps = present.shape
     any_b = present.any(axis=2)
     if (any_b == present.all(axis=2)).all():
@@ -230,47 +261,44 @@ def _neighbours(present: BOOL) -> tuple[I64, I64]:
         prev2[:, 1:] = run2[:, :-1]
         prev = np.broadcast_to(prev2[:, :, None], present.shape)
         last = np.broadcast_to(run2[:, -1:], (ngroups, nsteps))
-        return prev, last
+        count = np.broadcast_to(any_b.sum(axis=1)[:, None], (ngroups, nsteps))
+        return prev, last, count, any_b
     idx = np.where(present, np.arange(nb)[None, :, None], -1)
     running = np.maximum.accumulate(idx, axis=1)
     prev = np.full(present.shape, -1, dtype=np.int64)
     prev[:, 1:] = running[:, :-1]
-    return prev, running[:, -1, :]
-
-
-def _take(arr: F64, idx: I64) -> F64:
-    """arr[g, idx[g, t], t] for idx of shape [G, T] (idx clipped into range)."""
-    safe = np.clip(idx, 0, arr.shape[1] - 1)
-    return np.take_along_axis(arr, safe[:, None, :], axis=1)[:, 0, :]
+    return prev, running[:, -1, :], present.sum(axis=1), None
 
 
 def _bucket_quantile(h: Buckets, q: F64) -> tuple[F64, BOOL]:
     """Prometheus `BucketQuantile` for every group and step; also whether the
     monotonicity fix counted (it only does past the early returns)."""
-    counts, present = h.counts, h.present
+    counts, present, last = h.counts, h.present, h.last
     nb = counts.shape[1]
-    prev, last = h.prev, h.last
-    upper3 = np.broadcast_to(h.upper[:, :, None], counts.shape)
     with np.errstate(all="ignore"):
-        nbuckets = present.sum(axis=1)
-        last_upper = _take(upper3, last)
-        observations = _take(counts, last)
+        last_upper = h.at(h.upper, last)
+        observations = h.at(counts, last)
         rank = q[None, :] * observations
-        bidx = np.arange(nb)[None, :, None]
-        candidate = present & (bidx < last[:, None, :]) & (counts >= rank[:, None, :])
+        # the first present bucket below the last whose count reaches the rank
+        # (counts are monotonic now, so this is a search like Go's sort.Search)
+        candidate = counts >= rank[:, None, :]
+        candidate &= np.arange(nb)[None, :, None] < last[:, None, :]
+        if h.static is None or not h.static.all():
+            candidate &= present
         found = candidate.any(axis=1)
         b = np.where(found, np.argmax(candidate, axis=1), last)
-        b_prev = np.take_along_axis(prev, np.clip(b, 0, nb - 1)[:, None, :], axis=1)[:, 0, :]
-        b_upper = _take(upper3, b)
-        b_count = _take(counts, b)
-        prev_upper = np.where(b_prev >= 0, _take(upper3, b_prev), 0.0)
-        prev_count = np.where(b_prev >= 0, _take(counts, b_prev), 0.0)
+        b_prev = h.prev_of(b)
+        has_prev = b_prev >= 0
+        b_upper = h.at(h.upper, b)
+        b_count = h.at(counts, b)
+        prev_upper = np.where(has_prev, h.at(h.upper, b_prev), 0.0)
+        prev_count = np.where(has_prev, h.at(counts, b_prev), 0.0)
         fraction = (rank - prev_count) / (b_count - prev_count)
         interp = prev_upper + (b_upper - prev_upper) * fraction
-        result = np.where(b_prev < 0, np.where(b_upper <= 0, b_upper, interp), interp)
+        result = np.where(~has_prev & (b_upper <= 0), b_upper, interp)
         # quantile in the +Inf bucket: the upper bound of the bucket below it
         result = np.where(found, result, prev_upper)
-        valid = np.isinf(last_upper) & (last_upper > 0) & (nbuckets >= 2) & (observations != 0)
+        valid = np.isinf(last_upper) & (last_upper > 0) & (h.nbuckets >= 2) & (observations != 0)
         result = np.where(valid, result, np.nan)
         counted = valid & ~np.isnan(q)[None, :] & (q >= 0)[None, :] & (q <= 1)[None, :]
         result = np.where(np.isnan(q)[None, :], np.nan, result)
@@ -415,7 +443,7 @@ def _rank_below(h: Buckets, bound: F64) -> F64:
         interp = np.where(np.isinf(b_lower), b_count, interp)
         interp = np.where(np.isinf(b_upper), b_before, interp)
         rank = np.where(b_inside, interp, b_before)
-        total = _take(counts, last)
+        total = h.at(counts, last)
         rank = np.where(found, rank, total)
         return np.minimum(rank, total)
 
@@ -430,8 +458,8 @@ def histogram_fraction(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalV
     h = _collect(ctx, vec, 2)
     if h is None:
         return empty_vector(nsteps)
-    total = _take(h.counts, h.last)
-    last_upper = _take(np.broadcast_to(h.upper[:, :, None], h.counts.shape), h.last)
+    total = h.at(h.counts, h.last)
+    last_upper = h.at(h.upper, h.last)
     with np.errstate(all="ignore"):
         frac = (_rank_below(h, upper) - _rank_below(h, lower)) / total
         frac = np.where((lower >= upper)[None, :], 0.0, frac)
