@@ -105,6 +105,8 @@ def map_blocks(rng: StepRange, fn: Callable[[Block], tuple[F64, BOOL]]) -> tuple
 
 def gather(arr: NDArray[np.generic], idx: I64) -> NDArray[np.generic]:
     """`arr[idx]` with out-of-range indices clipped (callers mask those windows)."""
+    if not len(arr):
+        return np.zeros(idx.shape, dtype=arr.dtype)
     return np.take(arr, idx, mode="clip")
 
 
