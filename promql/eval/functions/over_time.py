@@ -22,18 +22,22 @@ from promql.eval.functions.common import (
     scalar_arg,
     warn_invalid_quantiles,
 )
-from promql.eval.functions.registry import FunctionContext, register
-from promql.eval.functions.windows import (
-    Block,
+from promql.eval.functions.prefix import (
     checked_window_sums,
-    map_blocks,
     nonfinite_windows,
-    padded,
-    quantile_of_sorted,
+)
+from promql.eval.functions.registry import FunctionContext, register
+from promql.eval.functions.scans import (
     scan_avg,
     scan_compare,
     scan_sum,
     scan_variance,
+)
+from promql.eval.functions.windows import (
+    Block,
+    map_blocks,
+    padded,
+    quantile_of_sorted,
     select_quantile,
     sort_rows,
     window_extreme,

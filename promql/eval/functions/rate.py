@@ -31,16 +31,20 @@ from promql.eval.functions.common import (
     range_arg,
     scalar_arg,
 )
+from promql.eval.functions.prefix import (
+    checked_window_sums,
+    padded_int,
+    plain_prefix,
+)
 from promql.eval.functions.registry import FunctionContext, register
+from promql.eval.functions.scans import (
+    scan_regression,
+)
 from promql.eval.functions.windows import (
     Block,
-    checked_window_sums,
     gather,
     map_blocks,
     padded,
-    padded_int,
-    plain_prefix,
-    scan_regression,
     series_starts,
 )
 from promql.value import EvalValue, StepRange, StepVector

@@ -15,7 +15,13 @@ import numpy as np
 from promql.errors import ExecutionError
 from promql.eval.functions.common import BOOL, F64, make_vector, range_arg, scalar_arg
 from promql.eval.functions.registry import FunctionContext, register
-from promql.eval.functions.windows import Block, map_blocks, scan_generic
+from promql.eval.functions.scans import (
+    scan_generic,
+)
+from promql.eval.functions.windows import (
+    Block,
+    map_blocks,
+)
 from promql.value import EvalValue
 
 

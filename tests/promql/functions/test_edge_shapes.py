@@ -14,8 +14,7 @@ RANGE_FUNCS = sorted(
     name
     for name in FUNCTIONS
     if name.endswith("_over_time")
-    or name
-    in {"rate", "increase", "delta", "irate", "idelta", "deriv", "resets", "changes"}
+    or name in {"rate", "increase", "delta", "irate", "idelta", "deriv", "resets", "changes"}
 )
 
 
