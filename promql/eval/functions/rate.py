@@ -93,7 +93,7 @@ def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F
     # ms timestamps are exact in float64; one conversion serves all windows
     times = rng.timestamps.astype(np.float64)
 
-    def block(blk: Block) -> tuple[F64, BOOL]:
+    def block(blk: Block) -> None:
         lo, n = blk.abs_lo, blk.n
         last = blk.abs_hi - 1
         first_v = gather(values, lo)
@@ -128,8 +128,8 @@ def _extrapolated(rng: StepRange, *, is_counter: bool, is_rate: bool) -> tuple[F
         factor /= sampled
         if is_rate:
             factor /= range_s
-        result *= factor
-        return result, n >= 2
+        np.multiply(result, factor, out=blk.out)
+        np.greater_equal(n, 2, out=blk.out_present)
 
     return map_blocks(rng, block)
 

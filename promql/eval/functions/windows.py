@@ -40,7 +40,21 @@ class Block:
     (`0 <= lo <= hi <= b - a`), computed on first use; `n = hi - lo`.
     """
 
-    __slots__ = ("_hi", "_lo", "a", "abs_hi", "abs_lo", "b", "n", "s0", "s1", "t", "x")
+    __slots__ = (
+        "_hi",
+        "_lo",
+        "a",
+        "abs_hi",
+        "abs_lo",
+        "b",
+        "n",
+        "out",
+        "out_present",
+        "s0",
+        "s1",
+        "t",
+        "x",
+    )
 
     def __init__(self, rng: StepRange, s0: int, s1: int) -> None:
         self.s0 = s0
@@ -54,6 +68,10 @@ class Block:
         self.n: I64 = self.abs_hi - self.abs_lo
         self._lo: I64 | None = None
         self._hi: I64 | None = None
+        self.out: F64 | None = None
+        """This block's rows of the result (set by `map_blocks`); a block
+        function may write its values and presence there and return None."""
+        self.out_present: BOOL | None = None
 
     @property
     def lo(self) -> I64:
@@ -68,8 +86,10 @@ class Block:
         return self._hi
 
 
-def iter_blocks(rng: StepRange, target: int = BLOCK_TARGET) -> Iterator[Block]:
+def iter_blocks(rng: StepRange, target: int | None = None) -> Iterator[Block]:
     """Blocks of whole series, each with about `target` samples and windows."""
+    if target is None:
+        target = BLOCK_TARGET
     nseries = rng.num_series
     nsteps = rng.lo.shape[1] if rng.lo.ndim == 2 else 0
     offsets = rng.offsets
@@ -82,16 +102,23 @@ def iter_blocks(rng: StepRange, target: int = BLOCK_TARGET) -> Iterator[Block]:
         s0 = s1
 
 
-def map_blocks(rng: StepRange, fn: Callable[[Block], tuple[F64, BOOL]]) -> tuple[F64, BOOL]:
-    """Run `fn` over every block; returns the `[series x steps]` values and presence."""
+def map_blocks(rng: StepRange, fn: Callable[[Block], tuple[F64, BOOL] | None]) -> tuple[F64, BOOL]:
+    """Run `fn` over every block; returns the `[series x steps]` values and presence.
+
+    `fn` returns its block's (values, presence), or fills `blk.out` and
+    `blk.out_present` itself and returns None (one copy less).
+    """
     shape = rng.lo.shape
     values = np.empty(shape)
     present = np.empty(shape, dtype=np.bool_)
     with np.errstate(all="ignore"):
         for blk in iter_blocks(rng):
-            vals, pres = fn(blk)
-            values[blk.s0 : blk.s1] = vals
-            present[blk.s0 : blk.s1] = pres
+            blk.out = values[blk.s0 : blk.s1]
+            blk.out_present = present[blk.s0 : blk.s1]
+            res = fn(blk)
+            if res is not None:
+                blk.out[...] = res[0]
+                blk.out_present[...] = res[1]
     return values, present
 
 
