@@ -97,6 +97,10 @@ QUERIES = {
     "max_over_time": "max_over_time(http_requests_total[5m])",
     "quantile_over_time": "quantile_over_time(0.9, http_requests_total[5m])",
     "histogram_quantile": "histogram_quantile(0.9, req_seconds_bucket)",
+    "stddev_over_time": "stddev_over_time(http_requests_total[5m])",
+    "deriv": "deriv(http_requests_total[5m])",
+    "changes": "changes(http_requests_total[5m])",
+    "irate": "irate(http_requests_total[5m])",
 }
 
 
@@ -116,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--all", action="store_true", help="also irate, changes, deriv, stddev")
     opts = parser.parse_args()
     rng = np.random.default_rng(42)
     end = 10 * HOUR_MS
@@ -139,6 +144,13 @@ def main() -> None:
             ("quantile_over_time", (q90, srange)),
             ("histogram_quantile", (q90, buckets)),
         ]
+        if opts.all:
+            cases += [
+                ("irate", (srange,)),
+                ("changes", (srange,)),
+                ("deriv", (srange,)),
+                ("stddev_over_time", (srange,)),
+            ]
         print(f"-- {shape}: {len(steps)} steps, {len(srange.values)} samples")
         for name, args in cases:
             impl = FUNCTIONS[name].impl

@@ -44,7 +44,6 @@ from promql.eval.functions.windows import (
     Block,
     gather,
     map_blocks,
-    padded,
     series_starts,
 )
 from promql.value import EvalValue, StepRange, StepVector
@@ -276,7 +275,16 @@ _MAX_EXACT_X2 = float(2**62)
 
 def _regression(rng: StepRange, intercept_at: I64 | None, duration: F64 | None) -> tuple[F64, BOOL]:
     """deriv (intercept_at None: slope) or predict_linear (slope * duration + intercept)."""
+    predict = intercept_at is not None
     steps_ms = None if intercept_at is None else np.asarray(intercept_at, dtype=np.int64)
+    range_ms = int(rng.range_ms)
+    if steps_ms is None:
+        # x runs from 0 to the window's length
+        span_by_step = np.full(rng.lo.shape[1], float(range_ms))
+    else:
+        ends = rng.window_end.astype(np.float64)
+        at = steps_ms.astype(np.float64)
+        span_by_step = np.maximum(np.abs(ends - at), np.abs(ends - range_ms - at))
 
     def block(blk: Block) -> tuple[F64, BOOL]:
         x, t = blk.x, blk.t
@@ -284,39 +292,40 @@ def _regression(rng: StepRange, intercept_at: I64 | None, duration: F64 | None) 
         ok = n >= 2
         if not ok.any() or not len(x):
             return np.full(n.shape, np.nan), ok
-        xx = padded(x)
-        tt = padded_int(t)
-        last = hi - 1
-        first_t = tt[lo]
-        ref_ms = first_t if steps_ms is None else np.broadcast_to(steps_ms, n.shape)
-        # exact time moments relative to the block's first timestamp
+        # exact time moments, in ms relative to the block's first timestamp
         base = int(t[0])
         tau = t - base
         p_tau = padded_int(plain_prefix(tau))
         p_tau2 = padded_int(plain_prefix(tau * tau))  # wraps mod 2**64: fine, see below
-        tau0 = ref_ms - base
-        sum_tau = p_tau[hi] - p_tau[lo]
+        if steps_ms is None:
+            tau0 = gather(tau, lo)
+        else:
+            tau0 = np.broadcast_to(steps_ms - base, n.shape)
+        sum_tau = gather(p_tau, hi) - gather(p_tau, lo)
         sum_x = sum_tau - n * tau0
         # sum((tau - tau0)^2) in modular int64 arithmetic: exact whenever it fits
-        sum_x2 = (p_tau2[hi] - p_tau2[lo]) - 2 * tau0 * sum_tau + n * tau0 * tau0
-        span = np.maximum(np.abs(first_t - ref_ms), np.abs(tt[last] - ref_ms))
-        span_f = span.astype(np.float64)
-        fits = n.astype(np.float64) * span_f * span_f < _MAX_EXACT_X2
-        # values relative to each series' first sample, to keep moments small
+        sum_x2 = gather(p_tau2, hi) - gather(p_tau2, lo)
+        sum_x2 -= 2 * tau0 * sum_tau
+        sum_x2 += n * tau0 * tau0
+        nf = n.astype(np.float64)
+        biggest = float(n.max()) * float(span_by_step.max()) ** 2
+        fits = None if biggest < _MAX_EXACT_X2 else nf * span_by_step[None, :] ** 2 < _MAX_EXACT_X2
+        # values relative to each series' first sample, to keep the moments small
         lengths = np.diff(rng.offsets[blk.s0 : blk.s1 + 1])
-        starts = np.minimum(rng.offsets[blk.s0 : blk.s1] - blk.a, len(x))
-        firsts = np.where(lengths > 0, xx[starts], 0.0)
+        starts = np.minimum(rng.offsets[blk.s0 : blk.s1] - blk.a, len(x) - 1)
+        firsts = np.where(lengths > 0, x[starts], 0.0)
         firsts = np.where(np.isfinite(firsts), firsts, 0.0)
         y = x - np.repeat(firsts, lengths)
         finite = np.isfinite(y)
         all_finite = bool(finite.all())
         yf = y if all_finite else np.where(finite, y, 0.0)
-        sum_y, shaky_y = checked_window_sums(yf, lo, hi, n)
+        sum_y, shaky = checked_window_sums(yf, lo, hi, n)
         sum_ty, shaky_ty = checked_window_sums(tau.astype(np.float64) * yf, lo, hi, n)
-        nf = n.astype(np.float64)
+        shaky |= shaky_ty
         sx = sum_x.astype(np.float64) / 1e3
         sx2 = sum_x2.astype(np.float64) / 1e6
-        sxy = (sum_ty - tau0.astype(np.float64) * sum_y) / 1e3
+        sxy = sum_ty - tau0 * sum_y
+        sxy /= 1e3
         cross = sx * sum_y / nf
         cov = sxy - cross
         var = sx2 - sx * sx / nf
@@ -324,30 +333,32 @@ def _regression(rng: StepRange, intercept_at: I64 | None, duration: F64 | None) 
         # the covariance cancels badly (e.g. values dwarfed by the series'
         # first value): only Prometheus's own loop gives its answer there
         cancels = np.abs(cov) * 1e9 < np.abs(sxy) + np.abs(cross)
-        ref_col = firsts[:, None]
-        intercept = sum_y / nf - slope * sx / nf + ref_col
         # windows whose values do not change: slope 0, intercept the value
         ch = np.zeros(len(x), dtype=np.int64)
         if len(x) >= 2:
-            pairs = _pair_indicator(blk, rng.offsets, x[1:] != x[:-1])
-            ch[1:] = pairs
+            ch[1:] = _pair_indicator(blk, rng.offsets, x[1:] != x[:-1])
         p_ch = padded_int(plain_prefix(ch))
-        const = (p_ch[hi] - p_ch[lo + 1]) == 0
-        first_v = xx[lo]
-        slope = np.where(const, 0.0, slope)
-        intercept = np.where(const, first_v, intercept)
-        fallback = ok & (~fits | shaky_y | shaky_ty | (cancels & ~const))
+        const = (gather(p_ch, hi) - gather(p_ch, lo + 1)) == 0
+        slope[const] = 0.0
+        intercept = None
+        if predict:
+            intercept = sum_y / nf - slope * sx / nf + firsts[:, None]
+            np.copyto(intercept, gather(x, lo), where=const)
+        shaky |= cancels & ~const
+        if fits is not None:
+            shaky |= ~fits
         if not all_finite:
             p_bad = padded_int(plain_prefix((~finite).astype(np.int64)))
-            fallback |= ok & ((p_bad[hi] - p_bad[lo]) > 0)
-        if fallback.any():
-            rows, cols = np.nonzero(fallback)
-            s_slope, s_icpt = scan_regression(
-                x, t, lo[rows, cols], n[rows, cols], ref_ms[rows, cols]
-            )
+            shaky |= (gather(p_bad, hi) - gather(p_bad, lo)) > 0
+        shaky &= ok
+        if shaky.any():
+            rows, cols = np.nonzero(shaky)
+            ref_ms = (tau0 + base)[rows, cols]
+            s_slope, s_icpt = scan_regression(x, t, lo[rows, cols], n[rows, cols], ref_ms)
             slope[rows, cols] = s_slope
-            intercept[rows, cols] = s_icpt
-        if duration is None:
+            if intercept is not None:
+                intercept[rows, cols] = s_icpt
+        if intercept is None:
             return slope, ok
         return slope * duration[None, :] + intercept, ok
 
