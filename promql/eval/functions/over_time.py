@@ -35,6 +35,7 @@ from promql.eval.functions.scans import (
 )
 from promql.eval.functions.windows import (
     Block,
+    gather,
     map_blocks,
     padded,
     quantile_of_sorted,
@@ -96,13 +97,12 @@ def present_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalVa
 
 
 def _pick(rng: StepRange, which: str) -> tuple[F64, BOOL]:
+    """The first or last sample of each window (its value, or its time in seconds)."""
     n = rng.hi - rng.lo
-    if which.startswith("ts_"):
-        src = padded(rng.timestamps.astype(np.float64) / 1000.0)
-    else:
-        src = padded(rng.values)
     idx = rng.lo if which.endswith("first") else rng.hi - 1
-    return src[idx], n > 0
+    if which.startswith("ts_"):
+        return gather(rng.timestamps, idx) / 1000.0, n > 0
+    return gather(rng.values, idx), n > 0
 
 
 @register("last_over_time")
