@@ -143,3 +143,25 @@ def test_all_ids_after_growth():
         idx.add(Labels.from_dict({"__name__": "m", "i": str(i)}))
     assert np.array_equal(idx.all_ids(), np.arange(3000))
     assert idx.select([Matcher(T.EQ, "i", "2999")]).tolist() == [2999]
+
+
+def test_regexes_over_many_values_agree_with_brute_force():
+    # Enough distinct values that regexes run as one scan over all of them.
+    idx = Index()
+    series = []
+    for i in range(500):
+        lbl = Labels.from_dict({"__name__": "m", "pod": f"pod-{i}", "zone": f"z{i % 7}"})
+        if i % 50 == 0:
+            lbl = lbl.without("pod")
+        series.append(lbl)
+        idx.add(lbl)
+    for mtype in (T.RE, T.NRE):
+        for pattern in ["pod-1.*", "pod-[0-9]{1,2}", ".*", ".+", "", "pod-4.*|", "(?i)POD-3"]:
+            ms = [Matcher(mtype, "pod", pattern)]
+            got = sorted(str(idx.labels(i)) for i in idx.select(ms).tolist())
+            assert got == sorted(str(s) for s in series if matches_all(ms, s)), ms
+    # The cached text follows the values as series come and go.
+    idx.remove(idx.select([Matcher(T.RE, "pod", "pod-1.*")]).tolist())
+    idx.add(Labels.from_dict({"__name__": "m", "pod": "pod-1000"}))
+    got = sorted(idx.labels(i).get("pod") for i in idx.select([Matcher(T.RE, "pod", "pod-1.*")]))
+    assert got == ["pod-1000"]
