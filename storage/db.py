@@ -199,6 +199,8 @@ class Storage:
         """Apply retention to the head and the WAL (runs periodically; callable in tests)."""
         head = self._head
         head.apply_retention()
+        if head.index.unranked:
+            head.index.refresh_order()  # so selects find the label order ready
         if self._wal is not None:
             await self._wal.remove_segments_before(head.horizon)
         self._merge_wake.set()

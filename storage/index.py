@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -269,8 +270,8 @@ class Index:
     def refresh_order(self) -> None:
         """Fold new series into the label order.
 
-        Sorts only the new series, then merges them into the old order with
-        one timsort pass over two sorted runs: O(n) label comparisons.
+        Sorts only the new series, then binary-searches their places in the
+        old order (few new series) or merges the two sorted runs (many).
         """
         upto = len(self._labels)
         if upto == self._ranked_upto:
@@ -279,9 +280,16 @@ class Index:
         alive = self._alive
         old = self._order[alive[self._order]]
         new = np.arange(self._ranked_upto, upto, dtype=np.int64)
-        merged = old.tolist() + sorted(new[alive[new]].tolist(), key=key)
-        merged.sort(key=key)
-        order = np.array(merged, dtype=np.int64)
+        fresh = sorted(new[alive[new]].tolist(), key=key)
+        if len(fresh) * 32 < len(old):
+            # Few new series: binary-search each one's place (O(k log n) comparisons).
+            old_list = old.tolist()
+            places = [bisect_left(old_list, key(sid), key=key) for sid in fresh]
+            order = np.insert(old, places, fresh)
+        else:
+            merged = old.tolist() + fresh
+            merged.sort(key=key)  # two sorted runs: timsort merges them
+            order = np.array(merged, dtype=np.int64)
         rank = np.zeros(upto, dtype=np.int64)
         rank[order] = np.arange(len(order), dtype=np.int64)
         self._order = order

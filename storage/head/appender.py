@@ -105,6 +105,7 @@ def _resolve(
     index = head.index
     counts = None
     refused: list[tuple[int, Labels, str]] = []
+    new: list[tuple[Labels, int]] = []
     for i in np.flatnonzero(~known).tolist():
         pairs = batch.series[i]
         problem = check_series(pairs, limits)
@@ -120,11 +121,22 @@ def _resolve(
             labels = labels.with_(CLUSTER_LABEL, identity)
         sid = index.get(labels)
         if sid is None:
+            new.append((labels, i))
+            continue
+        cache[keys[i]] = sid
+        sids[i] = sid
+    # New series get ids in label order, so that a query's series (which come
+    # out in label order) sit mostly in ascending rows of each part.
+    new.sort()
+    created: dict[Labels, int] = {}
+    for labels, i in new:
+        sid = created.get(labels, -1)
+        if sid < 0:
             cluster = labels.get(CLUSTER_LABEL)
             if max_series and head.cluster_series(cluster) >= max_series:
                 refused.append((i, labels, cluster))
                 continue
-            sid = head.create_series(labels)
+            sid = created[labels] = head.create_series(labels)
         cache[keys[i]] = sid
         sids[i] = sid
     if refused:

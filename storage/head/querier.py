@@ -127,35 +127,63 @@ def _assemble(
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Gather every series' rows from every source into CSR order.
 
-    The source holding most rows is gathered with one `take` straight into
-    the final positions (its index is built with a cumsum, rows owned by other
-    sources get throw-away indices); the others, usually small (recent parts,
-    the buffer), are scattered over their own positions afterwards.
+    Sources the query reads densely (most rows of the span it touches) are
+    gathered with one `take` straight into the final positions: from the part
+    itself when there is one such source, else from one array the spans of
+    all of them were copied into (a copy runs at memcpy speed, a gather does
+    not). The index is built with a cumsum; positions owned by the other,
+    sparsely read sources get throw-away indices and are scattered over
+    afterwards.
     """
     total = int(offsets[-1])
     per_source = counts.sum(axis=1)
-    main = int(np.argmax(per_source))
-    before = counts[:main].sum(axis=0) if main else 0
-    has = counts[main] > 0
-    idx = _gather_index(total, (offsets[:-1] + before)[has], los[main][has])
-    part = sources[main]
-    ts = part.keys.take(idx, mode="clip")
-    values = part.values.take(idx, mode="clip")
-    del idx
-    ts &= REL_MASK
-    ts += part.base
-    cursor = offsets[:-1].copy()
-    for k in range(len(sources)):
-        c = counts[k]
-        if k != main and per_source[k]:
-            n = int(per_source[k])
-            src = _ranges_index(los[k], c, n)
-            dst = _ranges_index(cursor, c, n)
-            ts[dst] = sources[k].timestamps(src)
-            values[dst] = sources[k].values[src]
-        cursor += c
-    # Only a part with late samples can put a series' slices out of time order.
     used = np.flatnonzero(per_source).tolist()
+    his = los + counts
+    spans = {k: (int(los[k][counts[k] > 0].min()), int(his[k][counts[k] > 0].max())) for k in used}
+    dense = [k for k in used if 2 * per_source[k] >= spans[k][1] - spans[k][0]]
+    if not dense:
+        dense = [max(used, key=lambda k: per_source[k])]
+    before = np.cumsum(counts, axis=0) - counts  # rows of earlier sources, per series
+    dst = offsets[:-1] + before[dense]
+    if len(dense) == 1:
+        (k,) = dense
+        has = counts[k] > 0
+        idx = _gather_index(total, dst[0][has], los[k][has])
+        ts = sources[k].keys.take(idx, mode="clip")
+        values = sources[k].values.take(idx, mode="clip")
+        ts &= REL_MASK
+        ts += sources[k].base
+    else:
+        width = sum(spans[k][1] - spans[k][0] for k in dense)
+        flat_ts = np.empty(width, dtype=np.int64)
+        flat_values = np.empty(width, dtype=np.float64)
+        shift = np.zeros((len(dense), 1), dtype=np.int64)
+        at = 0
+        for i, k in enumerate(dense):
+            lo, hi = spans[k]
+            part = sources[k]
+            out = flat_ts[at : at + hi - lo]
+            np.bitwise_and(part.keys[lo:hi], REL_MASK, out=out)
+            out += part.base
+            flat_values[at : at + hi - lo] = part.values[lo:hi]
+            shift[i, 0] = at - lo
+            at += hi - lo
+        # Runs in output order: by series, then source.
+        c = counts[dense].T.ravel()
+        has = c > 0
+        idx = _gather_index(total, dst.T.ravel()[has], (los[dense] + shift).T.ravel()[has])
+        ts = flat_ts.take(idx, mode="clip")
+        values = flat_values.take(idx, mode="clip")
+    del idx
+    for k in used:
+        if k in dense:
+            continue
+        n = int(per_source[k])
+        src = _ranges_index(los[k], counts[k], n)
+        dst_k = _ranges_index(offsets[:-1] + before[k], counts[k], n)
+        ts[dst_k] = sources[k].timestamps(src)
+        values[dst_k] = sources[k].values[src]
+    # Only a part with late samples can put a series' slices out of time order.
     if any(sources[k].ooo for k in used[1:]):
         _fix_order(offsets, ts, values)
     return ts, values

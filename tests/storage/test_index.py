@@ -165,3 +165,23 @@ def test_regexes_over_many_values_agree_with_brute_force():
     idx.add(Labels.from_dict({"__name__": "m", "pod": "pod-1000"}))
     got = sorted(idx.labels(i).get("pod") for i in idx.select([Matcher(T.RE, "pod", "pod-1.*")]))
     assert got == ["pod-1000"]
+
+
+def test_label_order_stays_right_as_series_come_and_go():
+    rng = random.Random(3)
+    idx = Index()
+    live = {}
+    for _ in range(6):
+        for _ in range(rng.choice([5, 300])):
+            lbl = Labels.from_dict({"__name__": rng.choice("abc"), "i": str(rng.randint(0, 10**6))})
+            if idx.get(lbl) is None:
+                live[idx.add(lbl)] = lbl
+        dead = rng.sample(sorted(live), k=len(live) // 10)
+        idx.remove(dead)
+        for sid in dead:
+            del live[sid]
+        if rng.random() < 0.5:
+            idx.refresh_order()
+        sids = np.array(sorted(rng.sample(sorted(live), k=len(live) // 2)), dtype=np.int64)
+        got = [idx.labels(i) for i in idx.sort_by_labels(sids).tolist()]
+        assert got == sorted(live[i] for i in sids.tolist())
