@@ -224,7 +224,7 @@ class StorageAppender:
         applied = apply_batch(storage._head, batch, self._cluster, now_ms=now_ms)
         if applied.stored or batch.metadata:
             body = batch.encoded if batch.encoded is not None else encode_write_request(batch)
-            wal.log(self._cluster, body, now_ms, applied.max_ts)
+            wal.log(self._cluster, body, now_ms, applied.max_ts, applied.limited)
         # Wait for everything logged so far, not just our own record: samples
         # accepted as no-op retries may rest on another request's record.
         self._wait_seq = wal.last_seq

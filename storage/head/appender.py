@@ -50,6 +50,8 @@ class Applied:
     stored: int
     max_ts: int
     """Newest timestamp stored (NO_SAMPLE if none): the WAL tracks it per segment."""
+    limited: tuple[int, ...] = ()
+    """Indexes of the series refused for the series limit (the WAL record lists them)."""
 
 
 def apply_batch(
@@ -59,25 +61,27 @@ def apply_batch(
     *,
     now_ms: int,
     enforce_limits: bool = True,
+    skip_series: Sequence[int] = (),
 ) -> Applied:
     """Check `batch` and store its good samples in `head`; see the module docstring.
 
     `identity` is the writer's cluster (its `cluster` label overrides the
-    sent one) or None. `enforce_limits=False` (WAL replay) skips the series
-    limit, so that replay restores what was acknowledged.
+    sent one) or None. `enforce_limits=False` (WAL replay) does not evaluate
+    the series limit; `skip_series` then names the series the live append
+    refused for it, which are left out silently.
     """
     result = AppendResult()
-    sids = _resolve(head, batch, identity, enforce_limits, result.rejected)
+    sids, limited = _resolve(head, batch, identity, enforce_limits, result.rejected, skip_series)
     for meta in batch.metadata:
         head.metadata[meta.metric_family_name] = meta
     n = len(batch.timestamps)
     if not n:
-        return Applied(result, 0, NO_SAMPLE)
+        return Applied(result, 0, NO_SAMPLE, limited)
     checker = _SampleCheck(head, batch, sids, now_ms)
     stored, max_ts = checker.run()
     result.accepted = checker.accepted
     result.rejected.extend(checker.rejections())
-    return Applied(result, stored, max_ts)
+    return Applied(result, stored, max_ts, limited)
 
 
 def _resolve(
@@ -86,8 +90,10 @@ def _resolve(
     identity: str | None,
     enforce_limits: bool,
     rejected: list[Rejection],
-) -> NDArray[np.int64]:
-    """Series id per series of the batch, -1 for refused ones (reported in `rejected`)."""
+    skip_series: Sequence[int],
+) -> tuple[NDArray[np.int64], tuple[int, ...]]:
+    """Series id per series of the batch, -1 for refused ones (reported in `rejected`),
+    and the indexes of the series refused for the series limit."""
     keys: Sequence[Hashable] = batch.series_keys if batch.series_keys is not None else batch.series
     cache = head.key_cache(identity)
     n = len(keys)
@@ -97,8 +103,11 @@ def _resolve(
         known = (sids >= 0) & alive.take(sids, mode="wrap")
     else:
         known = np.zeros(n, dtype=bool)
+    if skip_series:
+        known[list(skip_series)] = True  # not looked up, not created
+        sids[list(skip_series)] = -1
     if known.all():
-        return sids
+        return sids, ()
     sids[~known] = -1
     limits = head.options.series_limits
     max_series = head.options.max_series_per_cluster if enforce_limits else 0
@@ -156,7 +165,7 @@ def _resolve(
                     retryable=True,
                 )
             )
-    return sids
+    return sids, tuple(sorted(i for i, _, _ in refused))
 
 
 class _SampleCheck:

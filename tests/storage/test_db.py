@@ -225,3 +225,33 @@ async def test_label_queries_respect_the_querier_range(tmp_path):
         names = await q.label_names([Matcher(MatchType.EQ, "job", "late")])
         assert names.values == ["__name__", "i", "job"]
     await s.close()
+
+
+async def test_series_refused_for_the_limit_stay_refused_after_replay(tmp_path):
+    opts = StorageOptions(max_series_per_cluster=2)
+    s = await Storage.open(tmp_path, opts)
+    app = s.appender(cluster="eu")
+    res = app.append(batch(n_series=3))
+    assert [r.reason for r in res.rejected] == ["series_limit"]
+    assert res.accepted == 2
+    await app.commit()
+    before = await dump(s)
+    await s.close()
+    s2 = await Storage.open(tmp_path, opts)
+    assert await dump(s2) == before
+    assert s2.active_series_by_cluster() == {"eu": 2}
+    await s2.close()
+
+
+async def test_replay_ignores_the_limit_for_series_it_accepted(tmp_path):
+    s = await Storage.open(tmp_path, StorageOptions(max_series_per_cluster=10))
+    app = s.appender(cluster="eu")
+    app.append(batch(n_series=5))
+    await app.commit()
+    await s.close()
+    # A lower limit later does not drop what was acknowledged before.
+    s2 = await Storage.open(tmp_path, StorageOptions(max_series_per_cluster=2))
+    assert s2.active_series_by_cluster() == {"eu": 5}
+    res = s2.appender(cluster="eu").append(batch(n_series=1, job="new"))
+    assert res.rejected[0].reason == "series_limit"
+    await s2.close()
