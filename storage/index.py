@@ -102,10 +102,12 @@ class Index:
         self._order = np.zeros(0, dtype=np.int64)
         self._rank = np.zeros(0, dtype=np.int64)
         self._ranked_upto = 0
-        # Per label name: a counter bumped when its set of values changes, and
-        # the joined-values text for one-pass regex scans, built on demand.
-        self._versions: dict[str, int] = {}
-        self._scans: dict[str, tuple[int, ValueScan]] = {}
+        # Per label name: how many of its values were ever removed, and the
+        # joined-values text for one-pass regex scans, built on demand. Values
+        # are only added or removed, so (count, removals) changes whenever the
+        # set of values does.
+        self._removals: dict[str, int] = {}
+        self._scans: dict[str, tuple[tuple[int, int], ValueScan]] = {}
 
     def __len__(self) -> int:
         """Number of live series."""
@@ -155,7 +157,6 @@ class Index:
             ids = values.get(value)
             if ids is None:
                 values[value] = sid
-                self._versions[name] = self._versions.get(name, 0) + 1
             elif type(ids) is int:
                 values[value] = array("I", (ids, sid))
             else:
@@ -194,7 +195,7 @@ class Index:
                 continue
             del values[value]
             del self._pairs[pair]
-            self._versions[name] = self._versions.get(name, 0) + 1
+            self._removals[name] = self._removals.get(name, 0) + 1
             if not values:
                 del self._postings[name]
                 self._scans.pop(name, None)
@@ -322,7 +323,7 @@ class Index:
         """
         if len(table) >= SCAN_MIN_VALUES and scan_safe(m.value):
             cached = self._scans.get(m.name)
-            version = self._versions.get(m.name, 0)
+            version = (len(table), self._removals.get(m.name, 0))
             if cached is None or cached[0] != version:
                 cached = self._scans[m.name] = (version, ValueScan(list(table)))
             scan = cached[1]

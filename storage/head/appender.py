@@ -19,6 +19,7 @@ inside one request does not matter):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -26,7 +27,7 @@ from itertools import repeat
 import numpy as np
 from numpy.typing import NDArray
 
-from remote_write.batch import Rejection, WriteBatch
+from remote_write.batch import LabelPairs, Rejection, WriteBatch
 from remote_write.validate import check_series, render_pairs
 from storage.head import messages
 from storage.head.head import NO_SAMPLE, Head
@@ -125,7 +126,7 @@ def _resolve(
                 Rejection(render_pairs(pairs), problem.reason, problem.message, int(counts[i]))
             )
             continue
-        labels = Labels.from_pairs(pairs)
+        labels = _canonical(pairs)
         if identity is not None:
             labels = labels.with_(CLUSTER_LABEL, identity)
         sid = index.get(labels)
@@ -166,6 +167,18 @@ def _resolve(
                 )
             )
     return sids, tuple(sorted(i for i, _, _ in refused))
+
+
+def _canonical(pairs: LabelPairs) -> Labels:
+    """Labels of a checked series; senders sort their labels, so skip sorting when so."""
+    names = list(map(_name, pairs))
+    if all(map(operator.lt, names, names[1:])) and all(map(_value, pairs)):
+        return Labels.from_sorted(pairs)
+    return Labels.from_pairs(pairs)
+
+
+_name = operator.itemgetter(0)
+_value = operator.itemgetter(1)
 
 
 class _SampleCheck:
