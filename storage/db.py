@@ -184,7 +184,12 @@ class Storage:
                 await self._merge_wake.wait()
                 continue
             key, run, ooo = plans[0]
-            merged = await asyncio.to_thread(merge_parts, run, ooo=ooo)
+            try:
+                merged = await asyncio.to_thread(merge_parts, run, ooo=ooo)
+            except Exception:  # e.g. out of memory: keep serving, try again later
+                log.exception("head merge failed", extra={"parts": len(run)})
+                await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+                continue
             head.install_merge(key, run, merged)
 
     async def _maintenance(self) -> None:

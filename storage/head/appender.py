@@ -258,7 +258,7 @@ class _SampleCheck:
                 return False
         resolved = self.sids[self.sids >= 0]
         if len(resolved) > 1:
-            scratch = np.empty(self.head.index.id_limit, dtype=np.int64)
+            scratch = self.head.scratch  # no series twice: each id keeps its own position
             order = np.arange(len(resolved))
             scratch[resolved] = order
             if (scratch[resolved] != order).any():

@@ -1,5 +1,6 @@
 """Storage: the write path through the WAL, replay on open, and the status methods."""
 
+import asyncio
 import logging
 import time
 
@@ -255,3 +256,24 @@ async def test_replay_ignores_the_limit_for_series_it_accepted(tmp_path):
     res = s2.appender(cluster="eu").append(batch(n_series=1, job="new"))
     assert res.rejected[0].reason == "series_limit"
     await s2.close()
+
+
+async def test_background_merges_keep_every_sample(tmp_path):
+    s = await Storage.open(tmp_path, StorageOptions(head_buffer_rows=50))
+    app = s.appender()
+    for k in range(60):  # 600 samples: 12 sealed parts before any merge
+        app.append(batch(n_series=10, ts=NOW - 100_000 + k * 1000, value=float(k)))
+    await app.commit()
+    for _ in range(500):  # merges run in worker threads; wait for them to settle
+        if s.stats().parts <= 4:
+            break
+        await asyncio.sleep(0.01)
+    assert s.stats().parts <= 4
+    async with s.querier(0, NOW) as q:
+        ss = await q.select([Matcher(MatchType.EQ, "__name__", "up")], 0, NOW)
+    assert len(ss) == 10
+    for series in ss.series:
+        i = int(series.labels.get("i"))
+        assert series.timestamps.tolist() == [NOW - 100_000 + k * 1000 for k in range(60)]
+        assert series.values.tolist() == [float(k) + i for k in range(60)]
+    await s.close()
