@@ -24,6 +24,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,15 +44,15 @@ Postings = array | int
 
 def _ids(postings: Postings) -> NDArray[np.int64]:
     """A postings list as a fresh int64 array (never a view: the list keeps growing)."""
-    if type(postings) is int:
+    if isinstance(postings, int):
         return np.array([postings], dtype=np.int64)
     return np.frombuffer(postings, dtype=np.uint32).astype(np.int64)
 
 
 def _raw(postings: Postings) -> bytes:
-    if type(postings) is int:
+    if isinstance(postings, int):
         return postings.to_bytes(4, "little")
-    return postings.tobytes()  # type: ignore[union-attr]
+    return postings.tobytes()
 
 
 def intersect_sorted(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -133,7 +134,7 @@ class Index:
 
     def labels_of(self, sids: Sequence[int]) -> list[Labels]:
         """Labels of many live series, in order (C-level loop)."""
-        return list(map(self._labels.__getitem__, sids))
+        return cast(list[Labels], list(map(self._labels.__getitem__, sids)))
 
     def add(self, labels: Labels) -> int:
         """Register a new series (the caller checked it is not there) and return its id."""
@@ -157,7 +158,7 @@ class Index:
             ids = values.get(value)
             if ids is None:
                 values[value] = sid
-            elif type(ids) is int:
+            elif isinstance(ids, int):
                 values[value] = array("I", (ids, sid))
             else:
                 ids.append(sid)
@@ -182,17 +183,20 @@ class Index:
             self._count -= 1
             touched.update(dict.fromkeys(lbl))
         alive = self._alive
+        postings = self._postings
         for pair in touched:
             name, value = pair
-            values = self._postings[name]
-            ids = _ids(values[value])
-            kept = ids[alive[ids]]
-            if len(kept) == 1:
-                values[value] = int(kept[0])
-                continue
-            if len(kept):
-                values[value] = array("I", kept.astype(np.uint32).tobytes())
-                continue
+            values = postings[name]
+            ids = values[value]
+            if not isinstance(ids, int):  # a single-series pair of a removed series just goes
+                found = _ids(ids)
+                kept = found[alive[found]]
+                if len(kept) == 1:
+                    values[value] = int(kept[0])
+                    continue
+                if len(kept):
+                    values[value] = array("I", kept.astype(np.uint32).tobytes())
+                    continue
             del values[value]
             del self._pairs[pair]
             self._removals[name] = self._removals.get(name, 0) + 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import re2
+import re2  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 _OPTIONS = re2.Options()

@@ -266,7 +266,7 @@ class Partitions:
         """Parts that may hold samples in [start_ms, end_ms], by partition then seal order."""
         p = self.partition_ms
         lo, hi = start_ms // p, end_ms // p
-        out = []
+        out: list[Part] = []
         for key in sorted(k for k in self._parts if lo <= k <= hi):
             out.extend(
                 part for part in self._parts[key] if part.max_t >= start_ms and part.min_t <= end_ms
