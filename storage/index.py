@@ -7,6 +7,9 @@ never name a different series. Postings are `array('I')` (4 bytes per entry),
 or a plain int while a pair belongs to one series only (label values unique
 per series, like `pod` or `instance`, are common and an array costs ~150 B).
 
+Ids are 32-bit in postings, so one process can create about 4 billion series
+in its life; a restart renumbers (replay rebuilds the index from the WAL).
+
 Memory is what this module is mostly about: every distinct `(name, value)`
 pair is one shared tuple, so a series costs its `Labels` tuple (one pointer
 per label), one dict entry and its postings entries, never a copy of strings.
@@ -29,12 +32,14 @@ from typing import cast
 import numpy as np
 from numpy.typing import NDArray
 
+from storage.errors import StorageUnavailable
 from storage.labels import Labels, Matcher, MatchType
 from storage.valuescan import ValueScan, scan_safe
 
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
 _REGEX_META = frozenset(".^$*+?()[]{}|\\")
 _first = itemgetter(0)
+MAX_ID = 0xFFFFFFFF
 SCAN_MIN_VALUES = 64
 """From this many distinct values on, regexes run as one scan over all of them."""
 
@@ -148,6 +153,11 @@ class Index:
             canonical.append(shared)
         lbl = Labels.from_sorted(canonical)
         sid = len(self._labels)
+        if sid > MAX_ID:
+            raise StorageUnavailable(
+                "series id space exhausted (4 billion series created since start); "
+                "restart the service to renumber"
+            )
         self._labels.append(lbl)
         self._ids[lbl] = sid
         postings = self._postings
