@@ -9,7 +9,7 @@ import pytest
 from remote_write.batch import SeriesMetadata, WriteBatch
 from remote_write.codec import decode_write_request, encode_write_request
 from storage.db import Storage
-from storage.errors import StorageUnavailable, WALCorrupted
+from storage.errors import StorageError, StorageUnavailable, WALCorrupted
 from storage.labels import Matcher, MatchType
 from storage.options import StorageOptions
 from storage.wal.frame import HEADER, encode_frame
@@ -277,3 +277,12 @@ async def test_background_merges_keep_every_sample(tmp_path):
         assert series.timestamps.tolist() == [NOW - 100_000 + k * 1000 for k in range(60)]
         assert series.values.tolist() == [float(k) + i for k in range(60)]
     await s.close()
+
+
+async def test_a_data_directory_is_used_by_one_storage_at_a_time(tmp_path):
+    s = await Storage.open(tmp_path, StorageOptions())
+    with pytest.raises(StorageError, match="in use by another process"):
+        await Storage.open(tmp_path, StorageOptions())
+    await s.close()
+    again = await Storage.open(tmp_path, StorageOptions())  # released on close
+    await again.close()
