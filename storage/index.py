@@ -89,7 +89,7 @@ def _literal_alternatives(pattern: str) -> list[str] | None:
     """`a|b|c` with no regex syntax in it: the exact values it matches, else None."""
     if not pattern or _REGEX_META.intersection(pattern.replace("|", "")):
         return None
-    alternatives = pattern.split("|")
+    alternatives = list(dict.fromkeys(pattern.split("|")))  # "a|a" names one value
     return None if "" in alternatives else alternatives
 
 

@@ -53,6 +53,7 @@ def brute(matchers):
         [Matcher(T.NRE, "zone", ".*")],  # nothing
         [Matcher(T.NRE, "zone", "")],  # only series with zone
         [Matcher(T.RE, "code", "200|500"), Matcher(T.NEQ, "job", "web")],
+        [Matcher(T.RE, "job", "api|api|db")],
         [Matcher(T.RE, "job", "api|db"), Matcher(T.NRE, "instance", "a.*")],
         [Matcher(T.EQ, "missing", "x")],
         [Matcher(T.EQ, "__name__", "nope")],
