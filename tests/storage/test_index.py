@@ -186,3 +186,21 @@ def test_label_order_stays_right_as_series_come_and_go():
         sids = np.array(sorted(rng.sample(sorted(live), k=len(live) // 2)), dtype=np.int64)
         got = [idx.labels(i) for i in idx.sort_by_labels(sids).tolist()]
         assert got == sorted(live[i] for i in sids.tolist())
+
+
+def test_regex_runs_once_per_distinct_value_not_per_series(monkeypatch):
+    idx = Index()
+    for i in range(40):
+        idx.add(Labels.from_dict({"__name__": "m", "job": ["api", "db"][i % 2], "i": str(i)}))
+    calls = []
+    real = Matcher.matches
+
+    def counting(self, value):
+        calls.append(value)
+        return real(self, value)
+
+    monkeypatch.setattr(Matcher, "matches", counting)
+    ids = idx.select([Matcher(T.RE, "job", "a.*")])
+    assert len(ids) == 20
+    # Each distinct value once, plus "" once (does the matcher select series without job?).
+    assert sorted(calls) == ["", "api", "db"]
