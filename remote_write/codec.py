@@ -138,7 +138,25 @@ def _decode_label(raw: bytes) -> tuple[str, str]:
 
     Invalid UTF-8 is kept as surrogate escapes, so that validation can name the
     series and reject it instead of failing the whole request.
+
+    The common layout (name then value, each under 128 bytes, so one-byte
+    lengths) is sliced directly; anything else goes through the general parser.
     """
+    n = len(raw)
+    if n >= 4 and raw[0] == 0x0A:
+        name_len = raw[1]
+        if name_len < 0x80 and n > name_len + 3 and raw[name_len + 2] == 0x12:
+            value_len = raw[name_len + 3]
+            if value_len < 0x80 and name_len + value_len + 4 == n:
+                return (
+                    raw[2 : name_len + 2].decode("utf-8", "surrogateescape"),
+                    raw[name_len + 4 :].decode("utf-8", "surrogateescape"),
+                )
+    return _decode_label_fields(raw)
+
+
+def _decode_label_fields(raw: bytes) -> tuple[str, str]:
+    """The general Label parser: any field order, long fields, unknown fields."""
     fields = {1: b"", 2: b""}
     pos, end = 0, len(raw)
     while pos < end:

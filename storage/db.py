@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
-from storage.errors import StorageUnavailable
+from storage.errors import StorageError, StorageUnavailable
 from storage.head.appender import apply_batch
 from storage.head.head import Head, HeadStats
 from storage.head.parts import merge_parts
@@ -53,6 +55,7 @@ class Storage:
         self._merge_wake = asyncio.Event()
         self._seen_parts = 0
         self.replay_result: ReplayResult | None = None
+        self._lock_fd = -1
 
     @classmethod
     async def open(cls, data_dir: Path, options: StorageOptions | None = None) -> Storage:
@@ -64,6 +67,7 @@ class Storage:
     async def _start(self) -> None:
         wal_dir = self.data_dir / "wal"
         wal_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.data_dir)
         self._tasks.append(asyncio.create_task(self._merge_loop(), name="head-merge"))
         try:
             result = await replay(wal_dir, self._head)
@@ -87,6 +91,7 @@ class Storage:
             await self._wal.start()
         except BaseException:
             await self._stop_tasks()
+            _unlock(self._lock_fd)
             raise
         self._tasks.append(asyncio.create_task(self._maintenance(), name="head-maintenance"))
         self._ready = True
@@ -147,6 +152,8 @@ class Storage:
         await self._stop_tasks()
         if self._wal is not None:
             await self._wal.close()
+        _unlock(self._lock_fd)
+        self._lock_fd = -1
 
     async def _stop_tasks(self) -> None:
         for task in self._tasks:
@@ -184,7 +191,12 @@ class Storage:
                 await self._merge_wake.wait()
                 continue
             key, run, ooo = plans[0]
-            merged = await asyncio.to_thread(merge_parts, run, ooo=ooo)
+            try:
+                merged = await asyncio.to_thread(merge_parts, run, ooo=ooo)
+            except Exception:  # e.g. out of memory: keep serving, try again later
+                log.exception("head merge failed", extra={"parts": len(run)})
+                await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+                continue
             head.install_merge(key, run, merged)
 
     async def _maintenance(self) -> None:
@@ -199,9 +211,34 @@ class Storage:
         """Apply retention to the head and the WAL (runs periodically; callable in tests)."""
         head = self._head
         head.apply_retention()
+        if head.index.unranked:
+            head.index.refresh_order()  # so selects find the label order ready
         if self._wal is not None:
             await self._wal.remove_segments_before(head.horizon)
         self._merge_wake.set()
+
+
+def _lock(data_dir: Path) -> int:
+    """Take the data directory's lock file, so that two processes never share a WAL.
+
+    An advisory `flock`: the kernel drops it when the process dies, so a crash
+    never leaves a stale lock behind.
+    """
+    path = data_dir / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(
+            f"data directory {data_dir} is in use by another process (lock file {path})"
+        ) from None
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    if fd >= 0:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 class StorageAppender:
@@ -222,7 +259,7 @@ class StorageAppender:
         applied = apply_batch(storage._head, batch, self._cluster, now_ms=now_ms)
         if applied.stored or batch.metadata:
             body = batch.encoded if batch.encoded is not None else encode_write_request(batch)
-            wal.log(self._cluster, body, now_ms, applied.max_ts)
+            wal.log(self._cluster, body, now_ms, applied.max_ts, applied.limited)
         # Wait for everything logged so far, not just our own record: samples
         # accepted as no-op retries may rest on another request's record.
         self._wait_seq = wal.last_seq

@@ -3,7 +3,12 @@
 Series ids are dense ints handed out in creation order and never reused, so a
 postings list (the ids of the series holding one `name="value"` pair) stays
 sorted by just appending, and an id read from an old snapshot of the head can
-never name a different series. Postings are `array('I')` (4 bytes per entry).
+never name a different series. Postings are `array('I')` (4 bytes per entry),
+or a plain int while a pair belongs to one series only (label values unique
+per series, like `pod` or `instance`, are common and an array costs ~150 B).
+
+Ids are 32-bit in postings, so one process can create about 4 billion series
+in its life; a restart renumbers (replay rebuilds the index from the WAL).
 
 Memory is what this module is mostly about: every distinct `(name, value)`
 pair is one shared tuple, so a series costs its `Labels` tuple (one pointer
@@ -18,23 +23,41 @@ from __future__ import annotations
 
 import sys
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
 
+from storage.errors import StorageUnavailable
 from storage.labels import Labels, Matcher, MatchType
+from storage.valuescan import ValueScan, scan_safe
 
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
 _REGEX_META = frozenset(".^$*+?()[]{}|\\")
 _first = itemgetter(0)
+MAX_ID = 0xFFFFFFFF
+SCAN_MIN_VALUES = 64
+"""From this many distinct values on, regexes run as one scan over all of them."""
 
 
-def _ids(postings: array) -> NDArray[np.int64]:
+Postings = array | int
+
+
+def _ids(postings: Postings) -> NDArray[np.int64]:
     """A postings list as a fresh int64 array (never a view: the list keeps growing)."""
+    if isinstance(postings, int):
+        return np.array([postings], dtype=np.int64)
     return np.frombuffer(postings, dtype=np.uint32).astype(np.int64)
+
+
+def _raw(postings: Postings) -> bytes:
+    if isinstance(postings, int):
+        return postings.to_bytes(4, "little")
+    return postings.tobytes()
 
 
 def intersect_sorted(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -57,11 +80,16 @@ def subtract_sorted(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.in
     return a[b[pos] != a]
 
 
+def _others(table: dict[str, Postings], hits: list[str]) -> list[str]:
+    skip = set(hits)
+    return [v for v in table if v not in skip]
+
+
 def _literal_alternatives(pattern: str) -> list[str] | None:
     """`a|b|c` with no regex syntax in it: the exact values it matches, else None."""
     if not pattern or _REGEX_META.intersection(pattern.replace("|", "")):
         return None
-    alternatives = pattern.split("|")
+    alternatives = list(dict.fromkeys(pattern.split("|")))  # "a|a" names one value
     return None if "" in alternatives else alternatives
 
 
@@ -71,10 +99,21 @@ class Index:
     def __init__(self) -> None:
         self._labels: list[Labels | None] = []
         self._ids: dict[Labels, int] = {}
-        self._postings: dict[str, dict[str, array]] = {}
+        self._postings: dict[str, dict[str, Postings]] = {}
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
         self._alive = np.zeros(1024, dtype=bool)
         self._count = 0
+        # Label order, kept incrementally: `_order` lists ranked ids in label
+        # order, `_rank[id]` is its position; ids >= `_ranked_upto` are unranked.
+        self._order = np.zeros(0, dtype=np.int64)
+        self._rank = np.zeros(0, dtype=np.int64)
+        self._ranked_upto = 0
+        # Per label name: how many of its values were ever removed, and the
+        # joined-values text for one-pass regex scans, built on demand. Values
+        # are only added or removed, so (count, removals) changes whenever the
+        # set of values does.
+        self._removals: dict[str, int] = {}
+        self._scans: dict[str, tuple[tuple[int, int], ValueScan]] = {}
 
     def __len__(self) -> int:
         """Number of live series."""
@@ -100,7 +139,7 @@ class Index:
 
     def labels_of(self, sids: Sequence[int]) -> list[Labels]:
         """Labels of many live series, in order (C-level loop)."""
-        return list(map(self._labels.__getitem__, sids))
+        return cast(list[Labels], list(map(self._labels.__getitem__, sids)))
 
     def add(self, labels: Labels) -> int:
         """Register a new series (the caller checked it is not there) and return its id."""
@@ -114,6 +153,11 @@ class Index:
             canonical.append(shared)
         lbl = Labels.from_sorted(canonical)
         sid = len(self._labels)
+        if sid > MAX_ID:
+            raise StorageUnavailable(
+                "series id space exhausted (4 billion series created since start); "
+                "restart the service to renumber"
+            )
         self._labels.append(lbl)
         self._ids[lbl] = sid
         postings = self._postings
@@ -123,8 +167,11 @@ class Index:
                 values = postings[name] = {}
             ids = values.get(value)
             if ids is None:
-                ids = values[value] = array("I")
-            ids.append(sid)
+                values[value] = sid
+            elif isinstance(ids, int):
+                values[value] = array("I", (ids, sid))
+            else:
+                ids.append(sid)
         if sid >= len(self._alive):
             grown = np.zeros(max(2 * len(self._alive), sid + 1), dtype=bool)
             grown[: len(self._alive)] = self._alive
@@ -146,19 +193,26 @@ class Index:
             self._count -= 1
             touched.update(dict.fromkeys(lbl))
         alive = self._alive
+        postings = self._postings
         for pair in touched:
             name, value = pair
-            values = self._postings[name]
-            ids = np.frombuffer(values[value], dtype=np.uint32)
-            kept = ids[alive[ids]]
-            del ids
-            if len(kept):
-                values[value] = array("I", kept.tobytes())
-                continue
+            values = postings[name]
+            ids = values[value]
+            if not isinstance(ids, int):  # a single-series pair of a removed series just goes
+                found = _ids(ids)
+                kept = found[alive[found]]
+                if len(kept) == 1:
+                    values[value] = int(kept[0])
+                    continue
+                if len(kept):
+                    values[value] = array("I", kept.astype(np.uint32).tobytes())
+                    continue
             del values[value]
             del self._pairs[pair]
+            self._removals[name] = self._removals.get(name, 0) + 1
             if not values:
                 del self._postings[name]
+                self._scans.pop(name, None)
 
     def all_ids(self) -> NDArray[np.int64]:
         return np.flatnonzero(self.alive).astype(np.int64, copy=False)
@@ -171,7 +225,7 @@ class Index:
             return _EMPTY_IDS
         if len(lists) == 1:
             return _ids(lists[0])
-        merged = np.frombuffer(b"".join(map(bytes, lists)), dtype=np.uint32).astype(np.int64)
+        merged = np.frombuffer(b"".join(map(_raw, lists)), dtype=np.uint32).astype(np.int64)
         merged.sort()
         return merged
 
@@ -199,14 +253,17 @@ class Index:
                     else:
                         negatives.append(self._union(m.name, literals))
                     continue
-                accepted: list[str] = []
-                refused: list[str] = []
-                for value in table:  # the regex runs once per distinct value
-                    (accepted if m.matches(value) else refused).append(value)
+                hits = self._regex_hits(m, table)  # values the regex itself matches
+                positive = m.type is MatchType.RE
                 if m.matches_empty:  # series without the label match too
-                    negatives.append(self._union(m.name, refused))
+                    if positive:
+                        negatives.append(self._union(m.name, _others(table, hits)))
+                    else:
+                        negatives.append(self._union(m.name, hits))
+                elif positive:
+                    positives.append(self._union(m.name, hits))
                 else:
-                    positives.append(self._union(m.name, accepted))
+                    positives.append(self._union(m.name, _others(table, hits)))
         if positives:
             positives.sort(key=len)
             result = positives[0]
@@ -217,6 +274,78 @@ class Index:
         for other in negatives:
             result = subtract_sorted(result, other)
         return result
+
+    # -- label order ---------------------------------------------------------------
+
+    @property
+    def unranked(self) -> int:
+        """Series created since the label order was last refreshed."""
+        return len(self._labels) - self._ranked_upto
+
+    def refresh_order(self) -> None:
+        """Fold new series into the label order.
+
+        Sorts only the new series, then binary-searches their places in the
+        old order (few new series) or merges the two sorted runs (many).
+        """
+        upto = len(self._labels)
+        if upto == self._ranked_upto:
+            return
+        key = self._labels.__getitem__
+        alive = self._alive
+        old = self._order[alive[self._order]]
+        new = np.arange(self._ranked_upto, upto, dtype=np.int64)
+        fresh = sorted(new[alive[new]].tolist(), key=key)
+        if len(fresh) * 32 < len(old):
+            # Few new series: binary-search each one's place (O(k log n) comparisons).
+            old_list = old.tolist()
+            places = [bisect_left(old_list, key(sid), key=key) for sid in fresh]
+            order = np.insert(old, places, fresh)
+        else:
+            merged = old.tolist() + fresh
+            merged.sort(key=key)  # two sorted runs: timsort merges them
+            order = np.array(merged, dtype=np.int64)
+        rank = np.zeros(upto, dtype=np.int64)
+        rank[order] = np.arange(len(order), dtype=np.int64)
+        self._order = order
+        self._rank = rank
+        self._ranked_upto = upto
+
+    def sort_by_labels(self, sids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """`sids` reordered so that their label sets ascend.
+
+        Uses the maintained label order (a numpy argsort of ranks); when some
+        ids are newer than it, either refreshes it (if that is cheap relative
+        to the request) or sorts the labels of just these series.
+        """
+        if len(sids) < 2:
+            return sids
+        if int(sids.max()) >= self._ranked_upto:
+            if len(self._order) + self.unranked <= 8 * len(sids):
+                self.refresh_order()
+            else:
+                labels = self.labels_of(sids.tolist())
+                order = sorted(range(len(labels)), key=labels.__getitem__)
+                return sids[order]
+        return sids[np.argsort(self._rank[sids], kind="stable")]
+
+    def _regex_hits(self, m: Matcher, table: dict[str, Postings]) -> list[str]:
+        """Values of `m.name` that m's regex (not negated) fully matches.
+
+        Once per distinct value; for many values, in one RE2 pass over them
+        all (see `storage.valuescan`).
+        """
+        if len(table) >= SCAN_MIN_VALUES and scan_safe(m.value):
+            cached = self._scans.get(m.name)
+            version = (len(table), self._removals.get(m.name, 0))
+            if cached is None or cached[0] != version:
+                cached = self._scans[m.name] = (version, ValueScan(list(table)))
+            scan = cached[1]
+            if scan.usable:
+                values = scan.values
+                return [values[i] for i in scan.matching(m.value).tolist()]
+        want = m.type is MatchType.RE
+        return [v for v in table if m.matches(v) is want]
 
     def label_names(self, sids: NDArray[np.int64] | None = None) -> list[str]:
         """Sorted label names of the given series (all live series if None)."""
@@ -238,6 +367,4 @@ class Index:
             return sorted(found)
         mask = np.zeros(self.id_limit, dtype=bool)
         mask[sids] = True
-        return sorted(
-            v for v, ids in table.items() if mask[np.frombuffer(ids, dtype=np.uint32)].any()
-        )
+        return sorted(v for v, ids in table.items() if mask[_ids(ids)].any())

@@ -19,6 +19,7 @@ inside one request does not matter):
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -26,7 +27,7 @@ from itertools import repeat
 import numpy as np
 from numpy.typing import NDArray
 
-from remote_write.batch import Rejection, WriteBatch
+from remote_write.batch import LabelPairs, Rejection, WriteBatch
 from remote_write.validate import check_series, render_pairs
 from storage.head import messages
 from storage.head.head import NO_SAMPLE, Head
@@ -50,6 +51,8 @@ class Applied:
     stored: int
     max_ts: int
     """Newest timestamp stored (NO_SAMPLE if none): the WAL tracks it per segment."""
+    limited: tuple[int, ...] = ()
+    """Indexes of the series refused for the series limit (the WAL record lists them)."""
 
 
 def apply_batch(
@@ -59,25 +62,27 @@ def apply_batch(
     *,
     now_ms: int,
     enforce_limits: bool = True,
+    skip_series: Sequence[int] = (),
 ) -> Applied:
     """Check `batch` and store its good samples in `head`; see the module docstring.
 
     `identity` is the writer's cluster (its `cluster` label overrides the
-    sent one) or None. `enforce_limits=False` (WAL replay) skips the series
-    limit, so that replay restores what was acknowledged.
+    sent one) or None. `enforce_limits=False` (WAL replay) does not evaluate
+    the series limit; `skip_series` then names the series the live append
+    refused for it, which are left out silently.
     """
     result = AppendResult()
-    sids = _resolve(head, batch, identity, enforce_limits, result.rejected)
+    sids, limited = _resolve(head, batch, identity, enforce_limits, result.rejected, skip_series)
     for meta in batch.metadata:
         head.metadata[meta.metric_family_name] = meta
     n = len(batch.timestamps)
     if not n:
-        return Applied(result, 0, NO_SAMPLE)
+        return Applied(result, 0, NO_SAMPLE, limited)
     checker = _SampleCheck(head, batch, sids, now_ms)
     stored, max_ts = checker.run()
     result.accepted = checker.accepted
     result.rejected.extend(checker.rejections())
-    return Applied(result, stored, max_ts)
+    return Applied(result, stored, max_ts, limited)
 
 
 def _resolve(
@@ -86,8 +91,10 @@ def _resolve(
     identity: str | None,
     enforce_limits: bool,
     rejected: list[Rejection],
-) -> NDArray[np.int64]:
-    """Series id per series of the batch, -1 for refused ones (reported in `rejected`)."""
+    skip_series: Sequence[int],
+) -> tuple[NDArray[np.int64], tuple[int, ...]]:
+    """Series id per series of the batch, -1 for refused ones (reported in `rejected`),
+    and the indexes of the series refused for the series limit."""
     keys: Sequence[Hashable] = batch.series_keys if batch.series_keys is not None else batch.series
     cache = head.key_cache(identity)
     n = len(keys)
@@ -97,14 +104,18 @@ def _resolve(
         known = (sids >= 0) & alive.take(sids, mode="wrap")
     else:
         known = np.zeros(n, dtype=bool)
+    if skip_series:
+        known[list(skip_series)] = True  # not looked up, not created
+        sids[list(skip_series)] = -1
     if known.all():
-        return sids
+        return sids, ()
     sids[~known] = -1
     limits = head.options.series_limits
     max_series = head.options.max_series_per_cluster if enforce_limits else 0
     index = head.index
     counts = None
     refused: list[tuple[int, Labels, str]] = []
+    new: list[tuple[Labels, int]] = []
     for i in np.flatnonzero(~known).tolist():
         pairs = batch.series[i]
         problem = check_series(pairs, limits)
@@ -115,16 +126,27 @@ def _resolve(
                 Rejection(render_pairs(pairs), problem.reason, problem.message, int(counts[i]))
             )
             continue
-        labels = Labels.from_pairs(pairs)
+        labels = _canonical(pairs)
         if identity is not None:
             labels = labels.with_(CLUSTER_LABEL, identity)
         sid = index.get(labels)
         if sid is None:
+            new.append((labels, i))
+            continue
+        cache[keys[i]] = sid
+        sids[i] = sid
+    # New series get ids in label order, so that a query's series (which come
+    # out in label order) sit mostly in ascending rows of each part.
+    new.sort()
+    created: dict[Labels, int] = {}
+    for labels, i in new:
+        sid = created.get(labels, -1)
+        if sid < 0:
             cluster = labels.get(CLUSTER_LABEL)
             if max_series and head.cluster_series(cluster) >= max_series:
                 refused.append((i, labels, cluster))
                 continue
-            sid = head.create_series(labels)
+            sid = created[labels] = head.create_series(labels)
         cache[keys[i]] = sid
         sids[i] = sid
     if refused:
@@ -144,7 +166,19 @@ def _resolve(
                     retryable=True,
                 )
             )
-    return sids
+    return sids, tuple(sorted(i for i, _, _ in refused))
+
+
+def _canonical(pairs: LabelPairs) -> Labels:
+    """Labels of a checked series; senders sort their labels, so skip sorting when so."""
+    names = list(map(_name, pairs))
+    if all(map(operator.lt, names, names[1:])) and all(map(_value, pairs)):
+        return Labels.from_sorted(pairs)
+    return Labels.from_pairs(pairs)
+
+
+_name = operator.itemgetter(0)
+_value = operator.itemgetter(1)
 
 
 class _SampleCheck:
@@ -224,7 +258,7 @@ class _SampleCheck:
                 return False
         resolved = self.sids[self.sids >= 0]
         if len(resolved) > 1:
-            scratch = np.empty(self.head.index.id_limit, dtype=np.int64)
+            scratch = self.head.scratch  # no series twice: each id keeps its own position
             order = np.arange(len(resolved))
             scratch[resolved] = order
             if (scratch[resolved] != order).any():

@@ -61,6 +61,8 @@ class Head:
         self.max_bits = np.zeros(cap, dtype=np.uint64)
         self.min_ts = np.full(cap, NO_MIN, dtype=np.int64)
         self.cluster_code = np.zeros(cap, dtype=np.int32)
+        self.scratch = np.zeros(cap, dtype=np.int64)
+        """Per-id working space for batch checks (contents meaningless between uses)."""
         self.max_time = NO_SAMPLE
         """Newest sample timestamp ever accepted; retention counts back from it."""
         self.horizon = NO_SAMPLE
@@ -109,6 +111,7 @@ class Head:
         self.max_bits = grown(self.max_bits, 0)
         self.min_ts = grown(self.min_ts, NO_MIN)
         self.cluster_code = grown(self.cluster_code, 0)
+        self.scratch = np.zeros(size, dtype=np.int64)
 
     def active_series_by_cluster(self) -> dict[str, int]:
         return {

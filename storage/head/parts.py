@@ -4,7 +4,7 @@ Appends land in `ActiveBuffer`, three preallocated columns (series id,
 timestamp, value) in arrival order. A full buffer is sealed: its rows are split
 by time partition (`ts // partition_ms`) and each share becomes a `Part`,
 sorted by (series id, timestamp). A part stores one int64 key per sample,
-`series_id << 32 | (ts - partition_start)`, next to the float64 values, so
+`series_id << 24 | (ts - partition_start)`, next to the float64 values, so
 that finding a series' samples in a time range, or one exact sample, is a
 plain `np.searchsorted` over the keys, vectorized over many series at once.
 
@@ -28,7 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-KEY_SHIFT = 32
+KEY_SHIFT = 24
+"""Bits for the timestamp within a partition (2**24 ms: 4.6 h, above the 2 h cap);
+the 39 bits above hold series ids, more than the index's 32-bit postings can."""
 REL_MASK = (1 << KEY_SHIFT) - 1
 MAX_PARTITION_MS = REL_MASK
 MERGE_FANOUT = 4
@@ -42,10 +44,10 @@ class Part:
     """Immutable samples of one time partition, sorted by (series id, timestamp)."""
 
     keys: NDArray[np.int64]
-    """`series_id << 32 | (ts - base)`, sorted and unique."""
+    """`series_id << KEY_SHIFT | (ts - base)`, sorted and unique."""
     values: NDArray[np.float64]
     base: int
-    """The partition's first millisecond; every timestamp is in [base, base + 2**32)."""
+    """The partition's first millisecond; every timestamp is in [base, base + 2**24)."""
     min_t: int
     max_t: int
     ooo: bool
@@ -266,7 +268,7 @@ class Partitions:
         """Parts that may hold samples in [start_ms, end_ms], by partition then seal order."""
         p = self.partition_ms
         lo, hi = start_ms // p, end_ms // p
-        out = []
+        out: list[Part] = []
         for key in sorted(k for k in self._parts if lo <= k <= hi):
             out.extend(
                 part for part in self._parts[key] if part.max_t >= start_ms and part.min_t <= end_ms

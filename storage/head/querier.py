@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from storage.head.head import Head
-from storage.head.parts import Part
+from storage.head.parts import REL_MASK, Part
 from storage.interfaces import LabelResult, SelectHints, SeriesSet
 from storage.labels import Matcher
 
@@ -87,51 +87,122 @@ def select(head: Head, matchers: Sequence[Matcher], start_ms: int, end_ms: int) 
         sids = sids[in_time_range(head, sids, start_ms, end_ms)]
     if not len(sids):
         return SeriesSet.empty()
-    labels = head.index.labels_of(sids.tolist())
-    order = sorted(range(len(labels)), key=labels.__getitem__)
-    sids = sids[order]
-    labels = [labels[i] for i in order]
-
     sources = head.partitions.overlapping(start_ms, end_ms)
     sources += _buffer_parts(head, sids, start_ms, end_ms)
-    # Stable: within a partition, sealed parts (seal order) come before buffered rows.
-    sources.sort(key=_base)
     if not sources:
         return SeriesSet.empty()
+    # Stable: within a partition, sealed parts (seal order) come before buffered rows.
+    sources.sort(key=_base)
+    # Row ranges per source, found with ids in ascending order (cache friendly),
+    # then put in label order.
     ranges = [part.ranges(sids, start_ms, end_ms) for part in sources]
-    counts = np.stack([hi - lo for lo, hi in ranges])
-    totals = counts.sum(axis=0)
-    present = totals > 0
+    los = np.stack([lo for lo, _ in ranges])
+    counts = np.stack([hi for _, hi in ranges]) - los
+    present = counts.any(axis=0)
     if not present.all():
-        keep = np.flatnonzero(present)
-        labels = [labels[i] for i in keep.tolist()]
-        totals = totals[keep]
-        counts = counts[:, keep]
-        ranges = [(lo[keep], hi[keep]) for lo, hi in ranges]
-        if not labels:
+        sids, los, counts = sids[present], los[:, present], counts[:, present]
+        if not len(sids):
             return SeriesSet.empty()
+    order = _label_order(head, sids)
+    sids, los, counts = sids[order], los[:, order], counts[:, order]
+    labels = head.index.labels_of(sids.tolist())
+    totals = counts.sum(axis=0)
     offsets = np.zeros(len(labels) + 1, dtype=np.int64)
     np.cumsum(totals, out=offsets[1:])
-    used = [k for k in range(len(sources)) if counts[k].any()]
-    if len(used) == 1:
-        part, (lo, _) = sources[used[0]], ranges[used[0]]
-        rows = _ranges_index(lo, counts[used[0]], int(offsets[-1]))
-        return SeriesSet(labels, offsets, part.timestamps(rows), part.values[rows])
+    ts, values = _assemble(sources, los, counts, offsets)
+    return SeriesSet(labels, offsets, ts, values)
+
+
+def _label_order(head: Head, sids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions that put `sids` in label order."""
+    ordered = head.index.sort_by_labels(sids)
+    return np.searchsorted(sids, ordered)
+
+
+def _assemble(
+    sources: list[Part],
+    los: NDArray[np.int64],
+    counts: NDArray[np.int64],
+    offsets: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Gather every series' rows from every source into CSR order.
+
+    Sources the query reads densely (most rows of the span it touches) are
+    gathered with one `take` straight into the final positions: from the part
+    itself when there is one such source, else from one array the spans of
+    all of them were copied into (a copy runs at memcpy speed, a gather does
+    not). The index is built with a cumsum; positions owned by the other,
+    sparsely read sources get throw-away indices and are scattered over
+    afterwards.
+    """
     total = int(offsets[-1])
-    out_ts = np.empty(total, dtype=np.int64)
-    out_values = np.empty(total, dtype=np.float64)
-    cursor = offsets[:-1].copy()
+    per_source = counts.sum(axis=1)
+    used = np.flatnonzero(per_source).tolist()
+    his = los + counts
+    spans = {k: (int(los[k][counts[k] > 0].min()), int(his[k][counts[k] > 0].max())) for k in used}
+    dense = [k for k in used if 2 * per_source[k] >= spans[k][1] - spans[k][0]]
+    if not dense:
+        dense = [max(used, key=lambda k: per_source[k])]
+    before = np.cumsum(counts, axis=0) - counts  # rows of earlier sources, per series
+    dst = offsets[:-1] + before[dense]
+    if len(dense) == 1:
+        (k,) = dense
+        has = counts[k] > 0
+        idx = _gather_index(total, dst[0][has], los[k][has])
+        ts = sources[k].keys.take(idx, mode="clip")
+        values = sources[k].values.take(idx, mode="clip")
+        ts &= REL_MASK
+        ts += sources[k].base
+    else:
+        width = sum(spans[k][1] - spans[k][0] for k in dense)
+        flat_ts = np.empty(width, dtype=np.int64)
+        flat_values = np.empty(width, dtype=np.float64)
+        shift = np.zeros((len(dense), 1), dtype=np.int64)
+        at = 0
+        for i, k in enumerate(dense):
+            lo, hi = spans[k]
+            part = sources[k]
+            out = flat_ts[at : at + hi - lo]
+            np.bitwise_and(part.keys[lo:hi], REL_MASK, out=out)
+            out += part.base
+            flat_values[at : at + hi - lo] = part.values[lo:hi]
+            shift[i, 0] = at - lo
+            at += hi - lo
+        # Runs in output order: by series, then source.
+        c = counts[dense].T.ravel()
+        has = c > 0
+        idx = _gather_index(total, dst.T.ravel()[has], (los[dense] + shift).T.ravel()[has])
+        ts = flat_ts.take(idx, mode="clip")
+        values = flat_values.take(idx, mode="clip")
+    del idx
     for k in used:
-        part, (lo, _), c = sources[k], ranges[k], counts[k]
-        n = int(c.sum())
-        src = _ranges_index(lo, c, n)
-        dst = _ranges_index(cursor, c, n)
-        out_ts[dst] = part.timestamps(src)
-        out_values[dst] = part.values[src]
-        cursor += c
+        if k in dense:
+            continue
+        n = int(per_source[k])
+        src = _ranges_index(los[k], counts[k], n)
+        dst_k = _ranges_index(offsets[:-1] + before[k], counts[k], n)
+        ts[dst_k] = sources[k].timestamps(src)
+        values[dst_k] = sources[k].values[src]
+    # Only a part with late samples can put a series' slices out of time order.
     if any(sources[k].ooo for k in used[1:]):
-        _fix_order(offsets, out_ts, out_values)
-    return SeriesSet(labels, offsets, out_ts, out_values)
+        _fix_order(offsets, ts, values)
+    return ts, values
+
+
+def _gather_index(total: int, dst: NDArray[np.int64], lo: NDArray[np.int64]) -> NDArray:
+    """An index of length `total` with idx[dst[j] + e] = lo[j] + e inside each run.
+
+    Runs end where the next begins; positions between runs (owned by other
+    sources) hold values to be overwritten, possibly out of range (use
+    mode="clip"). Built as a cumsum of steps: one pass, no np.repeat.
+    """
+    step = np.ones(total, dtype=np.int64)
+    if len(dst):
+        step[0] = lo[0] - dst[0]
+        if len(dst) > 1:
+            step[dst[1:]] = lo[1:] - lo[:-1] - (dst[1:] - dst[:-1]) + 1
+    np.cumsum(step, out=step)
+    return step
 
 
 def _base(part: Part) -> int:
@@ -156,10 +227,11 @@ def _buffer_parts(head: Head, sids: NDArray[np.int64], start_ms: int, end_ms: in
 
 def _ranges_index(lo: NDArray[np.int64], counts: NDArray[np.int64], total: int) -> NDArray:
     """Concatenated positions lo[j] .. lo[j] + counts[j] - 1, for all j, in order."""
-    starts = np.cumsum(counts) - counts
-    idx = np.arange(total, dtype=np.int64)
-    idx += np.repeat(lo - starts, counts)
-    return idx
+    has = counts > 0
+    lo, counts = lo[has], counts[has]
+    starts = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    return _gather_index(total, starts, lo)
 
 
 def _fix_order(

@@ -1,22 +1,28 @@
 """WAL record framing: what one logged remote-write request looks like on disk.
 
     frame   = length:u32le  crc:u32le  payload            (crc = CRC-32 of payload)
-    payload = version:u8  flags:u8  cluster_len:u16le  now_ms:i64le  cluster  body
+    payload = version:u8  flags:u8  cluster_len:u16le  now_ms:i64le  n_skip:u32le
+              cluster  skip:u32le[n_skip]  body
 
 `body` is the snappy-compressed WriteRequest exactly as received. `cluster` is
 the writer identity the request was appended under (flag bit 0 set; absent for
 a writer that keeps the sent labels). `now_ms` is the wall clock at append
 time, so that replay judges "too far in the future" as the live append did.
+`skip` lists the series (by index in the request) that the live append
+refused for the series limit: a 429 told the sender they were not written, so
+replay must not write them either (replay does not apply the limit itself,
+because series that retention removed meanwhile are still counted then).
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 HEADER = struct.Struct("<II")
-PAYLOAD_HEAD = struct.Struct("<BBHq")
+PAYLOAD_HEAD = struct.Struct("<BBHqI")
 VERSION = 1
 FLAG_CLUSTER = 1
 MAX_PAYLOAD = 1 << 30
@@ -30,36 +36,44 @@ class Record:
     cluster: str | None
     now_ms: int
     body: bytes
+    skip: tuple[int, ...] = ()
+    """Series indexes refused by the live append for the series limit."""
 
 
 class FrameError(ValueError):
     """A frame that does not decode; the message says what is wrong with it."""
 
 
-def encode_frame(cluster: str | None, now_ms: int, body: bytes) -> bytes:
+def encode_frame(cluster: str | None, now_ms: int, body: bytes, skip: Sequence[int] = ()) -> bytes:
     """The bytes of one frame (header + payload)."""
     name = b"" if cluster is None else cluster.encode("utf-8", "surrogateescape")
     if len(name) > 0xFFFF:
         raise ValueError("cluster name longer than 65535 bytes")
-    head = PAYLOAD_HEAD.pack(VERSION, FLAG_CLUSTER if cluster is not None else 0, len(name), now_ms)
-    crc = zlib.crc32(body, zlib.crc32(name, zlib.crc32(head)))
-    length = len(head) + len(name) + len(body)
-    return b"".join((HEADER.pack(length, crc), head, name, body))
+    flags = FLAG_CLUSTER if cluster is not None else 0
+    head = PAYLOAD_HEAD.pack(VERSION, flags, len(name), now_ms, len(skip))
+    skipped = struct.pack(f"<{len(skip)}I", *skip) if skip else b""
+    crc = zlib.crc32(body, zlib.crc32(skipped, zlib.crc32(name, zlib.crc32(head))))
+    length = len(head) + len(name) + len(skipped) + len(body)
+    return b"".join((HEADER.pack(length, crc), head, name, skipped, body))
 
 
 def decode_payload(payload: memoryview) -> Record:
     """The record in a payload whose CRC already checked out."""
     if len(payload) < PAYLOAD_HEAD.size:
         raise FrameError(f"payload of {len(payload)} bytes is shorter than its header")
-    version, flags, name_len, now_ms = PAYLOAD_HEAD.unpack_from(payload)
+    version, flags, name_len, now_ms, n_skip = PAYLOAD_HEAD.unpack_from(payload)
     if version != VERSION:
         raise FrameError(f"unknown record version {version}")
     start = PAYLOAD_HEAD.size
-    if start + name_len > len(payload):
-        raise FrameError(f"cluster name of {name_len} bytes runs past the payload")
+    body_at = start + name_len + 4 * n_skip
+    if body_at > len(payload):
+        raise FrameError(
+            f"cluster name of {name_len} bytes and {n_skip} skipped series run past the payload"
+        )
     cluster = (
         bytes(payload[start : start + name_len]).decode("utf-8", "surrogateescape")
         if flags & FLAG_CLUSTER
         else None
     )
-    return Record(cluster, now_ms, bytes(payload[start + name_len :]))
+    skip = struct.unpack_from(f"<{n_skip}I", payload, start + name_len) if n_skip else ()
+    return Record(cluster, now_ms, bytes(payload[body_at:]), skip)

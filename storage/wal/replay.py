@@ -3,8 +3,10 @@
 Every record is decoded and applied through the same `apply_batch` as a live
 request, under its writer identity and with the wall clock it was appended
 at, so the head ends up as it was: same accepted samples, same rejections.
-Only the series limit is not enforced: replay restores what was acknowledged
-(and series that retention removed meanwhile no longer count then).
+Only the series limit is not evaluated again: the series the live append
+refused for it are listed in the record and skipped, so replay restores
+exactly what was acknowledged (evaluating the limit again could refuse more,
+because series that retention removed meanwhile are all still there).
 
 A torn tail of the last segment (a crash mid-write) is cut off with a
 warning; any other damage raises `WALCorrupted` naming segment and offset,
@@ -63,7 +65,12 @@ async def replay(directory: Path, head: Head) -> ReplayResult:
                     f"WAL segment {path} at offset {offset}: record does not decode ({exc})"
                 ) from None
             applied = apply_batch(
-                head, batch, record.cluster, now_ms=record.now_ms, enforce_limits=False
+                head,
+                batch,
+                record.cluster,
+                now_ms=record.now_ms,
+                enforce_limits=False,
+                skip_series=record.skip,
             )
             max_ts = max(max_ts, applied.max_ts)
             result.samples += applied.stored

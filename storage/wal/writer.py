@@ -30,6 +30,7 @@ import heapq
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from storage.errors import StorageUnavailable
@@ -115,11 +116,18 @@ class WALWriter:
         """Sequence number of the newest record logged."""
         return self._seq
 
-    def log(self, cluster: str | None, body: bytes, now_ms: int, max_ts: int) -> int:
+    def log(
+        self,
+        cluster: str | None,
+        body: bytes,
+        now_ms: int,
+        max_ts: int,
+        skip: Sequence[int] = (),
+    ) -> int:
         """Queue one record; returns its sequence number for `wait`."""
         if reason := self.broken:
             raise StorageUnavailable(f"WAL {self.directory} refuses writes: {reason}")
-        self._pending.append(encode_frame(cluster, now_ms, body))
+        self._pending.append(encode_frame(cluster, now_ms, body, skip))
         if max_ts > self._pending_max_ts:
             self._pending_max_ts = max_ts
         self._seq += 1

@@ -86,7 +86,7 @@ def check(stored, acked: dict[int, set[int]]) -> None:
             assert np.all(np.diff(ts) > 0)
 
 
-@pytest.mark.parametrize("policy", ["batch", "never"])
+@pytest.mark.parametrize("policy", ["batch", "interval", "never"])
 async def test_sigkill_loses_no_acknowledged_sample(tmp_path, policy):
     rng = random.Random(policy)
     acked = run_and_kill(tmp_path, policy, rng.randint(150, 400), start=0)

@@ -1,5 +1,6 @@
 """Storage: the write path through the WAL, replay on open, and the status methods."""
 
+import asyncio
 import logging
 import time
 
@@ -8,7 +9,7 @@ import pytest
 from remote_write.batch import SeriesMetadata, WriteBatch
 from remote_write.codec import decode_write_request, encode_write_request
 from storage.db import Storage
-from storage.errors import StorageUnavailable, WALCorrupted
+from storage.errors import StorageError, StorageUnavailable, WALCorrupted
 from storage.labels import Matcher, MatchType
 from storage.options import StorageOptions
 from storage.wal.frame import HEADER, encode_frame
@@ -225,3 +226,63 @@ async def test_label_queries_respect_the_querier_range(tmp_path):
         names = await q.label_names([Matcher(MatchType.EQ, "job", "late")])
         assert names.values == ["__name__", "i", "job"]
     await s.close()
+
+
+async def test_series_refused_for_the_limit_stay_refused_after_replay(tmp_path):
+    opts = StorageOptions(max_series_per_cluster=2)
+    s = await Storage.open(tmp_path, opts)
+    app = s.appender(cluster="eu")
+    res = app.append(batch(n_series=3))
+    assert [r.reason for r in res.rejected] == ["series_limit"]
+    assert res.accepted == 2
+    await app.commit()
+    before = await dump(s)
+    await s.close()
+    s2 = await Storage.open(tmp_path, opts)
+    assert await dump(s2) == before
+    assert s2.active_series_by_cluster() == {"eu": 2}
+    await s2.close()
+
+
+async def test_replay_ignores_the_limit_for_series_it_accepted(tmp_path):
+    s = await Storage.open(tmp_path, StorageOptions(max_series_per_cluster=10))
+    app = s.appender(cluster="eu")
+    app.append(batch(n_series=5))
+    await app.commit()
+    await s.close()
+    # A lower limit later does not drop what was acknowledged before.
+    s2 = await Storage.open(tmp_path, StorageOptions(max_series_per_cluster=2))
+    assert s2.active_series_by_cluster() == {"eu": 5}
+    res = s2.appender(cluster="eu").append(batch(n_series=1, job="new"))
+    assert res.rejected[0].reason == "series_limit"
+    await s2.close()
+
+
+async def test_background_merges_keep_every_sample(tmp_path):
+    s = await Storage.open(tmp_path, StorageOptions(head_buffer_rows=50))
+    app = s.appender()
+    for k in range(60):  # 600 samples: 12 sealed parts before any merge
+        app.append(batch(n_series=10, ts=NOW - 100_000 + k * 1000, value=float(k)))
+    await app.commit()
+    for _ in range(500):  # merges run in worker threads; wait for them to settle
+        if s.stats().parts <= 4:
+            break
+        await asyncio.sleep(0.01)
+    assert s.stats().parts <= 4
+    async with s.querier(0, NOW) as q:
+        ss = await q.select([Matcher(MatchType.EQ, "__name__", "up")], 0, NOW)
+    assert len(ss) == 10
+    for series in ss.series:
+        i = int(series.labels.get("i"))
+        assert series.timestamps.tolist() == [NOW - 100_000 + k * 1000 for k in range(60)]
+        assert series.values.tolist() == [float(k) + i for k in range(60)]
+    await s.close()
+
+
+async def test_a_data_directory_is_used_by_one_storage_at_a_time(tmp_path):
+    s = await Storage.open(tmp_path, StorageOptions())
+    with pytest.raises(StorageError, match="in use by another process"):
+        await Storage.open(tmp_path, StorageOptions())
+    await s.close()
+    again = await Storage.open(tmp_path, StorageOptions())  # released on close
+    await again.close()

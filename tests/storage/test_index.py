@@ -53,6 +53,7 @@ def brute(matchers):
         [Matcher(T.NRE, "zone", ".*")],  # nothing
         [Matcher(T.NRE, "zone", "")],  # only series with zone
         [Matcher(T.RE, "code", "200|500"), Matcher(T.NEQ, "job", "web")],
+        [Matcher(T.RE, "job", "api|api|db")],
         [Matcher(T.RE, "job", "api|db"), Matcher(T.NRE, "instance", "a.*")],
         [Matcher(T.EQ, "missing", "x")],
         [Matcher(T.EQ, "__name__", "nope")],
@@ -143,3 +144,63 @@ def test_all_ids_after_growth():
         idx.add(Labels.from_dict({"__name__": "m", "i": str(i)}))
     assert np.array_equal(idx.all_ids(), np.arange(3000))
     assert idx.select([Matcher(T.EQ, "i", "2999")]).tolist() == [2999]
+
+
+def test_regexes_over_many_values_agree_with_brute_force():
+    # Enough distinct values that regexes run as one scan over all of them.
+    idx = Index()
+    series = []
+    for i in range(500):
+        lbl = Labels.from_dict({"__name__": "m", "pod": f"pod-{i}", "zone": f"z{i % 7}"})
+        if i % 50 == 0:
+            lbl = lbl.without("pod")
+        series.append(lbl)
+        idx.add(lbl)
+    for mtype in (T.RE, T.NRE):
+        for pattern in ["pod-1.*", "pod-[0-9]{1,2}", ".*", ".+", "", "pod-4.*|", "(?i)POD-3"]:
+            ms = [Matcher(mtype, "pod", pattern)]
+            got = sorted(str(idx.labels(i)) for i in idx.select(ms).tolist())
+            assert got == sorted(str(s) for s in series if matches_all(ms, s)), ms
+    # The cached text follows the values as series come and go.
+    idx.remove(idx.select([Matcher(T.RE, "pod", "pod-1.*")]).tolist())
+    idx.add(Labels.from_dict({"__name__": "m", "pod": "pod-1000"}))
+    got = sorted(idx.labels(i).get("pod") for i in idx.select([Matcher(T.RE, "pod", "pod-1.*")]))
+    assert got == ["pod-1000"]
+
+
+def test_label_order_stays_right_as_series_come_and_go():
+    rng = random.Random(3)
+    idx = Index()
+    live = {}
+    for _ in range(6):
+        for _ in range(rng.choice([5, 300])):
+            lbl = Labels.from_dict({"__name__": rng.choice("abc"), "i": str(rng.randint(0, 10**6))})
+            if idx.get(lbl) is None:
+                live[idx.add(lbl)] = lbl
+        dead = rng.sample(sorted(live), k=len(live) // 10)
+        idx.remove(dead)
+        for sid in dead:
+            del live[sid]
+        if rng.random() < 0.5:
+            idx.refresh_order()
+        sids = np.array(sorted(rng.sample(sorted(live), k=len(live) // 2)), dtype=np.int64)
+        got = [idx.labels(i) for i in idx.sort_by_labels(sids).tolist()]
+        assert got == sorted(live[i] for i in sids.tolist())
+
+
+def test_regex_runs_once_per_distinct_value_not_per_series(monkeypatch):
+    idx = Index()
+    for i in range(40):
+        idx.add(Labels.from_dict({"__name__": "m", "job": ["api", "db"][i % 2], "i": str(i)}))
+    calls = []
+    real = Matcher.matches
+
+    def counting(self, value):
+        calls.append(value)
+        return real(self, value)
+
+    monkeypatch.setattr(Matcher, "matches", counting)
+    ids = idx.select([Matcher(T.RE, "job", "a.*")])
+    assert len(ids) == 20
+    # Each distinct value once, plus "" once (does the matcher select series without job?).
+    assert sorted(calls) == ["", "api", "db"]

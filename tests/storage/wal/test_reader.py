@@ -89,3 +89,10 @@ def test_segments_listed_in_order_ignoring_other_files(tmp_path):
     records, end = read_segment(tmp_path / "00000002")
     assert len(records) == 1
     assert end.problem is None
+
+
+def test_skipped_series_round_trip():
+    (rec,), end = scan(encode_frame("eu", 5, b"body", skip=[3, 70000]))
+    assert rec.skip == (3, 70000)
+    assert rec.body == b"body"
+    assert end.problem is None
