@@ -22,7 +22,7 @@ T0 = NOW_S * 1000
 
 @pytest.fixture
 async def service(make_service: MakeService) -> Service:
-    service = await make_service(real=True)
+    service = await make_service()
     series = []
     for job, base in (("api", 10.0), ("web", 100.0)):
         labels = (("__name__", "requests_total"), ("job", job))
@@ -220,7 +220,7 @@ async def test_execution_error_is_422(service: Service) -> None:
 
 
 async def test_too_many_samples_is_422(make_service: MakeService) -> None:
-    service = await make_service(Config(query=QueryConfig(max_samples=2)), real=True)
+    service = await make_service(Config(query=QueryConfig(max_samples=2)))
     body = encode([((("__name__", "m"),), [T0 - 2000, T0 - 1000, T0], [1.0, 2.0, 3.0])])
     assert (await service.write(body))[0] == 204
     status, err = await query(service, "/api/v1/query", {"query": "m[1m]", "time": str(NOW_S)})
@@ -296,7 +296,7 @@ async def test_query_exemplars_is_empty(service: Service) -> None:
 
 
 async def test_big_range_result_round_trips(make_service: MakeService) -> None:
-    service = await make_service(real=True)
+    service = await make_service()
     n_series, points = 200, 41
     ts = [T0 - 600_000 + k * 15_000 for k in range(points)]
     rng = np.random.default_rng(5)

@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
 
-from storage.labels import Labels
-from tests.aggregator.conftest import MakeService, Service
-from tests.aggregator.fakes import FakeStorage
+from aggregator.app import BACKEND
+from storage.annotations import Annotations
+from storage.db import Storage
+from storage.interfaces import LabelResult, Querier, SeriesSet
+from tests.aggregator.conftest import HoldWAL, MakeService, SeriesData, Service, store
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 
 
-def L(**kw: str) -> Labels:
-    return Labels.from_dict({"__name__" if k == "name" else k: v for k, v in kw.items()})
+def L(**kw: str) -> tuple[tuple[str, str], ...]:
+    return tuple(("__name__" if k == "name" else k, v) for k, v in kw.items())
+
+
+DATA: SeriesData = [
+    (L(name="up", job="api", cluster="a"), [T0, T0 + 60_000], [1, 1]),
+    (L(name="up", job="node", cluster="b"), [T0 + 3_600_000], [0]),
+    (L(name="http_requests_total", job="api", code="200"), [T0], [10]),
+    (L(name="http_requests_total", job="api", code="500"), [T0], [1]),
+]
 
 
 @pytest.fixture
 async def service(make_service: MakeService) -> Service:
-    store = FakeStorage()
-    store.memory.add(L(name="up", job="api", cluster="a"), [T0, T0 + 60_000], [1, 1])
-    store.memory.add(L(name="up", job="node", cluster="b"), [T0 + 3_600_000], [0])
-    store.memory.add(L(name="http_requests_total", job="api", code="200"), [T0], [10])
-    store.memory.add(L(name="http_requests_total", job="api", code="500"), [T0], [1])
-    return await make_service(storage=store)
+    service = await make_service()
+    await store(service.storage, DATA)
+    return service
 
 
 async def get(service: Service, path: str, params: Any = None) -> tuple[int, dict[str, Any]]:
@@ -197,8 +206,56 @@ async def test_label_values(service: Service) -> None:
     assert (body["data"], body["warnings"]) == (["api"], ["results truncated due to limit"])
 
 
-async def test_storage_warnings_reach_the_response(service: Service) -> None:
-    service.storage.warnings = ["cluster dc-2 unreachable: partial response"]
+class WarningQuerier:
+    """The real head querier, with `warnings` added to every answer.
+
+    A stand-in for a federated read in which a member cluster is down: that is
+    what will produce read warnings, but federation (`MergeQuerier` over
+    `RemoteCluster`s) does not exist yet, and the head alone never warns.
+    Replace it with a real member cluster that is down once federation exists.
+    """
+
+    def __init__(self, inner: Querier, warnings: Sequence[str]) -> None:
+        self.inner = inner
+        self.warnings = warnings
+
+    async def select(self, *args: Any, **kwargs: Any) -> SeriesSet:
+        result = await self.inner.select(*args, **kwargs)
+        result.warnings.merge(Annotations.of_warnings(self.warnings))
+        return result
+
+    async def label_names(self, *args: Any, **kwargs: Any) -> LabelResult:
+        result = await self.inner.label_names(*args, **kwargs)
+        result.warnings.merge(Annotations.of_warnings(self.warnings))
+        return result
+
+    async def label_values(self, *args: Any, **kwargs: Any) -> LabelResult:
+        result = await self.inner.label_values(*args, **kwargs)
+        result.warnings.merge(Annotations.of_warnings(self.warnings))
+        return result
+
+
+def warn_on_reads(
+    monkeypatch: pytest.MonkeyPatch, storage: Storage, warnings: Sequence[str]
+) -> None:
+    """Make the real storage's queriers report `warnings` (see WarningQuerier)."""
+    real = storage.querier
+
+    def querier(start_ms: int, end_ms: int) -> AbstractAsyncContextManager[Querier]:
+        @asynccontextmanager
+        async def opened() -> AsyncIterator[Querier]:
+            async with real(start_ms, end_ms) as inner:
+                yield WarningQuerier(inner, warnings)
+
+        return opened()
+
+    monkeypatch.setattr(storage, "querier", querier)
+
+
+async def test_storage_warnings_reach_the_response(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warn_on_reads(monkeypatch, service.storage, ["cluster dc-2 unreachable: partial response"])
     for path, params in [
         ("/api/v1/series", {"match[]": "up"}),
         ("/api/v1/labels", {}),
@@ -206,32 +263,45 @@ async def test_storage_warnings_reach_the_response(service: Service) -> None:
     ]:
         _, body = await get(service, path, params)
         assert body["warnings"] == ["cluster dc-2 unreachable: partial response"], path
+        assert body["data"], f"{path}: the real answer comes with the warning"
 
 
-async def test_not_ready_is_503_unavailable(make_service: MakeService) -> None:
-    store = FakeStorage()
-    store.ready = False
-    service = await make_service(storage=store)
+async def test_not_ready_is_503_unavailable(make_service: MakeService, held_wal: HoldWAL) -> None:
+    wal = await held_wal(DATA)
+    service = await make_service(wait=False)
+    for path, params in [
+        ("/api/v1/series", {"match[]": "up"}),
+        ("/api/v1/labels", {}),
+        ("/api/v1/label/job/values", {}),
+    ]:
+        status, body = await get(service, path, params)
+        assert status == 503, path
+        assert body["errorType"] == "unavailable"
+        assert "replaying the write-ahead log" in body["error"]
+    await wal.release()
+    await service.app[BACKEND].wait_open()
     status, body = await get(service, "/api/v1/series", {"match[]": "up"})
-    assert status == 503
-    assert body["errorType"] == "unavailable"
-    assert "replaying the write-ahead log" in body["error"]
+    assert status == 200
+    assert [s["cluster"] for s in body["data"]] == ["a", "b"], "the replayed WAL is served"
 
 
-async def test_unexpected_storage_error_is_500_internal(service: Service) -> None:
+async def test_unexpected_storage_error_is_500_internal(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception that is not a StorageError is a bug, which the real storage cannot be
+    asked for: its querier is replaced by one that raises."""
+
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("index corrupted")
 
     class Broken:
         select = label_names = label_values = staticmethod(broken)
 
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def querier(start: int, end: int) -> Any:
         yield Broken()
 
-    service.storage.querier = querier
+    monkeypatch.setattr(service.storage, "querier", querier)
     status, body = await get(service, "/api/v1/labels")
     assert status == 500
     assert body["errorType"] == "internal"

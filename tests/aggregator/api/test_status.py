@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
+import time
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aggregator.app import BACKEND, build_app, version
+from aggregator.app import BACKEND, version
 from aggregator.config import Config
-from storage.options import StorageOptions
-from tests.aggregator.conftest import MakeService, Service, clusters, encode
-from tests.aggregator.fakes import FakeStorage
+from storage.db import Storage
+from tests.aggregator.conftest import (
+    HoldWAL,
+    MakeService,
+    Service,
+    clusters,
+    encode,
+    stored_samples,
+)
 
 T0 = 1_700_000_000_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -43,49 +52,40 @@ async def test_healthy_and_ready(make_service: MakeService) -> None:
         assert head.status == 200
 
 
-async def test_ready_is_503_while_storage_replays(make_service: MakeService) -> None:
-    store = FakeStorage()
-    store.ready = False
-    service = await make_service(storage=store)
+async def test_ready_is_503_while_storage_replays(
+    make_service: MakeService, held_wal: HoldWAL
+) -> None:
+    up = (("__name__", "up"), ("job", "api"))
+    wal = await held_wal([(up, [now_ms()], [1.0])])
+    service = await make_service(wait=False)
     assert (await service.client.get("/-/ready")).status == 503
     assert (await service.client.get("/-/healthy")).status == 200
-    store.ready = True
-    assert (await service.client.get("/-/ready")).status == 200
-
-
-async def test_server_answers_while_storage_is_still_opening(
-    aiohttp_client: Any, tmp_path: Path
-) -> None:
-    release = asyncio.Event()
-    store = FakeStorage()
-
-    async def slow_open(data_dir: Path, options: StorageOptions) -> FakeStorage:
-        await release.wait()
-        return store
-
-    app = build_app(Config(data_dir=tmp_path), open_storage=slow_open)
-    client = await aiohttp_client(app)
-    assert (await client.get("/-/healthy")).status == 200
-    assert (await client.get("/-/ready")).status == 503
-    resp = await client.get("/api/v1/labels")
+    resp = await service.client.get("/api/v1/labels")
     assert resp.status == 503
     assert (await resp.json())["errorType"] == "unavailable"
-    release.set()
-    await app[BACKEND].wait_open()
-    assert (await client.get("/-/ready")).status == 200
+    got = samples(await scrape(service))
+    assert got[("aggregator_ready", ())] == 0
+    await wal.release()
+    await service.app[BACKEND].wait_open()
+    assert (await service.client.get("/-/ready")).status == 200
+    status, body = await service.get_json("/api/v1/labels")
+    assert (status, body["data"]) == (200, ["__name__", "job"])
 
 
-async def test_storage_is_closed_on_shutdown(aiohttp_client: Any, tmp_path: Path) -> None:
-    store = FakeStorage()
-
-    async def opener(data_dir: Path, options: StorageOptions) -> FakeStorage:
-        return store
-
-    client = await aiohttp_client(build_app(Config(data_dir=tmp_path / "d"), open_storage=opener))
-    await client.app[BACKEND].wait_open()
-    assert (tmp_path / "d").is_dir()
-    await client.close()
-    assert store.closed
+async def test_storage_is_closed_on_shutdown(make_service: MakeService, data_dir: Path) -> None:
+    service = await make_service()
+    storage = service.storage
+    up = (("__name__", "up"), ("job", "api"))
+    t = now_ms()
+    assert (await service.write(encode([(up, [t], [1.0])])))[0] == 204
+    await service.client.close()
+    assert not storage.ready
+    # Closed for real: the data directory's lock is free and the WAL holds the write.
+    again = await Storage.open(data_dir)
+    try:
+        assert await stored_samples(again, up) == [(t, 1.0)]
+    finally:
+        await again.close()
 
 
 async def test_buildinfo(make_service: MakeService) -> None:
@@ -104,7 +104,7 @@ async def test_unknown_path_is_404(make_service: MakeService) -> None:
 
 
 async def test_metrics_count_ingest_requests_and_state(make_service: MakeService) -> None:
-    service = await make_service(Config(clusters=clusters("edge")), storage=FakeStorage())
+    service = await make_service(Config(clusters=clusters("edge")))
     auth = {"Authorization": "Bearer token-edge"}
     good = encode([((("__name__", "up"), ("job", "a")), [T0, T0 + 1], [1.0, 1.0])])
     mixed = encode(
@@ -119,12 +119,18 @@ async def test_metrics_count_ingest_requests_and_state(make_service: MakeService
     assert (await service.write(good))[0] == 401
     await service.client.get("/api/v1/label/job/values")
     await service.client.get("/api/v1/label/0/values")
-    fsync_callback = service.options[0].on_wal_fsync
+    before = samples(await scrape(service))
+    assert before[("aggregator_wal_fsync_duration_seconds_count", ())] >= 1, "real WAL fsyncs"
+    fsync_callback = service.storage.options.on_wal_fsync
     assert fsync_callback is not None, "build_app wires WAL fsync timing into storage"
     fsync_callback(0.002)
 
     text = await scrape(service)
     got = samples(text)
+
+    def added(name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
+        return got[(name, labels)] - before[(name, labels)]
+
     assert got[("aggregator_received_samples_total", (("cluster", "edge"),))] == 6
     assert got[("aggregator_received_series_total", (("cluster", "edge"),))] == 3
     assert got[("aggregator_received_bytes_total", (("cluster", "edge"),))] == len(good) + len(
@@ -161,9 +167,9 @@ async def test_metrics_count_ingest_requests_and_state(make_service: MakeService
     )
     assert got[("aggregator_active_series", (("cluster", "edge"),))] == 2
     assert got[("aggregator_ready", ())] == 1
-    assert got[("aggregator_wal_fsync_duration_seconds_count", ())] == 1
-    assert got[("aggregator_wal_fsync_duration_seconds_bucket", (("le", "0.0025"),))] == 1
-    assert got[("aggregator_wal_fsync_duration_seconds_bucket", (("le", "0.001"),))] == 0
+    assert added("aggregator_wal_fsync_duration_seconds_count") == 1
+    assert added("aggregator_wal_fsync_duration_seconds_bucket", (("le", "0.0025"),)) == 1
+    assert added("aggregator_wal_fsync_duration_seconds_bucket", (("le", "0.001"),)) == 0
     assert re.search(
         r'^aggregator_build_info\{python_version="[^"]+",version="[^"]+"\} 1\.0$', text, re.M
     )
