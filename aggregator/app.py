@@ -10,7 +10,6 @@ Prometheus does, instead of refusing connections.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 import platform
 import time
@@ -35,6 +34,7 @@ from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.selfmetrics import SelfMetrics
+from aggregator.version import version
 from promql.engine import Engine
 from storage.db import Storage
 from storage.options import StorageOptions
@@ -53,20 +53,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PACKAGE = "fleet-aggregator"
 FORM_MAX_BYTES = 16 << 20
 """Largest form-encoded request (long `match[]` lists); remote write has its own limit."""
 
 StorageOpener = Callable[[Path, StorageOptions], Awaitable[Backend]]
 """Opens storage in a data directory (replaying its WAL) and returns it."""
-
-
-def version() -> str:
-    """The installed package version ("0+unknown" when running from a bare checkout)."""
-    try:
-        return importlib.metadata.version(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> web.Application:

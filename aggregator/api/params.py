@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy
+from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from aggregator.errors import BadData
 from aggregator.units import MAX_DURATION_MS, parse_duration_ms
@@ -41,7 +41,7 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-async def read_params(request: web.Request) -> MultiDictProxy[str]:
+async def read_params(request: web.Request) -> MultiMapping[str]:
     """The request's parameters: form body (for POST) then URL query."""
     if request.method == "POST" and request.content_type in (
         "application/x-www-form-urlencoded",
@@ -98,7 +98,7 @@ def parse_duration_param(text: str) -> int:
     return ms
 
 
-def time_param(params: MultiDictProxy[str], name: str, default: int) -> int:
+def time_param(params: MultiMapping[str], name: str, default: int) -> int:
     """An optional time parameter (Prometheus `parseTimeParam`)."""
     text = params.get(name, "")
     if text == "":
@@ -111,7 +111,7 @@ def time_param(params: MultiDictProxy[str], name: str, default: int) -> int:
         ) from None
 
 
-def required_time_param(params: MultiDictProxy[str], name: str) -> int:
+def required_time_param(params: MultiMapping[str], name: str) -> int:
     """A required time parameter (Prometheus `parseTime` on the raw value)."""
     try:
         return parse_time(params.get(name, ""))
@@ -119,7 +119,7 @@ def required_time_param(params: MultiDictProxy[str], name: str) -> int:
         raise BadData(f"invalid parameter {_go_quote(name)}: {exc}") from None
 
 
-def duration_param(params: MultiDictProxy[str], name: str) -> int:
+def duration_param(params: MultiMapping[str], name: str) -> int:
     """A duration parameter in milliseconds; "" is invalid, as in Prometheus."""
     try:
         return parse_duration_param(params.get(name, ""))
@@ -133,7 +133,7 @@ def check_time_range(start_ms: int, end_ms: int) -> None:
         raise BadData('invalid parameter "end": end timestamp must not be before start time')
 
 
-def limit_param(params: MultiDictProxy[str], name: str = "limit") -> int | None:
+def limit_param(params: MultiMapping[str], name: str = "limit") -> int | None:
     """A non-negative result limit; None when absent or 0 (no limit)."""
     text = params.get(name, "")
     if text == "":

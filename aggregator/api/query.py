@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 
 from aggregator.api.context import BACKEND, CONFIG, QUERY_ENGINE
 from aggregator.api.params import (
@@ -104,7 +104,7 @@ async def handle_query_exemplars(request: web.Request) -> web.Response:
     return success([])
 
 
-def _opts(params: MultiDictProxy[str], configured_timeout_ms: int) -> QueryOpts | None:
+def _opts(params: MultiMapping[str], configured_timeout_ms: int) -> QueryOpts | None:
     """A `timeout` parameter as per-query options; it can only shorten the configured one."""
     if not params.get("timeout", ""):
         return None

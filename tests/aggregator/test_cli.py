@@ -101,3 +101,38 @@ def test_python_dash_m_version() -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("aggregator ")
+
+
+SERVER_MODULES = ("aiohttp", "aggregator.app", "storage.db", "promql.engine")
+_PROBE = """
+import contextlib, io, sys
+from aggregator.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(sys.argv[1:])
+print(",".join(m for m in {modules!r} if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["check-config", "CONFIG"]])
+def test_cli_answers_without_loading_the_server(tmp_path: Path, argv: list[str]) -> None:
+    """`--help`, `--version` and `check-config` need only the config code; loading the
+    HTTP server, storage and the engine for them made each take over three times longer."""
+    config = tmp_path / "c.yml"
+    config.write_text("clusters:\n  - name: a\n    token: t\n")
+    argv = [str(config) if a == "CONFIG" else a for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(modules=SERVER_MODULES), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"loaded for {argv}: {proc.stdout.strip()}"
+
+
+def test_serve_path_still_loads_the_app() -> None:
+    import aggregator
+
+    assert aggregator.build_app.__module__ == "aggregator.app"
