@@ -20,7 +20,7 @@ limits:
   max_future: 10m               # samples further ahead of the clock are rejected
   out_of_order_window: 10m      # samples this much older than a series' newest are accepted
 storage:
-  retention: 24h                # the head drops samples older than this
+  retention: 24h                # the head keeps this much before its newest sample
   wal_fsync: batch              # batch | always | interval | never (see storage.options)
   wal_fsync_interval: 1s        # for `interval`
   wal_segment_size: 64MiB

@@ -28,11 +28,12 @@ def add_routes(app: web.Application) -> None:
     for method in ("GET", "POST"):
         r.add_route(method, "/api/v1/series", series.handle_series)
         r.add_route(method, "/api/v1/labels", series.handle_labels)
+        # Prometheus serves label values on GET only; POST too lets long match[] lists in.
+        r.add_route(method, "/api/v1/label/{name}/values", series.handle_label_values)
         r.add_route(method, "/api/v1/query", query.handle_query)
         r.add_route(method, "/api/v1/query_range", query.handle_query_range)
         r.add_route(method, "/api/v1/format_query", query.handle_format_query)
         r.add_route(method, "/api/v1/query_exemplars", query.handle_query_exemplars)
-    r.add_get("/api/v1/label/{name}/values", series.handle_label_values)
     r.add_get("/api/v1/metadata", metadata.handle_metadata)
     r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)
     r.add_get("/-/healthy", status.handle_healthy)

@@ -252,6 +252,14 @@ def warn_on_reads(
     monkeypatch.setattr(storage, "querier", querier)
 
 
+async def test_label_values_post_form(service: Service) -> None:
+    resp = await service.client.post(
+        "/api/v1/label/cluster/values", data={"match[]": 'up{job="node"}', "start": str(T0 // 1000)}
+    )
+    assert resp.status == 200
+    assert await resp.json() == {"status": "success", "data": ["b"]}
+
+
 async def test_storage_warnings_reach_the_response(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
