@@ -40,7 +40,7 @@ async def handle_query(request: web.Request) -> web.Response:
     """An instant query at `time` (default: now)."""
     params = await read_params(request)
     ts = time_param(params, "time", int(time.time() * 1000))
-    opts = _opts(params, request.app[CONFIG].query.timeout_ms)
+    opts = query_options(params, request.app[CONFIG].query.timeout_ms)
     query = params.get("query", "")
     backend = request.app[BACKEND].get()
     try:
@@ -68,7 +68,7 @@ async def handle_query_range(request: web.Request) -> web.Response:
             "exceeded maximum resolution of 11,000 points per timeseries. "
             "Try decreasing the query resolution (?step=XX)"
         )
-    opts = _opts(params, request.app[CONFIG].query.timeout_ms)
+    opts = query_options(params, request.app[CONFIG].query.timeout_ms)
     query = params.get("query", "")
     backend = request.app[BACKEND].get()
     try:
@@ -104,7 +104,7 @@ async def handle_query_exemplars(request: web.Request) -> web.Response:
     return success([])
 
 
-def _opts(params: MultiMapping[str], configured_timeout_ms: int) -> QueryOpts | None:
+def query_options(params: MultiMapping[str], configured_timeout_ms: int) -> QueryOpts | None:
     """A `timeout` parameter as per-query options; it can only shorten the configured one."""
     if not params.get("timeout", ""):
         return None

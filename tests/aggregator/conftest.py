@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from aggregator.app import BACKEND, QUERY_ENGINE, build_app
+from aggregator.app import BACKEND, build_app
 from aggregator.config import Config, PushCluster
 from remote_write.batch import SeriesMetadata, WriteBatch
 from remote_write.codec import encode_write_request
@@ -112,14 +112,10 @@ def data_dir(tmp_path: Path) -> Path:
 def make_service(aiohttp_client: Any, data_dir: Path) -> MakeService:
     """Start the app with `config` (default: embedded) on the real Storage in `data_dir`."""
 
-    async def make(
-        config: Config | None = None, *, wait: bool = True, engine: Any = None
-    ) -> Service:
+    async def make(config: Config | None = None, *, wait: bool = True) -> Service:
         """`wait=False` returns while storage may still be replaying its WAL."""
         config = (config or Config()).with_overrides(data_dir=str(data_dir))
         app = build_app(config)
-        if engine is not None:
-            app[QUERY_ENGINE] = engine
         client = await aiohttp_client(app)
         if wait:
             await app[BACKEND].wait_open()
