@@ -257,12 +257,13 @@ class StorageAppender:
         wal = storage._writer()
         now_ms = int(time.time() * 1000)
         applied = apply_batch(storage._head, batch, self._cluster, now_ms=now_ms)
-        if applied.stored or batch.metadata:
+        # Log whenever anything was accepted, no-op duplicates included: a
+        # duplicate may be a sender's retry of a request whose own record never
+        # reached the disk, and only this record can make it durable. Replaying
+        # a duplicate again is a no-op.
+        if applied.result.accepted or batch.metadata:
             body = batch.encoded if batch.encoded is not None else encode_write_request(batch)
-            wal.log(self._cluster, body, now_ms, applied.max_ts, applied.limited)
-        # Wait for everything logged so far, not just our own record: samples
-        # accepted as no-op retries may rest on another request's record.
-        self._wait_seq = wal.last_seq
+            self._wait_seq = wal.log(self._cluster, body, now_ms, applied.max_ts, applied.limited)
         storage._after_append()
         return applied.result
 

@@ -246,7 +246,10 @@ class WALWriter:
             except OSError as exc:
                 self._broken = f"fsync of segment {rotate_to - 1:08d} at rotation: {exc}"
                 raise
-            self._open_segment(rotate_to)
+        if self._fd < 0:
+            # Opening a segment failed before (rotation, or a previous round):
+            # try again each round, so the WAL recovers once the cause is gone.
+            self._open_segment(self._segment)
         policy = self.policy
         if policy is FsyncPolicy.ALWAYS:
             for frame in frames:

@@ -255,12 +255,6 @@ async def test_wal_write_failure_is_503_then_new_writes_are_stored(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage bug: a write whose WAL write failed stays applied to the head, so the "
-    "sender's identical retry is a no-op that waits on the failed record: 503 until another "
-    "record is logged, then 2xx without being in the WAL (lost on restart)",
-)
 async def test_retry_of_a_write_the_wal_refused_is_stored(
     make_service: MakeService, data_dir: Path
 ) -> None:
@@ -278,11 +272,6 @@ async def test_retry_of_a_write_the_wal_refused_is_stored(
     assert await stored_samples(again.storage, UP) == [(t, 1.0), (t + 1000, 2.0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage bug: when the next WAL segment cannot be opened at rotation, the writer "
-    "keeps no open segment and fails every later write with EBADF, even once the cause is gone",
-)
 async def test_wal_recovers_after_a_segment_it_could_not_open(
     make_service: MakeService, data_dir: Path
 ) -> None:
@@ -297,3 +286,9 @@ async def test_wal_recovers_after_a_segment_it_could_not_open(
     blocked.rmdir()
     status, text = await service.write(encode([(UP, [t + 2000], [3.0])]))
     assert status == 204, text
+    await service.client.close()
+
+    again = await make_service(ONE_SEGMENT_PER_REQUEST)
+    assert await stored_samples(again.storage, UP) == [(t, 1.0), (t + 2000, 3.0)], (
+        "after a restart: exactly the acknowledged samples"
+    )
