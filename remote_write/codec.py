@@ -21,7 +21,13 @@ import snappy
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from numpy.typing import NDArray
 
-from remote_write.batch import LabelPairs, LazyLabelSets, SeriesMetadata, WriteBatch
+from remote_write.batch import (
+    LabelColumns,
+    LabelPairs,
+    LazyLabelSets,
+    SeriesMetadata,
+    WriteBatch,
+)
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.prompb import fast_pb2, remote_pb2, types_pb2
 
@@ -101,8 +107,9 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
         dropped["histograms"] = n
     if n := len(dropped_counter.exemplars):
         dropped["exemplars"] = n
+    labels = _ExactLabels(raw)
     batch = WriteBatch(
-        series=LazyLabelSets(len(keys), _ExactLabels(raw)),
+        series=LazyLabelSets(len(keys), labels, labels.columns),
         series_idx=np.repeat(np.arange(len(keys), dtype=np.int32), counts),
         timestamps=timestamps,
         values=values,
@@ -127,10 +134,95 @@ class _ExactLabels:
         self._raw = raw
         self._series: Any = None
 
-    def __call__(self, i: int) -> LabelPairs:
+    def _parsed(self) -> Any:
         if self._series is None:
             self._series = fast_pb2.LabelsWriteRequest.FromString(self._raw).timeseries
-        return tuple(map(_decode_label, self._series[i].labels))
+        return self._series
+
+    def __call__(self, i: int) -> LabelPairs:
+        return tuple(map(_decode_label, self._parsed()[i].labels))
+
+    def columns(self, indices: Sequence[int]) -> LabelColumns:
+        """The labels of series `indices` keyed by their serialized Label messages."""
+        series = self._parsed()
+        lists = list(map(_get_labels, map(series.__getitem__, indices)))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)), out=offsets[1:])
+        return LabelColumns(list(chain.from_iterable(lists)), offsets, decode_labels)
+
+
+_SEP = 0x00
+_PAD = 260  # reads past a message's end stay inside the buffer (tag + 2 lengths <= 258)
+
+
+def decode_labels(messages: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """Names and values of serialized Label messages, exactly as `_decode_label` gives them.
+
+    Messages in the common layout (name then value, one-byte lengths, ASCII)
+    are decoded all at once: their tag and length bytes become a separator
+    that the text does not contain, so one `decode` and one `split` yield every
+    string. Any other message goes through `_decode_label` on its own.
+    """
+    n = len(messages)
+    if n == 0:
+        return [], []
+    joined = b"".join(messages)
+    lengths = np.fromiter(map(len, messages), dtype=np.int64, count=n)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    buf = np.frombuffer(joined + bytes(_PAD), dtype=np.uint8)
+    name_len = buf[starts + 1].astype(np.int64)
+    value_len = buf[starts + 3 + name_len].astype(np.int64)
+    ok = (
+        (lengths >= 4)
+        & (buf[starts] == 0x0A)
+        & (name_len < 0x80)
+        & (buf[starts + 2 + name_len] == 0x12)
+        & (value_len < 0x80)
+        & (name_len + value_len + 4 == lengths)
+    )
+    if not joined.isascii():
+        high = np.zeros(len(joined) + 1, dtype=np.int64)
+        np.cumsum(buf[: len(joined)] >= 0x80, out=high[1:])
+        ok &= high[starts + lengths] == high[starts]
+    if ok.all():
+        split = _split_simple(buf[: len(joined)].copy(), starts, name_len)
+        if split is not None:
+            return split
+        ok[:] = False
+    good = np.flatnonzero(ok)
+    names = np.empty(n, dtype=object)
+    values = np.empty(n, dtype=object)
+    if len(good):
+        ok_len = lengths[good]
+        ok_starts = np.zeros(len(good), dtype=np.int64)
+        np.cumsum(ok_len[:-1], out=ok_starts[1:])
+        gather = np.repeat(starts[good] - ok_starts, ok_len) + np.arange(int(ok_len.sum()))
+        split = _split_simple(buf[gather], ok_starts, name_len[good])
+        if split is None:
+            good = good[:0]
+        else:
+            names[good], values[good] = split
+    bad = np.ones(n, dtype=bool)
+    bad[good] = False
+    for i in np.flatnonzero(bad).tolist():
+        names[i], values[i] = _decode_label(messages[i])
+    return names.tolist(), values.tolist()
+
+
+def _split_simple(
+    text: NDArray[np.uint8], starts: NDArray[np.int64], name_len: NDArray[np.int64]
+) -> tuple[list[str], list[str]] | None:
+    """Names and values of ASCII messages `0x0A len name 0x12 len value` laid end to end
+    in `text` (modified in place); None if a name or value contains the separator."""
+    value_tag = starts + 2 + name_len
+    for pos in (starts, starts + 1, value_tag, value_tag + 1):
+        text[pos] = _SEP
+    if np.count_nonzero(text == _SEP) != 4 * len(starts):
+        return None
+    parts = text.tobytes().decode("ascii").split(chr(_SEP))
+    # Per message: "", name, "", value after the leading "" of the first separator.
+    return parts[2::4], parts[4::4]
 
 
 def _decode_label(raw: bytes) -> tuple[str, str]:
