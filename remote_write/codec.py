@@ -90,22 +90,25 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
     """
     raw = decompress(body, max_decoded_bytes=max_decoded_bytes)
     try:
-        request = fast_pb2.KeyedWriteRequest.FromString(raw)
-        dropped_counter = fast_pb2.DroppedWriteRequest.FromString(raw).timeseries
+        flat = fast_pb2.FlatWriteRequest.FromString(raw)
+        series = fast_pb2.SeriesWriteRequest.FromString(raw).timeseries
     except ProtobufDecodeError as exc:
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
-
-    # Per-series work as C-level map() calls: no Python bytecode per series.
-    timeseries = request.timeseries
-    keys = list(map(_serialize_blob, map(_get_labels, timeseries)))
-    sample_lists = list(map(_get_samples, timeseries))
-    counts = np.fromiter(map(len, sample_lists), dtype=np.int64, count=len(sample_lists))
-    timestamps, values = decode_samples(list(chain.from_iterable(sample_lists)))
+    merged = flat.timeseries
+    samples = list(merged.samples)
+    split = None
+    if not merged.exemplars and not merged.histograms:
+        split = _split_series(series, samples)
+    if split is None:  # an unusual layout: per-series views (slower, same result)
+        keys, samples, counts = _keyed_series(raw)
+    else:
+        keys, counts = split
+    timestamps, values = decode_samples(samples)
 
     dropped = {}
-    if n := len(dropped_counter.histograms):
+    if n := len(merged.histograms):
         dropped["histograms"] = n
-    if n := len(dropped_counter.exemplars):
+    if n := len(merged.exemplars):
         dropped["exemplars"] = n
     labels = _ExactLabels(raw)
     batch = WriteBatch(
@@ -113,13 +116,80 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
         series_idx=np.repeat(np.arange(len(keys), dtype=np.int32), counts),
         timestamps=timestamps,
         values=values,
-        metadata=[_decode_metadata(m) for m in request.metadata],
+        metadata=[_decode_metadata(m) for m in flat.metadata],
         series_keys=keys,
         encoded=body,
     )
     return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
 
 
+def _keyed_series(raw: bytes) -> tuple[list[bytes], list[bytes], NDArray[np.int64]]:
+    """Series keys, all samples and per-series sample counts through upb's per-series
+    views: exact for any layout, with a few Python objects per series."""
+    try:
+        timeseries = fast_pb2.KeyedWriteRequest.FromString(raw).timeseries
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
+    keys = list(map(_BLOB_KEY.__add__, map(_serialize_blob, map(_get_labels, timeseries))))
+    sample_lists = list(map(_get_samples, timeseries))
+    counts = np.fromiter(map(len, sample_lists), dtype=np.int64, count=len(sample_lists))
+    return keys, list(chain.from_iterable(sample_lists)), counts
+
+
+def _split_series(
+    series: Sequence[bytes], samples: Sequence[bytes]
+) -> tuple[list[bytes], NDArray[np.int64]] | None:
+    """Keys and sample counts of the serialized TimeSeries `series`, whose samples
+    (all of them, in order) are `samples`; None for layouts this does not handle.
+
+    Handles what encoders write: each series' Label fields first, then its
+    Sample fields, lengths as minimal varints. The Label fields are walked for
+    all series at once (one numpy step per label position), and a series' key
+    is the raw bytes of its Label fields. The rest of each series must be its
+    samples: if the byte counts of all rests and of all Sample fields agree,
+    nothing else is there, and each series owns the run of samples that fills
+    its rest.
+    """
+    n = len(series)
+    if n == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    series = list(series)
+    lengths = np.fromiter(map(len, series), dtype=np.int64, count=n)
+    series.append(bytes(4))  # reads up to 2 bytes past a series' end stay inside
+    joined = b"".join(series)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    buf = np.frombuffer(joined, dtype=np.uint8)
+    pos = starts.copy()
+    active = np.flatnonzero((pos < ends) & (buf[pos] == 0x0A))
+    while len(active):
+        p = pos[active]
+        b1 = buf[p + 1].astype(np.int64)
+        b2 = buf[p + 2].astype(np.int64)
+        short = b1 < 0x80
+        if not (short | (b2 < 0x80)).all():
+            return None  # a label of 16 KiB or more
+        stop = p + np.where(short, 2 + b1, 3 + ((b1 & 0x7F) | (b2 << 7)))
+        if (stop > ends[active]).any():
+            return None
+        pos[active] = stop
+        active = active[stop < ends[active]]
+        active = active[buf[pos[active]] == 0x0A]
+    # The rest of every series must be its Sample fields, in order.
+    sample_len = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
+    field_size = sample_len + 2 + (sample_len >= 0x80) + (sample_len >= 0x4000)
+    rest = ends - pos
+    if int(rest.sum()) != int(field_size.sum()) or (sample_len >= 0x200000).any():
+        return None
+    upto = np.searchsorted(np.cumsum(field_size), np.cumsum(rest), side="right")
+    counts = np.diff(upto, prepend=0)
+    keys = list(map(joined.__getitem__, map(slice, starts.tolist(), pos.tolist())))
+    return keys, counts
+
+
+_BLOB_KEY = b"\x00"
+"""Starts the keys `_keyed_series` makes, so that they never equal a key of
+`_split_series` (raw Label fields, which start with 0x0A)."""
 _get_labels = attrgetter("labels")
 _get_samples = attrgetter("samples")
 _serialize_blob = fast_pb2.Blob.SerializeToString
@@ -314,6 +384,9 @@ def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
     lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
+    uniform = _decode_uniform(samples, lengths)
+    if uniform is not None:
+        return uniform
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     ends = starts + lengths
@@ -349,6 +422,29 @@ def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray
             timestamps[i] = msg.timestamp
             values[i] = msg.value
     return timestamps, values
+
+
+def _decode_uniform(
+    samples: Sequence[bytes], lengths: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+    """The common case in one pass per column: every sample is `0x09 value 0x10
+    varint` with varints of one width (timestamps of one era); else None."""
+    width = int(lengths[0]) - 10
+    if not 1 <= width <= _VARINT_WIDTH or (lengths != lengths[0]).any():
+        return None
+    rows = np.frombuffer(b"".join(samples), dtype=np.uint8).reshape(len(samples), width + 10)
+    if not (
+        (rows[:, 0] == 0x09).all()
+        and (rows[:, 9] == 0x10).all()
+        and (rows[:, 10:-1] >= 0x80).all()
+        and (rows[:, -1] < 0x80).all()
+    ):
+        return None
+    values = rows[:, 1:9].copy().view("<f8").ravel().astype(np.float64, copy=False)
+    timestamps = np.zeros(len(samples), dtype=np.uint64)
+    for k in range(width):
+        timestamps |= (rows[:, 10 + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+    return timestamps.view(np.int64), values
 
 
 def _decode_varints(
