@@ -189,4 +189,6 @@ def test_uniform_samples_match_the_general_decoder():
         LABELS_A + b"".join(field(2, sample(t, v)) for t, v in zip(ts, vals, strict=True))
     )
     _, idx, got_ts, got_vals = columns(body)
-    assert got_ts == ts and got_vals == vals and idx == [0] * 300
+    assert got_ts == ts
+    assert got_vals == vals
+    assert idx == [0] * 300

@@ -38,7 +38,8 @@ def test_add_many_equals_add():
     for lo in range(0, 300, 70):  # several calls: postings grow from int to array
         ids.extend(bulk.add_many(sets[lo : lo + 70]))
     assert ids == list(range(300))
-    assert len(bulk) == 300 and bulk.num_pairs == one.num_pairs
+    assert len(bulk) == 300
+    assert bulk.num_pairs == one.num_pairs
     for sid, lbl in enumerate(sets):
         assert bulk.labels(sid) == lbl
         assert bulk.get(lbl) == sid

@@ -285,7 +285,8 @@ def test_bulk_creation_with_override_mixes_sent_and_missing_cluster_labels():
         ((("__name__", "m"), ("cluster", "evil"), ("i", str(i))), [(NOW, 1.0)]) for i in range(3)
     ] + [((("__name__", "m"), ("i", str(i))), [(NOW, 2.0)]) for i in range(3, 6)]
     res = apply(head, batch(*sent, keyed=True), cluster="eu")
-    assert res.rejected == [] and res.accepted == 6
+    assert res.rejected == []
+    assert res.accepted == 6
     assert sorted(samples(head)) == [f'm{{cluster="eu", i="{i}"}}' for i in range(6)]
     assert head.active_series_by_cluster() == {"eu": 6}
 
@@ -299,7 +300,8 @@ def test_one_label_set_under_two_keys_in_one_batch_is_one_series():
         keyed=True,
     )
     res = apply(head, b)
-    assert res.rejected == [] and res.accepted == 2
+    assert res.rejected == []
+    assert res.accepted == 2
     assert samples(head) == {'up{job="x"}': [(NOW, 1.0), (NOW + 1, 2.0)]}
     assert len(head.index) == 1
 
