@@ -96,14 +96,16 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
     merged = flat.timeseries
     samples = list(merged.samples)
+    sample_len = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
     split = None
     if not merged.exemplars and not merged.histograms:
-        split = _split_series(series, samples)
+        split = _split_series(series, sample_len)
     if split is None:  # an unusual layout: per-series views (slower, same result)
         keys, samples, counts = _keyed_series(raw)
+        sample_len = None
     else:
         keys, counts = split
-    timestamps, values = decode_samples(samples)
+    timestamps, values = decode_samples(samples, sample_len)
 
     dropped = {}
     if n := len(merged.histograms):
@@ -137,10 +139,11 @@ def _keyed_series(raw: bytes) -> tuple[list[bytes], list[bytes], NDArray[np.int6
 
 
 def _split_series(
-    series: Sequence[bytes], samples: Sequence[bytes]
+    series: Sequence[bytes], sample_len: NDArray[np.int64]
 ) -> tuple[list[bytes], NDArray[np.int64]] | None:
     """Keys and sample counts of the serialized TimeSeries `series`, whose samples
-    (all of them, in order) are `samples`; None for layouts this does not handle.
+    (all of them, in order) have the byte lengths `sample_len`; None for layouts
+    this does not handle.
 
     Handles what encoders write: each series' Label fields first, then its
     Sample fields, lengths as minimal varints. The Label fields are walked for
@@ -176,13 +179,13 @@ def _split_series(
         active = active[stop < ends[active]]
         active = active[buf[pos[active]] == 0x0A]
     # The rest of every series must be its Sample fields, in order.
-    sample_len = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
     field_size = sample_len + 2 + (sample_len >= 0x80) + (sample_len >= 0x4000)
     rest = ends - pos
     if int(rest.sum()) != int(field_size.sum()) or (sample_len >= 0x200000).any():
         return None
     upto = np.searchsorted(np.cumsum(field_size), np.cumsum(rest), side="right")
-    counts = np.diff(upto, prepend=0)
+    counts = upto.copy()
+    counts[1:] -= upto[:-1]
     keys = list(map(joined.__getitem__, map(slice, starts.tolist(), pos.tolist())))
     return keys, counts
 
@@ -372,7 +375,9 @@ _VARINT_WIDTH = 10
 _SHIFTS = (np.arange(_VARINT_WIDTH, dtype=np.uint64) * np.uint64(7)).reshape(1, -1)
 
 
-def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+def decode_samples(
+    samples: Sequence[bytes], lengths: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Decode serialized Sample messages in bulk.
 
     Handles the layouts encoders produce: `value` (tag 0x09, 8 bytes) then
@@ -383,7 +388,8 @@ def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray
     n = len(samples)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
+    if lengths is None:
+        lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
     uniform = _decode_uniform(samples, lengths)
     if uniform is not None:
         return uniform
