@@ -23,7 +23,9 @@ from pathlib import Path
 
 import snappy
 
-from bench.ingest import _field, sample_field, series_labels
+from bench.ingest import series_labels
+from bench.payloads import _field
+from bench.payloads import encode_sample as sample_field
 from remote_write.codec import decode_write_request
 from storage.db import Storage
 from storage.labels import Matcher, MatchType

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import overload
 
 import numpy as np
@@ -38,14 +40,62 @@ def is_stale_nan(values: NDArray[np.float64]) -> NDArray[np.bool_]:
     return np.asarray(values, dtype=np.float64).view(np.uint64) == STALE_NAN_BITS
 
 
+@dataclass(frozen=True, slots=True)
+class LabelColumns:
+    """The labels of several series as one flat list of label keys: series k's
+    labels are `keys[offsets[k]:offsets[k+1]]`, in the order sent.
+
+    A key identifies one label exactly: equal keys always decode to the same
+    (name, value) pair. For a wire-decoded batch it is the serialized Label
+    message, so that storage can recognize labels it has seen by one dict
+    lookup and decode only new ones; otherwise it is the pair itself.
+    `decode(keys)` gives the names and values of some keys.
+
+    The bulk form of label sets: storage checks and canonicalizes the new
+    series of a request with C-level loops instead of per-series Python.
+    """
+
+    keys: list[Hashable]
+    offsets: NDArray[np.int64]
+    decode: Callable[[Sequence[Hashable]], tuple[list[str], list[str]]]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+def label_columns(series: Sequence[LabelPairs], indices: Sequence[int]) -> LabelColumns:
+    """The label sets `series[i]` for `i` in `indices`, as columns (see `LabelColumns`)."""
+    if isinstance(series, LazyLabelSets) and series._columns is not None:
+        return series._columns(indices)
+    sets = list(map(series.__getitem__, indices))
+    offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, sets), dtype=np.int64, count=len(sets)), out=offsets[1:])
+    return LabelColumns(list(chain.from_iterable(sets)), offsets, _split_pairs)
+
+
+def _split_pairs(pairs: Sequence[Hashable]) -> tuple[list[str], list[str]]:
+    return list(map(_first, pairs)), list(map(_second, pairs))
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
 class LazyLabelSets(Sequence[LabelPairs]):
-    """Label sets decoded on first access, by series index."""
+    """Label sets decoded on first access, by series index (or in bulk, see
+    `label_columns`, when the decoder offers it)."""
 
-    __slots__ = ("_cache", "_count", "_decode")
+    __slots__ = ("_cache", "_columns", "_count", "_decode")
 
-    def __init__(self, count: int, decode: Callable[[int], LabelPairs]) -> None:
+    def __init__(
+        self,
+        count: int,
+        decode: Callable[[int], LabelPairs],
+        columns: Callable[[Sequence[int]], LabelColumns] | None = None,
+    ) -> None:
         self._count = count
         self._decode = decode
+        self._columns = columns
         self._cache: dict[int, LabelPairs] = {}
 
     def __len__(self) -> int:

@@ -21,7 +21,13 @@ import snappy
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from numpy.typing import NDArray
 
-from remote_write.batch import LabelPairs, LazyLabelSets, SeriesMetadata, WriteBatch
+from remote_write.batch import (
+    LabelColumns,
+    LabelPairs,
+    LazyLabelSets,
+    SeriesMetadata,
+    WriteBatch,
+)
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.prompb import fast_pb2, remote_pb2, types_pb2
 
@@ -84,35 +90,109 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
     """
     raw = decompress(body, max_decoded_bytes=max_decoded_bytes)
     try:
-        request = fast_pb2.KeyedWriteRequest.FromString(raw)
-        dropped_counter = fast_pb2.DroppedWriteRequest.FromString(raw).timeseries
+        flat = fast_pb2.FlatWriteRequest.FromString(raw)
+        series = fast_pb2.SeriesWriteRequest.FromString(raw).timeseries
     except ProtobufDecodeError as exc:
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
-
-    # Per-series work as C-level map() calls: no Python bytecode per series.
-    timeseries = request.timeseries
-    keys = list(map(_serialize_blob, map(_get_labels, timeseries)))
-    sample_lists = list(map(_get_samples, timeseries))
-    counts = np.fromiter(map(len, sample_lists), dtype=np.int64, count=len(sample_lists))
-    timestamps, values = decode_samples(list(chain.from_iterable(sample_lists)))
+    merged = flat.timeseries
+    samples = list(merged.samples)
+    sample_len = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
+    split = None
+    if not merged.exemplars and not merged.histograms:
+        split = _split_series(series, sample_len)
+    if split is None:  # an unusual layout: per-series views (slower, same result)
+        keys, samples, counts = _keyed_series(raw)
+        sample_len = None
+    else:
+        keys, counts = split
+    timestamps, values = decode_samples(samples, sample_len)
 
     dropped = {}
-    if n := len(dropped_counter.histograms):
+    if n := len(merged.histograms):
         dropped["histograms"] = n
-    if n := len(dropped_counter.exemplars):
+    if n := len(merged.exemplars):
         dropped["exemplars"] = n
+    labels = _ExactLabels(raw)
     batch = WriteBatch(
-        series=LazyLabelSets(len(keys), _ExactLabels(raw)),
+        series=LazyLabelSets(len(keys), labels, labels.columns),
         series_idx=np.repeat(np.arange(len(keys), dtype=np.int32), counts),
         timestamps=timestamps,
         values=values,
-        metadata=[_decode_metadata(m) for m in request.metadata],
+        metadata=[_decode_metadata(m) for m in flat.metadata],
         series_keys=keys,
         encoded=body,
     )
     return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
 
 
+def _keyed_series(raw: bytes) -> tuple[list[bytes], list[bytes], NDArray[np.int64]]:
+    """Series keys, all samples and per-series sample counts through upb's per-series
+    views: exact for any layout, with a few Python objects per series."""
+    try:
+        timeseries = fast_pb2.KeyedWriteRequest.FromString(raw).timeseries
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
+    keys = list(map(_BLOB_KEY.__add__, map(_serialize_blob, map(_get_labels, timeseries))))
+    sample_lists = list(map(_get_samples, timeseries))
+    counts = np.fromiter(map(len, sample_lists), dtype=np.int64, count=len(sample_lists))
+    return keys, list(chain.from_iterable(sample_lists)), counts
+
+
+def _split_series(
+    series: Sequence[bytes], sample_len: NDArray[np.int64]
+) -> tuple[list[bytes], NDArray[np.int64]] | None:
+    """Keys and sample counts of the serialized TimeSeries `series`, whose samples
+    (all of them, in order) have the byte lengths `sample_len`; None for layouts
+    this does not handle.
+
+    Handles what encoders write: each series' Label fields first, then its
+    Sample fields, lengths as minimal varints. The Label fields are walked for
+    all series at once (one numpy step per label position), and a series' key
+    is the raw bytes of its Label fields. The rest of each series must be its
+    samples: if the byte counts of all rests and of all Sample fields agree,
+    nothing else is there, and each series owns the run of samples that fills
+    its rest.
+    """
+    n = len(series)
+    if n == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    series = list(series)
+    lengths = np.fromiter(map(len, series), dtype=np.int64, count=n)
+    series.append(bytes(4))  # reads up to 2 bytes past a series' end stay inside
+    joined = b"".join(series)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    buf = np.frombuffer(joined, dtype=np.uint8)
+    pos = starts.copy()
+    active = np.flatnonzero((pos < ends) & (buf[pos] == 0x0A))
+    while len(active):
+        p = pos[active]
+        b1 = buf[p + 1].astype(np.int64)
+        b2 = buf[p + 2].astype(np.int64)
+        short = b1 < 0x80
+        if not (short | (b2 < 0x80)).all():
+            return None  # a label of 16 KiB or more
+        stop = p + np.where(short, 2 + b1, 3 + ((b1 & 0x7F) | (b2 << 7)))
+        if (stop > ends[active]).any():
+            return None
+        pos[active] = stop
+        active = active[stop < ends[active]]
+        active = active[buf[pos[active]] == 0x0A]
+    # The rest of every series must be its Sample fields, in order.
+    field_size = sample_len + 2 + (sample_len >= 0x80) + (sample_len >= 0x4000)
+    rest = ends - pos
+    if int(rest.sum()) != int(field_size.sum()) or (sample_len >= 0x200000).any():
+        return None
+    upto = np.searchsorted(np.cumsum(field_size), np.cumsum(rest), side="right")
+    counts = upto.copy()
+    counts[1:] -= upto[:-1]
+    keys = list(map(joined.__getitem__, map(slice, starts.tolist(), pos.tolist())))
+    return keys, counts
+
+
+_BLOB_KEY = b"\x00"
+"""Starts the keys `_keyed_series` makes, so that they never equal a key of
+`_split_series` (raw Label fields, which start with 0x0A)."""
 _get_labels = attrgetter("labels")
 _get_samples = attrgetter("samples")
 _serialize_blob = fast_pb2.Blob.SerializeToString
@@ -127,10 +207,95 @@ class _ExactLabels:
         self._raw = raw
         self._series: Any = None
 
-    def __call__(self, i: int) -> LabelPairs:
+    def _parsed(self) -> Any:
         if self._series is None:
             self._series = fast_pb2.LabelsWriteRequest.FromString(self._raw).timeseries
-        return tuple(map(_decode_label, self._series[i].labels))
+        return self._series
+
+    def __call__(self, i: int) -> LabelPairs:
+        return tuple(map(_decode_label, self._parsed()[i].labels))
+
+    def columns(self, indices: Sequence[int]) -> LabelColumns:
+        """The labels of series `indices` keyed by their serialized Label messages."""
+        series = self._parsed()
+        lists = list(map(_get_labels, map(series.__getitem__, indices)))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)), out=offsets[1:])
+        return LabelColumns(list(chain.from_iterable(lists)), offsets, decode_labels)
+
+
+_SEP = 0x00
+_PAD = 260  # reads past a message's end stay inside the buffer (tag + 2 lengths <= 258)
+
+
+def decode_labels(messages: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """Names and values of serialized Label messages, exactly as `_decode_label` gives them.
+
+    Messages in the common layout (name then value, one-byte lengths, ASCII)
+    are decoded all at once: their tag and length bytes become a separator
+    that the text does not contain, so one `decode` and one `split` yield every
+    string. Any other message goes through `_decode_label` on its own.
+    """
+    n = len(messages)
+    if n == 0:
+        return [], []
+    joined = b"".join(messages)
+    lengths = np.fromiter(map(len, messages), dtype=np.int64, count=n)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    buf = np.frombuffer(joined + bytes(_PAD), dtype=np.uint8)
+    name_len = buf[starts + 1].astype(np.int64)
+    value_len = buf[starts + 3 + name_len].astype(np.int64)
+    ok = (
+        (lengths >= 4)
+        & (buf[starts] == 0x0A)
+        & (name_len < 0x80)
+        & (buf[starts + 2 + name_len] == 0x12)
+        & (value_len < 0x80)
+        & (name_len + value_len + 4 == lengths)
+    )
+    if not joined.isascii():
+        high = np.zeros(len(joined) + 1, dtype=np.int64)
+        np.cumsum(buf[: len(joined)] >= 0x80, out=high[1:])
+        ok &= high[starts + lengths] == high[starts]
+    if ok.all():
+        split = _split_simple(buf[: len(joined)].copy(), starts, name_len)
+        if split is not None:
+            return split
+        ok[:] = False
+    good = np.flatnonzero(ok)
+    names = np.empty(n, dtype=object)
+    values = np.empty(n, dtype=object)
+    if len(good):
+        ok_len = lengths[good]
+        ok_starts = np.zeros(len(good), dtype=np.int64)
+        np.cumsum(ok_len[:-1], out=ok_starts[1:])
+        gather = np.repeat(starts[good] - ok_starts, ok_len) + np.arange(int(ok_len.sum()))
+        split = _split_simple(buf[gather], ok_starts, name_len[good])
+        if split is None:
+            good = good[:0]
+        else:
+            names[good], values[good] = split
+    bad = np.ones(n, dtype=bool)
+    bad[good] = False
+    for i in np.flatnonzero(bad).tolist():
+        names[i], values[i] = _decode_label(messages[i])
+    return names.tolist(), values.tolist()
+
+
+def _split_simple(
+    text: NDArray[np.uint8], starts: NDArray[np.int64], name_len: NDArray[np.int64]
+) -> tuple[list[str], list[str]] | None:
+    """Names and values of ASCII messages `0x0A len name 0x12 len value` laid end to end
+    in `text` (modified in place); None if a name or value contains the separator."""
+    value_tag = starts + 2 + name_len
+    for pos in (starts, starts + 1, value_tag, value_tag + 1):
+        text[pos] = _SEP
+    if np.count_nonzero(text == _SEP) != 4 * len(starts):
+        return None
+    parts = text.tobytes().decode("ascii").split(chr(_SEP))
+    # Per message: "", name, "", value after the leading "" of the first separator.
+    return parts[2::4], parts[4::4]
 
 
 def _decode_label(raw: bytes) -> tuple[str, str]:
@@ -210,7 +375,9 @@ _VARINT_WIDTH = 10
 _SHIFTS = (np.arange(_VARINT_WIDTH, dtype=np.uint64) * np.uint64(7)).reshape(1, -1)
 
 
-def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+def decode_samples(
+    samples: Sequence[bytes], lengths: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Decode serialized Sample messages in bulk.
 
     Handles the layouts encoders produce: `value` (tag 0x09, 8 bytes) then
@@ -221,7 +388,11 @@ def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray
     n = len(samples)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
+    if lengths is None:
+        lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
+    uniform = _decode_uniform(samples, lengths)
+    if uniform is not None:
+        return uniform
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     ends = starts + lengths
@@ -257,6 +428,29 @@ def decode_samples(samples: Sequence[bytes]) -> tuple[NDArray[np.int64], NDArray
             timestamps[i] = msg.timestamp
             values[i] = msg.value
     return timestamps, values
+
+
+def _decode_uniform(
+    samples: Sequence[bytes], lengths: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+    """The common case in one pass per column: every sample is `0x09 value 0x10
+    varint` with varints of one width (timestamps of one era); else None."""
+    width = int(lengths[0]) - 10
+    if not 1 <= width <= _VARINT_WIDTH or (lengths != lengths[0]).any():
+        return None
+    rows = np.frombuffer(b"".join(samples), dtype=np.uint8).reshape(len(samples), width + 10)
+    if not (
+        (rows[:, 0] == 0x09).all()
+        and (rows[:, 9] == 0x10).all()
+        and (rows[:, 10:-1] >= 0x80).all()
+        and (rows[:, -1] < 0x80).all()
+    ):
+        return None
+    values = rows[:, 1:9].copy().view("<f8").ravel().astype(np.float64, copy=False)
+    timestamps = np.zeros(len(samples), dtype=np.uint64)
+    for k in range(width):
+        timestamps |= (rows[:, 10 + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
+    return timestamps.view(np.int64), values
 
 
 def _decode_varints(

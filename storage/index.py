@@ -21,11 +21,12 @@ and regexes are evaluated once per distinct label value, never per series.
 
 from __future__ import annotations
 
+import operator
 import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from itertools import chain, pairwise, repeat
 from operator import itemgetter
 from typing import cast
 
@@ -39,6 +40,7 @@ from storage.valuescan import ValueScan, scan_safe
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
 _REGEX_META = frozenset(".^$*+?()[]{}|\\")
 _first = itemgetter(0)
+_second = itemgetter(1)
 MAX_ID = 0xFFFFFFFF
 SCAN_MIN_VALUES = 64
 """From this many distinct values on, regexes run as one scan over all of them."""
@@ -120,6 +122,11 @@ class Index:
         return self._count
 
     @property
+    def num_pairs(self) -> int:
+        """Distinct (name, value) pairs of live series."""
+        return len(self._pairs)
+
+    @property
     def id_limit(self) -> int:
         """One more than the largest id ever handed out (sizes per-series arrays)."""
         return len(self._labels)
@@ -179,6 +186,143 @@ class Index:
         self._alive[sid] = True
         self._count += 1
         return sid
+
+    def get_many(self, labels: Sequence[Labels]) -> list[int | None]:
+        """`get` for many label sets (C-level loop)."""
+        return list(map(self._ids.get, labels))
+
+    def shared_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Each pair as the index's shared tuple where it has one, else as given.
+
+        Label sets built from shared pairs cost no new tuples when added, and
+        compare faster (equal pairs are the same object).
+        """
+        return list(map(self._pairs.get, pairs, pairs))
+
+    def add_many(self, labels: Sequence[Labels]) -> range:
+        """Register new series (the caller checked none is there, and that they are
+        distinct) and return their ids, consecutive and in the given order.
+
+        The bulk form of `add`: pairs are interned and postings appended per
+        distinct pair of the whole call, and pairs that first appear here with
+        a single series go into the postings with one `dict.update` per name.
+        """
+        n = len(labels)
+        first = len(self._labels)
+        if first + n - 1 > MAX_ID:
+            raise StorageUnavailable(
+                "series id space exhausted (4 billion series created since start); "
+                "restart the service to renumber"
+            )
+        if n == 0:
+            return range(first, first)
+        counts = np.fromiter(map(len, labels), dtype=np.int64, count=n)
+        flat = list(chain.from_iterable(labels))
+        m = len(flat)
+        pairs = self._pairs
+        shared = list(map(pairs.get, flat))
+        fresh = np.flatnonzero(np.fromiter(map(operator.is_, shared, repeat(None)), bool, m))
+        if len(fresh):
+            where = fresh.tolist()
+            new_pairs = list(map(flat.__getitem__, where))
+            names = list(map(_first, new_pairs))
+            interned = list(map(sys.intern, names))
+            if not all(map(operator.is_, interned, names)):
+                new_pairs = list(zip(interned, map(_second, new_pairs), strict=True))
+            # setdefault: a pair may occur in several new series
+            for i, pair in zip(where, map(pairs.setdefault, new_pairs, new_pairs), strict=True):
+                shared[i] = pair
+        if not all(map(operator.is_, shared, flat)):
+            bounds = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(counts, out=bounds[1:])
+            edges = bounds.tolist()
+            labels = list(
+                map(
+                    tuple.__new__,
+                    repeat(Labels),
+                    map(shared.__getitem__, map(slice, edges[:-1], edges[1:])),
+                )
+            )
+        sids = range(first, first + n)
+        self._labels.extend(labels)
+        self._ids.update(zip(labels, sids, strict=True))
+        self._post_many(
+            shared, np.repeat(np.arange(first, first + n, dtype=np.int64), counts), fresh
+        )
+        end = first + n
+        if end > len(self._alive):
+            grown = np.zeros(max(2 * len(self._alive), end), dtype=bool)
+            grown[: len(self._alive)] = self._alive
+            self._alive = grown
+        self._alive[first:end] = True
+        self._count += n
+        return sids
+
+    def _post_many(
+        self, shared: list[tuple[str, str]], owners: NDArray[np.int64], fresh: NDArray[np.int64]
+    ) -> None:
+        """Append new series ids (ascending) to the postings of their pairs."""
+        m = len(shared)
+        keys = np.fromiter(map(id, shared), dtype=np.int64, count=m)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        sizes = np.diff(np.append(starts, m))
+        heads = order[starts]
+        owners = owners[order]
+        # Pairs new to the index with one series each: one dict.update per name.
+        was_fresh = np.zeros(m, dtype=bool)
+        was_fresh[fresh] = True
+        single = was_fresh[heads] & (sizes == 1)
+        postings = self._postings
+        if single.any():
+            rows = heads[single]
+            new_pairs = list(map(shared.__getitem__, rows.tolist()))
+            sids = owners[starts[single]]
+            names = list(map(_first, new_pairs))
+            name_keys = np.fromiter(map(id, names), np.int64, len(names))
+            by_name = np.argsort(name_keys, kind="stable")
+            name_keys = name_keys[by_name]
+            by_name_list = by_name.tolist()
+            values = list(map(_second, map(new_pairs.__getitem__, by_name_list)))
+            sid_list = sids[by_name].tolist()
+            cuts = np.flatnonzero(name_keys[1:] != name_keys[:-1]) + 1
+            edges = [0, *cuts.tolist(), len(names)]
+            for lo, hi in pairwise(edges):
+                name = names[by_name_list[lo]]
+                table = postings.get(name)
+                if table is None:
+                    table = postings[name] = {}
+                table.update(zip(values[lo:hi], sid_list[lo:hi], strict=True))
+        rest = np.flatnonzero(~single)
+        if not len(rest):
+            return
+        r_starts = starts[rest].tolist()
+        r_ends = (starts[rest] + sizes[rest]).tolist()
+        for pos, lo, hi in zip(heads[rest].tolist(), r_starts, r_ends, strict=True):
+            name, value = shared[pos]
+            table = postings.get(name)
+            if table is None:
+                table = postings[name] = {}
+            ids = table.get(value)
+            if hi - lo == 1:
+                sid = int(owners[lo])
+                if ids is None:
+                    table[value] = sid
+                elif isinstance(ids, int):
+                    table[value] = array("I", (ids, sid))
+                else:
+                    ids.append(sid)
+                continue
+            chunk = owners[lo:hi].astype(np.uint32).tobytes()
+            if ids is None:
+                table[value] = array("I", chunk)
+            elif isinstance(ids, int):
+                grown = array("I", (ids,))
+                grown.frombytes(chunk)
+                table[value] = grown
+            else:
+                ids.frombytes(chunk)
 
     def remove(self, sids: Iterable[int]) -> None:
         """Take series out of the index (they have no samples left)."""

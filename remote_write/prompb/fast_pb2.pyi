@@ -51,3 +51,27 @@ class LabelsWriteRequest(_message.Message):
     TIMESERIES_FIELD_NUMBER: _ClassVar[int]
     timeseries: _containers.RepeatedCompositeFieldContainer[LabelsTimeSeries]
     def __init__(self, timeseries: _Optional[_Iterable[_Union[LabelsTimeSeries, _Mapping]]] = ...) -> None: ...
+
+class SeriesWriteRequest(_message.Message):
+    __slots__ = ("timeseries",)
+    TIMESERIES_FIELD_NUMBER: _ClassVar[int]
+    timeseries: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, timeseries: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class FlatSeries(_message.Message):
+    __slots__ = ("samples", "exemplars", "histograms")
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EXEMPLARS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
+    samples: _containers.RepeatedScalarFieldContainer[bytes]
+    exemplars: _containers.RepeatedScalarFieldContainer[bytes]
+    histograms: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, samples: _Optional[_Iterable[bytes]] = ..., exemplars: _Optional[_Iterable[bytes]] = ..., histograms: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class FlatWriteRequest(_message.Message):
+    __slots__ = ("timeseries", "metadata")
+    TIMESERIES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    timeseries: FlatSeries
+    metadata: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, timeseries: _Optional[_Union[FlatSeries, _Mapping]] = ..., metadata: _Optional[_Iterable[bytes]] = ...) -> None: ...

@@ -277,3 +277,51 @@ def test_empty_labels_values_are_dropped_from_series_identity():
     apply(head, batch((UP, [(NOW + 1, 2.0)])))
     assert samples(head) == {'up{job="x"}': [(NOW, 1.0), (NOW + 1, 2.0)]}
     assert head.index.get(Labels.from_pairs(UP)) is not None
+
+
+def test_bulk_creation_with_override_mixes_sent_and_missing_cluster_labels():
+    head = make_head()
+    sent = [
+        ((("__name__", "m"), ("cluster", "evil"), ("i", str(i))), [(NOW, 1.0)]) for i in range(3)
+    ] + [((("__name__", "m"), ("i", str(i))), [(NOW, 2.0)]) for i in range(3, 6)]
+    res = apply(head, batch(*sent, keyed=True), cluster="eu")
+    assert res.rejected == []
+    assert res.accepted == 6
+    assert sorted(samples(head)) == [f'm{{cluster="eu", i="{i}"}}' for i in range(6)]
+    assert head.active_series_by_cluster() == {"eu": 6}
+
+
+def test_one_label_set_under_two_keys_in_one_batch_is_one_series():
+    head = make_head()
+    # Unsorted labels with an empty value: another key, the same series once canonical.
+    b = batch(
+        (UP, [(NOW, 1.0)]),
+        ((("job", "x"), ("__name__", "up"), ("e", "")), [(NOW + 1, 2.0)]),
+        keyed=True,
+    )
+    res = apply(head, b)
+    assert res.rejected == []
+    assert res.accepted == 2
+    assert samples(head) == {'up{job="x"}': [(NOW, 1.0), (NOW + 1, 2.0)]}
+    assert len(head.index) == 1
+
+
+def test_series_limit_inside_one_bulk_creation_keeps_label_order():
+    head = make_head(max_series_per_cluster=3)
+    new = [((("__name__", "m"), ("i", str(i))), [(NOW, 1.0)]) for i in (5, 1, 4, 2, 3)]
+    res = apply(head, batch(*new, keyed=True), cluster="eu")
+    limited = sorted(r.series for r in res.rejected if r.reason == "series_limit")
+    # The first three in label order are created; the others are refused.
+    assert limited == ['m{cluster="eu", i="4"}', 'm{cluster="eu", i="5"}']
+    assert sorted(samples(head)) == [f'm{{cluster="eu", i="{i}"}}' for i in (1, 2, 3)]
+
+
+def test_label_cache_forgets_labels_of_removed_series():
+    head = make_head(retention_ms=3_600_000)
+    apply(head, batch((UP, [(NOW - 7_200_000, 1.0)]), keyed=True), now=NOW - 7_200_000)
+    apply(head, batch(((("__name__", "other"),), [(NOW, 1.0)]), keyed=True))
+    assert head.apply_retention() == 1
+    assert not any(v == ("job", "x") for v in head.label_cache().values())
+    res = apply(head, batch((UP, [(NOW, 3.0)]), keyed=True))
+    assert res.accepted == 1
+    assert samples(head, ("__name__", "up")) == {'up{job="x"}': [(NOW, 3.0)]}
