@@ -90,7 +90,9 @@ async def serve(config: Config) -> int:
     from aiohttp import web
 
     from aggregator.app import BACKEND, build_app
+    from aggregator.gctune import freeze_after_replay, tune_collector
 
+    tune_collector()
     app = build_app(config)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
@@ -127,6 +129,8 @@ async def serve(config: Config) -> int:
         if opened.done() and opened.exception() is not None:
             code = EXIT_RUNTIME
         else:
+            if opened.done():
+                freeze_after_replay()
             await stopping
         opened.cancel()
         stopping.cancel()

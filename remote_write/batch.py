@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, starmap
 from operator import itemgetter
 from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
+
+from remote_write.labelkeys import label_key
 
 LabelPairs = tuple[tuple[str, str], ...]
 
@@ -45,19 +47,18 @@ class LabelColumns:
     """The labels of several series as one flat list of label keys: series k's
     labels are `keys[offsets[k]:offsets[k+1]]`, in the order sent.
 
-    A key identifies one label exactly: equal keys always decode to the same
-    (name, value) pair. For a wire-decoded batch it is the serialized Label
-    message, so that storage can recognize labels it has seen by one dict
-    lookup and decode only new ones; otherwise it is the pair itself.
-    `decode(keys)` gives the names and values of some keys.
+    A key is `remote_write.labelkeys.label_key(name, value)`: it names one
+    label exactly, and equal labels have equal keys, however they were sent.
+    Storage finds labels it has seen by key with one dict lookup and decodes
+    only new ones: `decode(keys)` gives the names and values of some keys.
 
     The bulk form of label sets: storage checks and canonicalizes the new
     series of a request with C-level loops instead of per-series Python.
     """
 
-    keys: list[Hashable]
+    keys: list[str]
     offsets: NDArray[np.int64]
-    decode: Callable[[Sequence[Hashable]], tuple[list[str], list[str]]]
+    decode: Callable[[Sequence[str]], tuple[list[str], list[str]]]
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -70,11 +71,15 @@ def label_columns(series: Sequence[LabelPairs], indices: Sequence[int]) -> Label
     sets = list(map(series.__getitem__, indices))
     offsets = np.zeros(len(sets) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, sets), dtype=np.int64, count=len(sets)), out=offsets[1:])
-    return LabelColumns(list(chain.from_iterable(sets)), offsets, _split_pairs)
+    pairs = list(chain.from_iterable(sets))
+    keys = list(starmap(label_key, pairs))
+    known = dict(zip(keys, pairs, strict=True))
 
+    def decode(wanted: Sequence[str]) -> tuple[list[str], list[str]]:
+        chosen = list(map(known.__getitem__, wanted))
+        return list(map(_first, chosen)), list(map(_second, chosen))
 
-def _split_pairs(pairs: Sequence[Hashable]) -> tuple[list[str], list[str]]:
-    return list(map(_first, pairs)), list(map(_second, pairs))
+    return LabelColumns(keys, offsets, decode)
 
 
 _first = itemgetter(0)

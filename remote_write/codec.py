@@ -29,6 +29,7 @@ from remote_write.batch import (
     WriteBatch,
 )
 from remote_write.errors import DecodeError, PayloadTooLarge
+from remote_write.labelkeys import decode_label_keys, label_key
 from remote_write.prompb import fast_pb2, remote_pb2, types_pb2
 
 _METRIC_TYPES = {
@@ -100,11 +101,12 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
     split = None
     if not merged.exemplars and not merged.histograms:
         split = _split_series(series, sample_len)
+    fields = None
     if split is None:  # an unusual layout: per-series views (slower, same result)
         keys, samples, counts = _keyed_series(raw)
         sample_len = None
     else:
-        keys, counts = split
+        keys, counts, fields = split
     timestamps, values = decode_samples(samples, sample_len)
 
     dropped = {}
@@ -112,7 +114,7 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
         dropped["histograms"] = n
     if n := len(merged.exemplars):
         dropped["exemplars"] = n
-    labels = _ExactLabels(raw)
+    labels = _WireLabels(raw, keys, fields)
     batch = WriteBatch(
         series=LazyLabelSets(len(keys), labels, labels.columns),
         series_idx=np.repeat(np.arange(len(keys), dtype=np.int32), counts),
@@ -138,9 +140,19 @@ def _keyed_series(raw: bytes) -> tuple[list[bytes], list[bytes], NDArray[np.int6
     return keys, list(chain.from_iterable(sample_lists)), counts
 
 
+@dataclass(frozen=True, slots=True)
+class _LabelFields:
+    """Where the Label fields of a request's series start, as `_split_series` found
+    them: step k lists the series that have a k-th label (`series`, ascending)
+    and where it starts in the joined series (`at`); series i begins at `starts[i]`."""
+
+    steps: list[tuple[NDArray[np.int64], NDArray[np.int64]]]
+    starts: NDArray[np.int64]
+
+
 def _split_series(
     series: Sequence[bytes], sample_len: NDArray[np.int64]
-) -> tuple[list[bytes], NDArray[np.int64]] | None:
+) -> tuple[list[bytes], NDArray[np.int64], _LabelFields] | None:
     """Keys and sample counts of the serialized TimeSeries `series`, whose samples
     (all of them, in order) have the byte lengths `sample_len`; None for layouts
     this does not handle.
@@ -155,7 +167,7 @@ def _split_series(
     """
     n = len(series)
     if n == 0:
-        return [], np.zeros(0, dtype=np.int64)
+        return [], np.zeros(0, dtype=np.int64), _LabelFields([], np.zeros(0, dtype=np.int64))
     series = list(series)
     lengths = np.fromiter(map(len, series), dtype=np.int64, count=n)
     series.append(bytes(4))  # reads up to 2 bytes past a series' end stay inside
@@ -165,8 +177,10 @@ def _split_series(
     buf = np.frombuffer(joined, dtype=np.uint8)
     pos = starts.copy()
     active = np.flatnonzero((pos < ends) & (buf[pos] == 0x0A))
+    steps = []
     while len(active):
         p = pos[active]
+        steps.append((active, p))
         b1 = buf[p + 1].astype(np.int64)
         b2 = buf[p + 2].astype(np.int64)
         short = b1 < 0x80
@@ -187,7 +201,7 @@ def _split_series(
     counts = upto.copy()
     counts[1:] -= upto[:-1]
     keys = list(map(joined.__getitem__, map(slice, starts.tolist(), pos.tolist())))
-    return keys, counts
+    return keys, counts, _LabelFields(steps, starts)
 
 
 _BLOB_KEY = b"\x00"
@@ -198,13 +212,17 @@ _get_samples = attrgetter("samples")
 _serialize_blob = fast_pb2.Blob.SerializeToString
 
 
-class _ExactLabels:
-    """Decodes series `i`'s labels exactly as sent; parses the request once, on first use."""
+class _WireLabels:
+    """The labels of a decoded request's series: one series exactly as sent
+    (`__call__`, through upb on first use), or many as label-key columns
+    (`columns`, cut in bulk from the series keys)."""
 
-    __slots__ = ("_raw", "_series")
+    __slots__ = ("_fields", "_keys", "_raw", "_series")
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, keys: list[bytes], fields: _LabelFields | None) -> None:
         self._raw = raw
+        self._keys = keys
+        self._fields = fields
         self._series: Any = None
 
     def _parsed(self) -> Any:
@@ -216,86 +234,93 @@ class _ExactLabels:
         return tuple(map(_decode_label, self._parsed()[i].labels))
 
     def columns(self, indices: Sequence[int]) -> LabelColumns:
-        """The labels of series `indices` keyed by their serialized Label messages."""
+        """The labels of series `indices` as label keys (see `remote_write.labelkeys`)."""
+        if self._fields is None:
+            return self._columns_one_by_one(indices)
+        keys, offsets = _wire_label_keys(self._keys, self._fields, indices)
+        return LabelColumns(keys, offsets, decode_label_keys)
+
+    def _columns_one_by_one(self, indices: Sequence[int]) -> LabelColumns:
         series = self._parsed()
         lists = list(map(_get_labels, map(series.__getitem__, indices)))
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, lists), dtype=np.int64, count=len(lists)), out=offsets[1:])
-        return LabelColumns(list(chain.from_iterable(lists)), offsets, decode_labels)
+        keys = [label_key(*_decode_label(m)) for m in chain.from_iterable(lists)]
+        return LabelColumns(keys, offsets, decode_label_keys)
 
 
-_SEP = 0x00
-_PAD = 260  # reads past a message's end stay inside the buffer (tag + 2 lengths <= 258)
+_KEY_SEP = 0xFF
+"""Cuts label keys apart; UTF-8 text never holds this byte, and lengths rarely do."""
+_KEY_PAD = 260  # reads past a label's end stay inside the buffer (header + name length)
 
 
-def decode_labels(messages: Sequence[Any]) -> tuple[list[str], list[str]]:
-    """Names and values of serialized Label messages, exactly as `_decode_label` gives them.
+def _wire_label_keys(
+    series_keys: list[bytes], fields: _LabelFields, indices: Sequence[int]
+) -> tuple[list[str], NDArray[np.int64]]:
+    """Label keys of the series `indices`, flat, and where each series' keys begin.
 
-    Messages in the common layout (name then value, one-byte lengths, ASCII)
-    are decoded all at once: their tag and length bytes become a separator
-    that the text does not contain, so one `decode` and one `split` yield every
-    string. Any other message goes through `_decode_label` on its own.
+    The series keys (each series' Label fields as sent) of `indices` are
+    joined, each Label field's tag byte becomes a separator, and one latin-1
+    decode and one split give every field without its tag, which is the
+    label's key when the field has the usual layout (checked in bulk). Other
+    fields are decoded one by one and get their key from `label_key`.
     """
-    n = len(messages)
-    if n == 0:
-        return [], []
-    joined = b"".join(messages)
-    lengths = np.fromiter(map(len, messages), dtype=np.int64, count=n)
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    buf = np.frombuffer(joined + bytes(_PAD), dtype=np.uint8)
-    name_len = buf[starts + 1].astype(np.int64)
-    value_len = buf[starts + 3 + name_len].astype(np.int64)
-    ok = (
-        (lengths >= 4)
-        & (buf[starts] == 0x0A)
+    n_all = len(fields.starts)
+    counts_all = np.zeros(n_all, dtype=np.int64)
+    for active, _ in fields.steps:
+        counts_all[active] += 1
+    offsets_all = np.zeros(n_all + 1, dtype=np.int64)
+    np.cumsum(counts_all, out=offsets_all[1:])
+    rel = np.empty(int(offsets_all[-1]), dtype=np.int64)
+    for k, (active, at) in enumerate(fields.steps):
+        rel[offsets_all[active] + k] = at - fields.starts[active]
+    rows = np.asarray(indices, dtype=np.int64)
+    if len(rows) == n_all:  # every series of the request (they come in order)
+        counts = counts_all
+    else:
+        counts = counts_all[rows]
+        starts = offsets_all[:-1][rows]
+        ends = np.cumsum(counts)
+        rel = rel[np.repeat(starts - (ends - counts), counts) + np.arange(int(counts.sum()))]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    chosen = list(map(series_keys.__getitem__, indices))
+    lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen))
+    size = int(lengths.sum())
+    region = bytearray().join(chosen)
+    region.extend(bytes(_KEY_PAD))
+    buf = np.frombuffer(region, dtype=np.uint8)
+    f = rel + np.repeat(np.cumsum(lengths) - lengths, counts)  # field starts in `region`
+    b1 = buf[f + 1].astype(np.int64)
+    b2 = buf[f + 2].astype(np.int64)
+    two = b1 >= 0x80
+    length = np.where(two, (b1 & 0x7F) | (b2 << 7), b1)
+    m = f + 2 + two  # the Label message
+    name_len = buf[m + 1].astype(np.int64)
+    value_tag = m + 2 + np.minimum(name_len, 0x80)
+    value_len = buf[value_tag + 1].astype(np.int64)
+    usual = (
+        (~two | (b2 != 0))  # minimal length varint
+        & (buf[m] == 0x0A)
         & (name_len < 0x80)
-        & (buf[starts + 2 + name_len] == 0x12)
+        & (buf[value_tag] == 0x12)
         & (value_len < 0x80)
-        & (name_len + value_len + 4 == lengths)
+        & (name_len + value_len + 4 == length)
     )
-    if not joined.isascii():
-        high = np.zeros(len(joined) + 1, dtype=np.int64)
-        np.cumsum(buf[: len(joined)] >= 0x80, out=high[1:])
-        ok &= high[starts + lengths] == high[starts]
-    if ok.all():
-        split = _split_simple(buf[: len(joined)].copy(), starts, name_len)
-        if split is not None:
-            return split
-        ok[:] = False
-    good = np.flatnonzero(ok)
-    names = np.empty(n, dtype=object)
-    values = np.empty(n, dtype=object)
-    if len(good):
-        ok_len = lengths[good]
-        ok_starts = np.zeros(len(good), dtype=np.int64)
-        np.cumsum(ok_len[:-1], out=ok_starts[1:])
-        gather = np.repeat(starts[good] - ok_starts, ok_len) + np.arange(int(ok_len.sum()))
-        split = _split_simple(buf[gather], ok_starts, name_len[good])
-        if split is None:
-            good = good[:0]
-        else:
-            names[good], values[good] = split
-    bad = np.ones(n, dtype=bool)
-    bad[good] = False
-    for i in np.flatnonzero(bad).tolist():
-        names[i], values[i] = _decode_label(messages[i])
-    return names.tolist(), values.tolist()
-
-
-def _split_simple(
-    text: NDArray[np.uint8], starts: NDArray[np.int64], name_len: NDArray[np.int64]
-) -> tuple[list[str], list[str]] | None:
-    """Names and values of ASCII messages `0x0A len name 0x12 len value` laid end to end
-    in `text` (modified in place); None if a name or value contains the separator."""
-    value_tag = starts + 2 + name_len
-    for pos in (starts, starts + 1, value_tag, value_tag + 1):
-        text[pos] = _SEP
-    if np.count_nonzero(text == _SEP) != 4 * len(starts):
-        return None
-    parts = text.tobytes().decode("ascii").split(chr(_SEP))
-    # Per message: "", name, "", value after the leading "" of the first separator.
-    return parts[2::4], parts[4::4]
+    buf[f] = _KEY_SEP
+    keys: list[str] = []
+    if np.count_nonzero(buf[:size] == _KEY_SEP) == len(f):
+        keys = str(memoryview(region)[:size], "latin-1").split(chr(_KEY_SEP))
+        del keys[0]
+    if len(keys) != len(f):  # a separator byte inside some label: all one by one
+        usual[:] = False
+        keys = [""] * len(f)
+    if not usual.all():
+        for k in np.flatnonzero(~usual).tolist():
+            start = int(m[k])
+            message = bytes(region[start : start + int(length[k])])
+            keys[k] = label_key(*_decode_label(message))
+    return keys, offsets
 
 
 def _decode_label(raw: bytes) -> tuple[str, str]:

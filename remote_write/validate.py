@@ -149,7 +149,24 @@ def canonical_sets(
     False does not mean invalid: such series (rare) take `check_series` and a
     full canonicalization on their own.
     """
-    n = len(names)
+    distinct = sorted(set(names))
+    rank_of = dict(zip(distinct, range(len(distinct)), strict=True))
+    ranks = np.fromiter(map(rank_of.__getitem__, names), dtype=np.int64, count=len(names))
+    is_metric = np.fromiter(
+        map(operator.eq, names, repeat("__name__")), dtype=bool, count=len(names)
+    )
+    return canonical_ranks(ranks, is_metric, offsets, limits)
+
+
+def canonical_ranks(
+    ranks: NDArray[np.integer],
+    is_metric: NDArray[np.bool_],
+    offsets: NDArray[np.int64],
+    limits: SeriesLimits,
+) -> NDArray[np.bool_]:
+    """`canonical_sets` with each name given by its rank among names in string
+    order (ranks compare as names do) and whether it is `__name__`: numpy only."""
+    n = len(ranks)
     counts = np.diff(offsets)
     ok = counts > 0
     if limits.max_label_names:
@@ -159,12 +176,9 @@ def canonical_sets(
     # Strictly ascending names inside each series (which also rules out duplicates).
     unordered = np.zeros(n, dtype=bool)
     if n > 1:
-        unordered[1:] = ~np.fromiter(
-            map(operator.lt, names[:-1], names[1:]), dtype=bool, count=n - 1
-        )
+        unordered[1:] = ranks[1:] <= ranks[:-1]
         unordered[offsets[:-1][counts > 0]] = False  # a series' first label follows another's
     ok &= per_series(unordered, offsets) == 0
-    is_metric = np.fromiter(map(operator.eq, names, repeat("__name__")), dtype=bool, count=n)
     ok &= per_series(is_metric, offsets) == 1
     return ok
 

@@ -11,8 +11,14 @@ Ids are 32-bit in postings, so one process can create about 4 billion series
 in its life; a restart renumbers (replay rebuilds the index from the WAL).
 
 Memory is what this module is mostly about: every distinct `(name, value)`
-pair is one shared tuple, so a series costs its `Labels` tuple (one pointer
-per label), one dict entry and its postings entries, never a copy of strings.
+pair is one shared tuple with a small integer id (`storage.pairs`), so a
+series costs its `Labels` tuple (one pointer per label), one dict entry, its
+pair ids (4 bytes per label) and its postings entries, never a copy of strings.
+
+The write path speaks pair ids: `add_series` takes the new series as numpy
+columns of pair ids, and postings are appended per distinct pair of the whole
+call, grouped with numpy. Postings live in a list indexed by pair id; matchers
+reach them through one `value -> pair id` table per label name.
 
 Matchers follow Prometheus: a series without a label reads as "" for it, so
 `a=""` selects series without `a`, `a!="x"` also selects series without `a`,
@@ -22,9 +28,9 @@ and regexes are evaluated once per distinct label value, never per series.
 from __future__ import annotations
 
 import operator
-import sys
 from array import array
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Sequence
 from itertools import chain, pairwise, repeat
 from operator import itemgetter
@@ -33,8 +39,10 @@ from typing import cast
 import numpy as np
 from numpy.typing import NDArray
 
+from storage.csr import ranges
 from storage.errors import StorageUnavailable
 from storage.labels import Labels, Matcher, MatchType
+from storage.pairs import PairTable
 from storage.valuescan import ValueScan, scan_safe
 
 _EMPTY_IDS = np.zeros(0, dtype=np.int64)
@@ -44,6 +52,8 @@ _second = itemgetter(1)
 MAX_ID = 0xFFFFFFFF
 SCAN_MIN_VALUES = 64
 """From this many distinct values on, regexes run as one scan over all of them."""
+PAIR_SLACK = 1 << 16
+"""Registered pairs without series tolerated beyond the number of live pairs."""
 
 
 Postings = array | int
@@ -82,7 +92,7 @@ def subtract_sorted(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.in
     return a[b[pos] != a]
 
 
-def _others(table: dict[str, Postings], hits: list[str]) -> list[str]:
+def _others(table: dict[str, int], hits: list[str]) -> list[str]:
     skip = set(hits)
     return [v for v in table if v not in skip]
 
@@ -101,8 +111,18 @@ class Index:
     def __init__(self) -> None:
         self._labels: list[Labels | None] = []
         self._ids: dict[Labels, int] = {}
-        self._postings: dict[str, dict[str, Postings]] = {}
-        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
+        self.pairs = PairTable()
+        """The label pairs, by id; the write path looks labels up here."""
+        self._post: list[Postings | None] = []
+        """Postings by pair id; None for pairs without live series."""
+        self._live = np.zeros(256, dtype=bool)
+        """Pair ids with live series."""
+        self._live_pairs = 0
+        self._values: dict[str, dict[str, int]] = {}
+        """name -> value -> pair id, for pairs with live series."""
+        # Pair ids per series: series `sid` holds `_rows[_row_start[sid]:_row_start[sid + 1]]`.
+        self._rows = np.zeros(8192, dtype=np.int32)
+        self._row_start = np.zeros(1025, dtype=np.int64)
         self._alive = np.zeros(1024, dtype=bool)
         self._count = 0
         # Label order, kept incrementally: `_order` lists ranked ids in label
@@ -124,7 +144,7 @@ class Index:
     @property
     def num_pairs(self) -> int:
         """Distinct (name, value) pairs of live series."""
-        return len(self._pairs)
+        return self._live_pairs
 
     @property
     def id_limit(self) -> int:
@@ -148,64 +168,47 @@ class Index:
         """Labels of many live series, in order (C-level loop)."""
         return cast(list[Labels], list(map(self._labels.__getitem__, sids)))
 
-    def add(self, labels: Labels) -> int:
-        """Register a new series (the caller checked it is not there) and return its id."""
-        pairs = self._pairs
-        canonical = []
-        for pair in labels:
-            shared = pairs.get(pair)
-            if shared is None:
-                shared = (sys.intern(pair[0]), pair[1])
-                pairs[shared] = shared
-            canonical.append(shared)
-        lbl = Labels.from_sorted(canonical)
-        sid = len(self._labels)
-        if sid > MAX_ID:
-            raise StorageUnavailable(
-                "series id space exhausted (4 billion series created since start); "
-                "restart the service to renumber"
-            )
-        self._labels.append(lbl)
-        self._ids[lbl] = sid
-        postings = self._postings
-        for name, value in canonical:
-            values = postings.get(name)
-            if values is None:
-                values = postings[name] = {}
-            ids = values.get(value)
-            if ids is None:
-                values[value] = sid
-            elif isinstance(ids, int):
-                values[value] = array("I", (ids, sid))
-            else:
-                ids.append(sid)
-        if sid >= len(self._alive):
-            grown = np.zeros(max(2 * len(self._alive), sid + 1), dtype=bool)
-            grown[: len(self._alive)] = self._alive
-            self._alive = grown
-        self._alive[sid] = True
-        self._count += 1
-        return sid
-
     def get_many(self, labels: Sequence[Labels]) -> list[int | None]:
         """`get` for many label sets (C-level loop)."""
         return list(map(self._ids.get, labels))
 
-    def shared_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Each pair as the index's shared tuple where it has one, else as given.
-
-        Label sets built from shared pairs cost no new tuples when added, and
-        compare faster (equal pairs are the same object).
-        """
-        return list(map(self._pairs.get, pairs, pairs))
+    def add(self, labels: Labels) -> int:
+        """Register a new series (the caller checked it is not there) and return its id."""
+        return self.add_many([labels]).start
 
     def add_many(self, labels: Sequence[Labels]) -> range:
         """Register new series (the caller checked none is there, and that they are
         distinct) and return their ids, consecutive and in the given order.
 
-        The bulk form of `add`: pairs are interned and postings appended per
-        distinct pair of the whole call, and pairs that first appear here with
-        a single series go into the postings with one `dict.update` per name.
+        For label sets given as text: each pair is looked up by its label key,
+        built in Python. The write path has the pair ids already and calls
+        `add_series`.
+        """
+        counts = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
+        flat = list(chain.from_iterable(labels))
+        pids = self.pairs.ids_of(flat)
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        shared = self.pairs.pairs(pids.tolist())
+        if not all(map(operator.is_, shared, flat)):
+            edges = offsets.tolist()
+            labels = list(
+                map(
+                    tuple.__new__,
+                    repeat(Labels),
+                    map(shared.__getitem__, map(slice, edges[:-1], edges[1:])),
+                )
+            )
+        return self.add_series(labels, pids, offsets)
+
+    def add_series(
+        self, labels: Sequence[Labels], pids: NDArray[np.int64], offsets: NDArray[np.int64]
+    ) -> range:
+        """Register new series and return their ids, consecutive, in the given order.
+
+        Series k is `labels[k]`, made of the shared pairs `pids[offsets[k]:offsets[k+1]]`
+        (registered in `pairs`). None of them may be in the index, and no two
+        may be equal. Postings are appended per distinct pair of the whole call.
         """
         n = len(labels)
         first = len(self._labels)
@@ -216,40 +219,13 @@ class Index:
             )
         if n == 0:
             return range(first, first)
-        counts = np.fromiter(map(len, labels), dtype=np.int64, count=n)
-        flat = list(chain.from_iterable(labels))
-        m = len(flat)
-        pairs = self._pairs
-        shared = list(map(pairs.get, flat))
-        fresh = np.flatnonzero(np.fromiter(map(operator.is_, shared, repeat(None)), bool, m))
-        if len(fresh):
-            where = fresh.tolist()
-            new_pairs = list(map(flat.__getitem__, where))
-            names = list(map(_first, new_pairs))
-            interned = list(map(sys.intern, names))
-            if not all(map(operator.is_, interned, names)):
-                new_pairs = list(zip(interned, map(_second, new_pairs), strict=True))
-            # setdefault: a pair may occur in several new series
-            for i, pair in zip(where, map(pairs.setdefault, new_pairs, new_pairs), strict=True):
-                shared[i] = pair
-        if not all(map(operator.is_, shared, flat)):
-            bounds = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(counts, out=bounds[1:])
-            edges = bounds.tolist()
-            labels = list(
-                map(
-                    tuple.__new__,
-                    repeat(Labels),
-                    map(shared.__getitem__, map(slice, edges[:-1], edges[1:])),
-                )
-            )
-        sids = range(first, first + n)
+        end = first + n
+        sids = range(first, end)
+        self._store_rows(first, pids, offsets)
         self._labels.extend(labels)
         self._ids.update(zip(labels, sids, strict=True))
-        self._post_many(
-            shared, np.repeat(np.arange(first, first + n, dtype=np.int64), counts), fresh
-        )
-        end = first + n
+        owners = np.repeat(np.arange(first, end, dtype=np.int64), np.diff(offsets))
+        self._post_many(pids, owners)
         if end > len(self._alive):
             grown = np.zeros(max(2 * len(self._alive), end), dtype=bool)
             grown[: len(self._alive)] = self._alive
@@ -258,113 +234,176 @@ class Index:
         self._count += n
         return sids
 
-    def _post_many(
-        self, shared: list[tuple[str, str]], owners: NDArray[np.int64], fresh: NDArray[np.int64]
-    ) -> None:
+    def _store_rows(self, first: int, pids: NDArray[np.int64], offsets: NDArray[np.int64]) -> None:
+        """Append the pair ids of new series `first`, `first + 1`, ... to the rows."""
+        n = len(offsets) - 1
+        used = int(self._row_start[first])
+        m = len(pids)
+        if used + m > len(self._rows):
+            if self._count < first // 2:  # mostly removed series: keep only live rows
+                used = self._compact_rows(first)
+            if used + m > len(self._rows):
+                grown = np.zeros(max(2 * len(self._rows), used + m), dtype=np.int32)
+                grown[:used] = self._rows[:used]
+                self._rows = grown
+        self._rows[used : used + m] = pids
+        if first + n + 1 > len(self._row_start):
+            grown_starts = np.zeros(max(2 * len(self._row_start), first + n + 1), dtype=np.int64)
+            grown_starts[: first + 1] = self._row_start[: first + 1]
+            self._row_start = grown_starts
+        self._row_start[first + 1 : first + n + 1] = used + offsets[1:]
+
+    def _compact_rows(self, upto: int) -> int:
+        """Drop the rows of removed series among the first `upto`; returns rows used."""
+        starts = self._row_start[:upto]
+        sizes = np.where(self._alive[:upto], np.diff(self._row_start[: upto + 1]), 0)
+        keep = ranges(starts, sizes)
+        used = len(keep)
+        self._rows[:used] = self._rows[keep]
+        self._row_start[1 : upto + 1] = np.cumsum(sizes)
+        return used
+
+    def pair_ids(self, sids: NDArray[np.int64]) -> NDArray[np.int32]:
+        """The pair ids of the given series, concatenated in order."""
+        starts = self._row_start[sids]
+        return self._rows[ranges(starts, self._row_start[sids + 1] - starts)]
+
+    def _post_many(self, pids: NDArray[np.int64], owners: NDArray[np.int64]) -> None:
         """Append new series ids (ascending) to the postings of their pairs."""
-        m = len(shared)
-        keys = np.fromiter(map(id, shared), dtype=np.int64, count=m)
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        post = self._post
+        limit = self.pairs.id_limit
+        if limit > len(post):
+            post.extend(repeat(None, limit - len(post)))
+            if limit > len(self._live):
+                grown = np.zeros(max(2 * len(self._live), limit), dtype=bool)
+                grown[: len(self._live)] = self._live
+                self._live = grown
+        m = len(pids)
+        order = np.argsort(pids, kind="stable")
+        p = pids[order]
+        o = owners[order]
+        starts = np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))
         sizes = np.diff(np.append(starts, m))
-        heads = order[starts]
-        owners = owners[order]
-        # Pairs new to the index with one series each: one dict.update per name.
-        was_fresh = np.zeros(m, dtype=bool)
-        was_fresh[fresh] = True
-        single = was_fresh[heads] & (sizes == 1)
-        postings = self._postings
+        upids = p[starts]
+        fresh = ~self._live[upids]
+        if fresh.any():
+            self._publish(upids[fresh])
+        # Pairs new to the index with one series each (unique values: pod, instance):
+        # the postings entry is that series' id, set with one C-level pass.
+        single = fresh & (sizes == 1)
         if single.any():
-            rows = heads[single]
-            new_pairs = list(map(shared.__getitem__, rows.tolist()))
-            sids = owners[starts[single]]
-            names = list(map(_first, new_pairs))
-            name_keys = np.fromiter(map(id, names), np.int64, len(names))
-            by_name = np.argsort(name_keys, kind="stable")
-            name_keys = name_keys[by_name]
-            by_name_list = by_name.tolist()
-            values = list(map(_second, map(new_pairs.__getitem__, by_name_list)))
-            sid_list = sids[by_name].tolist()
-            cuts = np.flatnonzero(name_keys[1:] != name_keys[:-1]) + 1
-            edges = [0, *cuts.tolist(), len(names)]
-            for lo, hi in pairwise(edges):
-                name = names[by_name_list[lo]]
-                table = postings.get(name)
-                if table is None:
-                    table = postings[name] = {}
-                table.update(zip(values[lo:hi], sid_list[lo:hi], strict=True))
+            deque(map(post.__setitem__, upids[single].tolist(), o[starts[single]].tolist()), 0)
         rest = np.flatnonzero(~single)
         if not len(rest):
             return
         r_starts = starts[rest].tolist()
         r_ends = (starts[rest] + sizes[rest]).tolist()
-        for pos, lo, hi in zip(heads[rest].tolist(), r_starts, r_ends, strict=True):
-            name, value = shared[pos]
-            table = postings.get(name)
-            if table is None:
-                table = postings[name] = {}
-            ids = table.get(value)
+        for pid, lo, hi in zip(upids[rest].tolist(), r_starts, r_ends, strict=True):
+            ids = post[pid]
             if hi - lo == 1:
-                sid = int(owners[lo])
-                if ids is None:
-                    table[value] = sid
-                elif isinstance(ids, int):
-                    table[value] = array("I", (ids, sid))
+                sid = int(o[lo])
+                if isinstance(ids, int):
+                    post[pid] = array("I", (ids, sid))
                 else:
+                    assert ids is not None
                     ids.append(sid)
                 continue
-            chunk = owners[lo:hi].astype(np.uint32).tobytes()
+            chunk = o[lo:hi].astype(np.uint32).tobytes()
             if ids is None:
-                table[value] = array("I", chunk)
+                post[pid] = array("I", chunk)
             elif isinstance(ids, int):
-                grown = array("I", (ids,))
-                grown.frombytes(chunk)
-                table[value] = grown
+                widened = array("I", (ids,))
+                widened.frombytes(chunk)
+                post[pid] = widened
             else:
                 ids.frombytes(chunk)
 
+    def _publish(self, pids: NDArray[np.int64]) -> None:
+        """Pairs getting their first live series: into the value tables of their names."""
+        self._live[pids] = True
+        self._live_pairs += len(pids)
+        names = self.pairs.name_ids(pids)
+        by_name = np.argsort(names, kind="stable")
+        pid_list = pids[by_name].tolist()
+        pairs = self.pairs.pairs(pid_list)
+        values = list(map(_second, pairs))
+        sorted_names = names[by_name]
+        cuts = np.flatnonzero(sorted_names[1:] != sorted_names[:-1]) + 1
+        tables = self._values
+        for lo, hi in pairwise([0, *cuts.tolist(), len(pid_list)]):
+            name = pairs[lo][0]
+            table = tables.get(name)
+            if table is None:
+                table = tables[name] = {}
+            table.update(zip(values[lo:hi], pid_list[lo:hi], strict=True))
+
     def remove(self, sids: Iterable[int]) -> None:
         """Take series out of the index (they have no samples left)."""
-        touched: dict[tuple[str, str], None] = {}
+        dead = []
         for sid in sids:
             lbl = self._labels[sid]
             if lbl is None:
                 continue
             self._labels[sid] = None
             del self._ids[lbl]
-            self._alive[sid] = False
-            self._count -= 1
-            touched.update(dict.fromkeys(lbl))
+            dead.append(sid)
+        if not dead:
+            return
+        dead_ids = np.array(dead, dtype=np.int64)
+        self._alive[dead_ids] = False
+        self._count -= len(dead)
+        touched = np.unique(self.pair_ids(dead_ids))
         alive = self._alive
-        postings = self._postings
-        for pair in touched:
-            name, value = pair
-            values = postings[name]
-            ids = values[value]
+        post = self._post
+        gone = []
+        for pid in touched.tolist():
+            ids = post[pid]
             if not isinstance(ids, int):  # a single-series pair of a removed series just goes
+                assert ids is not None
                 found = _ids(ids)
                 kept = found[alive[found]]
                 if len(kept) == 1:
-                    values[value] = int(kept[0])
+                    post[pid] = int(kept[0])
                     continue
                 if len(kept):
-                    values[value] = array("I", kept.astype(np.uint32).tobytes())
+                    post[pid] = array("I", kept.astype(np.uint32).tobytes())
                     continue
+            post[pid] = None
+            gone.append(pid)
+            name, value = self.pairs.pair(pid)
+            values = self._values[name]
             del values[value]
-            del self._pairs[pair]
             self._removals[name] = self._removals.get(name, 0) + 1
             if not values:
-                del self._postings[name]
+                del self._values[name]
                 self._scans.pop(name, None)
+        self._live[gone] = False
+        self._live_pairs -= len(gone)
+        self.pairs.forget(gone)
+
+    def sweep_pairs(self) -> int:
+        """Forget registered pairs that no live series holds, once they are many
+        (labels of refused series); returns how many. Call only between writes:
+        pair ids looked up before a sweep may name forgotten pairs."""
+        idle = len(self.pairs) - self._live_pairs
+        if idle <= max(PAIR_SLACK, self._live_pairs):
+            return 0
+        limit = self.pairs.id_limit
+        live = np.zeros(limit, dtype=bool)
+        live[: min(limit, len(self._live))] = self._live[:limit]
+        unused = np.flatnonzero(~live).tolist()
+        before = len(self.pairs)
+        self.pairs.forget(unused)
+        return before - len(self.pairs)
 
     def all_ids(self) -> NDArray[np.int64]:
         return np.flatnonzero(self.alive).astype(np.int64, copy=False)
 
     def _union(self, name: str, values: Iterable[str]) -> NDArray[np.int64]:
         """Ids of series whose `name` is any of `values` (lists of one name are disjoint)."""
-        table = self._postings.get(name, {})
-        lists = [table[v] for v in values if v in table]
+        table = self._values.get(name, {})
+        post = self._post
+        lists = cast(list[Postings], [post[table[v]] for v in values if v in table])
         if not lists:
             return _EMPTY_IDS
         if len(lists) == 1:
@@ -378,7 +417,7 @@ class Index:
         positives: list[NDArray[np.int64]] = []
         negatives: list[NDArray[np.int64]] = []
         for m in matchers:
-            table = self._postings.get(m.name, {})
+            table = self._values.get(m.name, {})
             if m.type is MatchType.EQ:
                 if m.value:
                     positives.append(self._union(m.name, (m.value,)))
@@ -473,7 +512,7 @@ class Index:
                 return sids[order]
         return sids[np.argsort(self._rank[sids], kind="stable")]
 
-    def _regex_hits(self, m: Matcher, table: dict[str, Postings]) -> list[str]:
+    def _regex_hits(self, m: Matcher, table: dict[str, int]) -> list[str]:
         """Values of `m.name` that m's regex (not negated) fully matches.
 
         Once per distinct value; for many values, in one RE2 pass over them
@@ -494,13 +533,13 @@ class Index:
     def label_names(self, sids: NDArray[np.int64] | None = None) -> list[str]:
         """Sorted label names of the given series (all live series if None)."""
         if sids is None:
-            return sorted(self._postings)
+            return sorted(self._values)
         labels = self.labels_of(sids.tolist())
         return sorted(set(map(_first, chain.from_iterable(labels))))
 
     def label_values(self, name: str, sids: NDArray[np.int64] | None = None) -> list[str]:
         """Sorted values of `name` over the given series (all live series if None)."""
-        table = self._postings.get(name, {})
+        table = self._values.get(name, {})
         if sids is None:
             return sorted(table)
         if not len(sids) or not table:
@@ -511,4 +550,5 @@ class Index:
             return sorted(found)
         mask = np.zeros(self.id_limit, dtype=bool)
         mask[sids] = True
-        return sorted(v for v, ids in table.items() if mask[_ids(ids)].any())
+        post = self._post
+        return sorted(v for v, pid in table.items() if mask[_ids(cast(Postings, post[pid]))].any())

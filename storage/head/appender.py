@@ -2,8 +2,8 @@
 
 `apply_batch` is the one write path, for live requests and WAL replay alike.
 Per series it costs one dict lookup by the batch's series key (C-level `map`);
-labels are decoded, validated and looked up in the index only for keys not
-seen before. Per sample everything is numpy over the whole batch.
+series not seen before are checked and created in bulk (`storage.head.resolve`).
+Per sample everything is numpy over the whole batch.
 
 Checks, against the head's state before the batch (so the order of samples
 inside one request does not matter):
@@ -19,28 +19,18 @@ inside one request does not matter):
 
 from __future__ import annotations
 
-import operator
-import sys
-from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
 
 import numpy as np
 from numpy.typing import NDArray
 
-from remote_write.batch import LabelPairs, Rejection, WriteBatch, label_columns
-from remote_write.validate import (
-    canonical_sets,
-    check_series,
-    good_pairs,
-    per_series,
-    render_pairs,
-)
+from remote_write.batch import Rejection, WriteBatch
 from storage.head import messages
 from storage.head.head import NO_SAMPLE, Head
+from storage.head.resolve import resolve_series
 from storage.interfaces import AppendResult
-from storage.labels import CLUSTER_LABEL, Labels, format_labels
+from storage.labels import format_labels
 
 OK, INVALID, FUTURE, TOO_OLD, OUT_OF_ORDER, DUPLICATE, NOOP = range(7)
 REASONS = {
@@ -80,7 +70,9 @@ def apply_batch(
     refused for it, which are left out silently.
     """
     result = AppendResult()
-    sids, limited = _resolve(head, batch, identity, enforce_limits, result.rejected, skip_series)
+    sids, limited = resolve_series(
+        head, batch, identity, enforce_limits, result.rejected, skip_series
+    )
     for meta in batch.metadata:
         head.metadata[meta.metric_family_name] = meta
     n = len(batch.timestamps)
@@ -91,268 +83,6 @@ def apply_batch(
     result.accepted = checker.accepted
     result.rejected.extend(checker.rejections())
     return Applied(result, stored, max_ts, limited)
-
-
-def _resolve(
-    head: Head,
-    batch: WriteBatch,
-    identity: str | None,
-    enforce_limits: bool,
-    rejected: list[Rejection],
-    skip_series: Sequence[int],
-) -> tuple[NDArray[np.int64], tuple[int, ...]]:
-    """Series id per series of the batch, -1 for refused ones (reported in `rejected`),
-    and the indexes of the series refused for the series limit."""
-    keys: Sequence[Hashable] = batch.series_keys if batch.series_keys is not None else batch.series
-    cache = head.key_cache(identity)
-    n = len(keys)
-    sids = np.fromiter(map(cache.get, keys, repeat(-1)), dtype=np.int64, count=n)
-    alive = head.index.alive
-    if len(alive):
-        known = (sids >= 0) & alive.take(sids, mode="wrap")
-    else:
-        known = np.zeros(n, dtype=bool)
-    if skip_series:
-        known[list(skip_series)] = True  # not looked up, not created
-        sids[list(skip_series)] = -1
-    if known.all():
-        return sids, ()
-    sids[~known] = -1
-    rows = np.flatnonzero(~known)
-    counts: list[NDArray[np.int64]] = []
-
-    def samples_of(i: int) -> int:
-        if not counts:
-            counts.append(np.bincount(batch.series_idx, minlength=n))
-        return int(counts[0][i])
-
-    candidates, clusters, rows = _candidates(head, batch, rows, identity, rejected, samples_of)
-    index = head.index
-    found = index.get_many(candidates)
-    new_pos = [k for k, sid in enumerate(found) if sid is None]
-    if len(new_pos) < len(found):
-        old = np.fromiter((sid is not None for sid in found), dtype=bool, count=len(found))
-        old_rows = rows[old]
-        old_sids = np.array([sid for sid in found if sid is not None], dtype=np.int64)
-        sids[old_rows] = old_sids
-        cache.update(zip(map(keys.__getitem__, old_rows.tolist()), old_sids.tolist(), strict=True))
-    refused: list[tuple[int, Labels, str]] = []
-    if new_pos:
-        max_series = head.options.max_series_per_cluster if enforce_limits else 0
-        refused = _create(
-            head,
-            [candidates[k] for k in new_pos],
-            [clusters[k] for k in new_pos],
-            rows[new_pos],
-            max_series,
-            sids,
-            cache,
-            keys,
-        )
-    if refused:
-        per_cluster: dict[str, int] = {}
-        for _, _, cluster in refused:
-            per_cluster[cluster] = per_cluster.get(cluster, 0) + 1
-        max_series = head.options.max_series_per_cluster
-        for i, labels, cluster in refused:
-            text = format_labels(labels)
-            rejected.append(
-                Rejection(
-                    text,
-                    "series_limit",
-                    messages.series_limit(text, cluster, max_series, per_cluster[cluster]),
-                    samples_of(i),
-                    retryable=True,
-                )
-            )
-    return sids, tuple(sorted(i for i, _, _ in refused))
-
-
-def _candidates(
-    head: Head,
-    batch: WriteBatch,
-    rows: NDArray[np.int64],
-    identity: str | None,
-    rejected: list[Rejection],
-    samples_of: Callable[[int], int],
-) -> tuple[list[Labels], list[str], NDArray[np.int64]]:
-    """The canonical labels of the batch's series `rows` as they are stored (cluster
-    override applied), their `cluster` values, and their rows; a series that fails
-    validation is reported in `rejected` and left out.
-
-    Labels are recognized by their keys in the head's label cache (valid
-    labels seen before), so only labels new to it are decoded and checked, in
-    bulk. Series whose labels are all valid and sent canonically (names
-    sorted, no empty value) are built with C-level loops; any other one goes
-    through `check_series` and a full canonicalization on its own.
-    """
-    index = head.index
-    limits = head.options.series_limits
-    cols = label_columns(batch.series, rows.tolist())
-    keys, offsets = cols.keys, cols.offsets
-    cache = head.label_cache()
-    pairs = list(map(cache.get, keys, repeat(_BAD)))
-    missing = np.flatnonzero(np.fromiter(map(operator.is_, pairs, repeat(_BAD)), bool, len(keys)))
-    bad = np.zeros(len(keys), dtype=bool)
-    if len(missing):
-        where = missing.tolist()
-        new_keys = list(dict.fromkeys(map(keys.__getitem__, where)))
-        names, values = cols.decode(new_keys)
-        good = good_pairs(names, values, limits).tolist()
-        decoded = index.shared_pairs(list(zip(map(sys.intern, names), values, strict=True)))
-        cache.update(compress(zip(new_keys, decoded, strict=True), good))
-        found = dict(
-            zip(
-                new_keys,
-                [p if g else _BAD for p, g in zip(decoded, good, strict=True)],
-                strict=True,
-            )
-        )
-        for i, pair in zip(
-            where, map(found.__getitem__, map(keys.__getitem__, where)), strict=True
-        ):
-            pairs[i] = pair
-        bad[missing] = np.fromiter(
-            map(operator.is_, map(pairs.__getitem__, where), repeat(_BAD)), bool, len(where)
-        )
-    names = list(map(_name, pairs))
-    fast = canonical_sets(names, offsets, limits)
-    if len(missing):
-        fast &= per_series(bad, offsets) == 0
-    is_cluster = np.fromiter(
-        map(operator.eq, names, repeat(CLUSTER_LABEL)), dtype=bool, count=len(names)
-    )
-    has_cluster = per_series(is_cluster, offsets) > 0
-    at = np.flatnonzero(is_cluster)
-    if identity:
-        # Names are sorted: replacing the sent cluster pair keeps a fast series sorted.
-        ident_pair = index.shared_pairs([(CLUSTER_LABEL, identity)])[0]
-        for k in at.tolist():
-            pairs[k] = ident_pair
-        clusters = [identity] * len(rows)
-    else:
-        clusters = [""] * len(rows)
-        owners = np.searchsorted(offsets, at, side="right") - 1
-        for k, value in zip(
-            owners.tolist(), map(_value, map(pairs.__getitem__, at.tolist())), strict=True
-        ):
-            clusters[k] = value
-    edges = offsets.tolist()
-    labels: list[Labels] = list(
-        map(
-            tuple.__new__,
-            repeat(Labels),
-            map(pairs.__getitem__, map(slice, edges[:-1], edges[1:])),
-        )
-    )
-    redo = ~fast
-    if identity is not None:
-        redo |= ~has_cluster if identity else has_cluster  # insert or remove it: `with_`
-    valid = np.ones(len(rows), dtype=bool)
-    for k in np.flatnonzero(redo).tolist():
-        i = int(rows[k])
-        if fast[k]:
-            lbl = labels[k]
-        else:
-            sent = batch.series[i]
-            problem = check_series(sent, limits)
-            if problem is not None:
-                rejected.append(
-                    Rejection(render_pairs(sent), problem.reason, problem.message, samples_of(i))
-                )
-                valid[k] = False
-                continue
-            lbl = _canonical(sent)
-        if identity is not None:
-            lbl = lbl.with_(CLUSTER_LABEL, identity)
-        labels[k] = lbl
-        clusters[k] = lbl.get(CLUSTER_LABEL)
-    if not valid.all():
-        keep = valid.tolist()
-        labels = list(compress(labels, keep))
-        clusters = list(compress(clusters, keep))
-        rows = rows[valid]
-    return labels, clusters, rows
-
-
-_BAD = ("", "")
-"""Stands for a label not in the label cache (new, or invalid)."""
-
-
-def _create(
-    head: Head,
-    labels: list[Labels],
-    clusters: list[str],
-    rows: NDArray[np.int64],
-    max_series: int,
-    sids: NDArray[np.int64],
-    cache: dict[Hashable, int],
-    keys: Sequence[Hashable],
-) -> list[tuple[int, Labels, str]]:
-    """Create the series `labels` (new to the index) of batch rows `rows`, up to the
-    per-cluster limit; returns the refused ones as (row, labels, cluster).
-
-    New series get ids in label order, so that a query's series (which come
-    out in label order) sit mostly in ascending rows of each part. One label
-    set sent under several keys gets one id.
-    """
-    order = sorted(range(len(labels)), key=labels.__getitem__)
-    labels = list(map(labels.__getitem__, order))
-    clusters = list(map(clusters.__getitem__, order))
-    rows = rows[order]
-    same = np.zeros(len(labels), dtype=bool)
-    if len(labels) > 1:
-        same[1:] = np.fromiter(
-            map(operator.eq, labels[:-1], labels[1:]), dtype=bool, count=len(labels) - 1
-        )
-    first = np.flatnonzero(~same)
-    if same.any():
-        unique = list(map(labels.__getitem__, first.tolist()))
-        clusters = list(map(clusters.__getitem__, first.tolist()))
-    else:
-        unique = labels
-    owner = np.cumsum(~same) - 1  # entry -> its unique label set
-    refused: list[tuple[int, Labels, str]] = []
-    allowed = np.ones(len(unique), dtype=bool)
-    if max_series:
-        for cluster, count in Counter(clusters).items():
-            room = max_series - head.cluster_series(cluster)
-            if count > room:
-                mine = np.flatnonzero(
-                    np.fromiter(map(operator.eq, clusters, repeat(cluster)), bool, len(clusters))
-                )
-                allowed[mine[max(room, 0) :]] = False
-    if not allowed.all():
-        entry_ok = allowed[owner]
-        refused = [
-            (int(rows[k]), labels[k], clusters[owner[k]])
-            for k in np.flatnonzero(~entry_ok).tolist()
-        ]
-        keep = np.flatnonzero(allowed)
-        unique = list(map(unique.__getitem__, keep.tolist()))
-        clusters = list(map(clusters.__getitem__, keep.tolist()))
-        renumber = np.full(len(allowed), -1, dtype=np.int64)
-        renumber[keep] = np.arange(len(keep))
-        owner = renumber[owner]
-        rows = rows[entry_ok]
-        owner = owner[entry_ok]
-    created = head.create_many(unique, clusters)
-    new_sids = np.arange(created.start, created.stop, dtype=np.int64)[owner]
-    sids[rows] = new_sids
-    cache.update(zip(map(keys.__getitem__, rows.tolist()), new_sids.tolist(), strict=True))
-    return refused
-
-
-def _canonical(pairs: LabelPairs) -> Labels:
-    """Labels of a checked series; senders sort their labels, so skip sorting when so."""
-    names = list(map(_name, pairs))
-    if all(map(operator.lt, names, names[1:])) and all(map(_value, pairs)):
-        return Labels.from_sorted(pairs)
-    return Labels.from_pairs(pairs)
-
-
-_name = operator.itemgetter(0)
-_value = operator.itemgetter(1)
 
 
 class _SampleCheck:

@@ -29,8 +29,6 @@ NO_SAMPLE = -(1 << 62)
 """Newest timestamp of a series without samples: below any real timestamp, and
 far enough from int64's minimum that subtracting a window cannot wrap."""
 NO_MIN = 1 << 62
-LABEL_CACHE_SLACK = 1 << 17
-"""Label-cache entries allowed beyond twice the index's pairs (refused series' labels)."""
 
 
 def partition_ms_for(retention_ms: int) -> int:
@@ -74,7 +72,6 @@ class Head:
         self._cluster_names: list[str] = []
         self._cluster_counts: list[int] = []
         self._key_caches: dict[str | None, dict[Hashable, int]] = {}
-        self._label_cache: dict[Hashable, tuple[str, str]] = {}
         self.metadata: dict[str, SeriesMetadata] = {}
 
     # -- series ----------------------------------------------------------------
@@ -84,16 +81,6 @@ class Head:
         cache = self._key_caches.get(identity)
         if cache is None:
             cache = self._key_caches[identity] = {}
-        return cache
-
-    def label_cache(self) -> dict[Hashable, tuple[str, str]]:
-        """Label key (see `remote_write.batch.LabelColumns`) -> its (name, value) pair,
-        for labels that passed validation: new series made of known labels skip
-        decoding and per-label checks. Emptied when series are removed (so that it
-        never keeps what the index dropped) or when it outgrows the index."""
-        cache = self._label_cache
-        if len(cache) > 2 * self.index.num_pairs + LABEL_CACHE_SLACK:
-            cache.clear()
         return cache
 
     def cluster_series(self, cluster: str) -> int:
@@ -115,10 +102,20 @@ class Head:
         self.cluster_code[sid] = code
         return sid
 
-    def create_many(self, labels: Sequence[Labels], clusters: Sequence[str]) -> range:
+    def create_many(
+        self,
+        labels: Sequence[Labels],
+        clusters: Sequence[str],
+        pids: NDArray[np.int64] | None = None,
+        offsets: NDArray[np.int64] | None = None,
+    ) -> range:
         """`create_series` for many new, distinct label sets; `clusters[k]` is the
-        `cluster` label of `labels[k]` ("" for none). Returns their ids, in order."""
-        sids = self.index.add_many(labels)
+        `cluster` label of `labels[k]` ("" for none). With `pids` and `offsets`,
+        the sets' pair ids as rows (see `Index.add_series`). Returns their ids."""
+        if pids is None or offsets is None:
+            sids = self.index.add_many(labels)
+        else:
+            sids = self.index.add_series(labels, pids, offsets)
         if sids.stop > len(self.max_ts):
             self._grow(max(2 * len(self.max_ts), sids.stop))
         codes = self._cluster_codes
@@ -254,7 +251,6 @@ class Head:
         self.max_ts[dead] = NO_SAMPLE
         self.min_ts[dead] = NO_MIN
         alive = self.index.alive
-        self._label_cache.clear()
         for identity, cache in list(self._key_caches.items()):
             self._key_caches[identity] = {k: v for k, v in cache.items() if alive[v]}
         log.info("head dropped series past retention", extra={"series": len(dead)})

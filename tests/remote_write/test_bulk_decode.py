@@ -1,8 +1,9 @@
 """The bulk decoders agree with the exact per-item ones on every layout.
 
-`decode_labels` must give what `_decode_label` gives for each message, and
-`decode_write_request` must give the same columns whether a request takes the
-bulk path (labels first, then samples) or the per-series views (anything else).
+Label keys cut from the wire in bulk must be `label_key` of what `_decode_label`
+gives for each message, and decode back to it; `decode_write_request` must give
+the same columns whether a request takes the bulk path (labels first, then
+samples) or the per-series views (anything else).
 """
 
 import random
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 import snappy
 
-from remote_write.codec import _decode_label, decode_labels, decode_write_request
+from remote_write.batch import label_columns
+from remote_write.codec import _decode_label, decode_write_request
+from remote_write.labelkeys import decode_label_key, decode_label_keys, label_key
 
 
 def varint(n: int) -> bytes:
@@ -59,19 +62,48 @@ MESSAGES = [
 ]
 
 
-def test_decode_labels_agrees_with_the_exact_decoder():
+def test_label_keys_from_the_wire_agree_with_the_exact_decoder():
     rng = random.Random(7)
+    for _ in range(300):
+        series = [
+            [rng.choice(MESSAGES) for _ in range(rng.randint(0, 6))]
+            for _ in range(rng.randint(1, 5))
+        ]
+        body = request(
+            *(b"".join(field(1, m) for m in msgs) + field(2, sample(T, 1.0)) for msgs in series)
+        )
+        batch = decode_write_request(body).batch
+        pick = sorted(rng.sample(range(len(series)), rng.randint(1, len(series))))
+        cols = label_columns(batch.series, pick)
+        expect = [[_decode_label(m) for m in series[i]] for i in pick]
+        flat = [pair for pairs in expect for pair in pairs]
+        assert cols.keys == [label_key(*pair) for pair in flat]
+        assert np.diff(cols.offsets).tolist() == [len(pairs) for pairs in expect]
+        names, values = cols.decode(cols.keys)
+        assert list(zip(names, values, strict=True)) == flat
+
+
+def test_decode_label_keys_agrees_with_one_by_one():
+    rng = random.Random(8)
+    keys = [label_key(*_decode_label(m)) for m in MESSAGES]
     for _ in range(500):
-        msgs = [rng.choice(MESSAGES) for _ in range(rng.randint(0, 12))]
-        names, values = decode_labels(msgs)
-        assert list(zip(names, values, strict=True)) == [_decode_label(m) for m in msgs]
+        chosen = [rng.choice(keys) for _ in range(rng.randint(0, 12))]
+        names, values = decode_label_keys(chosen)
+        assert list(zip(names, values, strict=True)) == [decode_label_key(k) for k in chosen]
 
 
-def test_decode_labels_all_simple():
-    msgs = [label(f"n{i}".encode(), f"value-{i}".encode()) for i in range(50)]
-    names, values = decode_labels(msgs)
+def test_decode_label_keys_all_short():
+    keys = [label_key(f"n{i}", f"value-{i}") for i in range(50)]
+    names, values = decode_label_keys(keys)
     assert names == [f"n{i}" for i in range(50)]
     assert values == [f"value-{i}" for i in range(50)]
+
+
+def test_label_keys_name_labels_exactly():
+    pairs = [("a", "b=c"), ("a=b", "c"), ("job", ""), ("job", "a\udcffb"), ("é", "日本")]
+    keys = [label_key(n, v) for n, v in pairs]
+    assert len(set(keys)) == len(keys)
+    assert [decode_label_key(k) for k in keys] == pairs
 
 
 def request(*series: bytes, metadata: bytes = b"") -> bytes:

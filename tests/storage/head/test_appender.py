@@ -8,6 +8,7 @@ import pytest
 
 from remote_write.batch import STALE_NAN, STALE_NAN_BITS, SeriesMetadata, WriteBatch
 from remote_write.codec import decode_write_request, encode_write_request
+from remote_write.labelkeys import label_key
 from remote_write.validate import SeriesLimits
 from storage.head.appender import apply_batch
 from storage.head.head import Head
@@ -316,12 +317,13 @@ def test_series_limit_inside_one_bulk_creation_keeps_label_order():
     assert sorted(samples(head)) == [f'm{{cluster="eu", i="{i}"}}' for i in (1, 2, 3)]
 
 
-def test_label_cache_forgets_labels_of_removed_series():
+def test_index_forgets_labels_of_removed_series():
     head = make_head(retention_ms=3_600_000)
     apply(head, batch((UP, [(NOW - 7_200_000, 1.0)]), keyed=True), now=NOW - 7_200_000)
     apply(head, batch(((("__name__", "other"),), [(NOW, 1.0)]), keyed=True))
     assert head.apply_retention() == 1
-    assert not any(v == ("job", "x") for v in head.label_cache().values())
+    assert head.index.pairs.lookup([label_key("job", "x")]).tolist() == [-1]
+    assert head.index.num_pairs == 1
     res = apply(head, batch((UP, [(NOW, 3.0)]), keyed=True))
     assert res.accepted == 1
     assert samples(head, ("__name__", "up")) == {'up{job="x"}': [(NOW, 3.0)]}
