@@ -16,6 +16,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import Any
 
+import cramjam
 import numpy as np
 import snappy
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -31,6 +32,7 @@ from remote_write.batch import (
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.labelkeys import decode_label_keys, label_key
 from remote_write.prompb import fast_pb2, remote_pb2, types_pb2
+from remote_write.samples import PAD, decode_sample_spans, decode_samples
 
 _METRIC_TYPES = {
     v.number: v.name.lower() for v in types_pb2.MetricMetadata.MetricType.DESCRIPTOR.values
@@ -61,8 +63,12 @@ def snappy_decoded_length(body: bytes) -> int:
     raise DecodeError("snappy: corrupt input (bad length header)")
 
 
-def decompress(body: bytes, *, max_decoded_bytes: int) -> bytes:
-    """Snappy block decompression, refusing a body that would decode past the limit."""
+def decompress(body: bytes, *, max_decoded_bytes: int) -> bytearray:
+    """Snappy block decompression, refusing a body that would decode past the limit.
+
+    Decodes straight into a buffer of the announced size: a `bytes` copy of
+    cramjam's own output buffer costs more than the decompression itself.
+    """
     if not body:
         raise DecodeError("snappy: empty body")
     size = snappy_decoded_length(body)
@@ -70,10 +76,15 @@ def decompress(body: bytes, *, max_decoded_bytes: int) -> bytes:
         raise PayloadTooLarge(
             f"decompressed body of {size} bytes exceeds the limit of {max_decoded_bytes} bytes"
         )
+    out = bytearray(size)
     try:
-        return snappy.uncompress(body)
-    except Exception as exc:  # python-snappy raises several types for corrupt input
-        raise DecodeError(f"snappy: corrupt input ({exc or type(exc).__name__})") from None
+        written = cramjam.snappy.decompress_raw_into(body, out)
+    except cramjam.DecompressionError as exc:
+        reason = str(exc).removeprefix("snappy: ").removeprefix("corrupt input ").strip("()")
+        raise DecodeError(f"snappy: corrupt input ({reason or 'undecodable'})") from None
+    if written != size:
+        raise DecodeError(f"snappy: corrupt input (announced {size} bytes, decoded {written})")
+    return out
 
 
 def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedWrite:
@@ -83,51 +94,87 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
     the decoded size passes `max_decoded_bytes` (0: no limit). The batch keeps
     `body` as `encoded`, so the WAL can log it without encoding again.
 
-    Series keys are the bytes of a series' Label messages merged in wire order
-    (see fast.proto): equal for every request in which a sender writes the same
-    label set. One corner is lossy: a label with an empty name directly after a
-    label with an empty value reads like one label, so such a series (invalid
-    anyway) may share the key of the valid series it resembles.
+    Series keys are the raw bytes of a series' Label fields: equal for every
+    request in which a sender writes the same label set. The usual layout
+    (each series' labels, then its samples, nothing else) is walked with numpy
+    for all series at once; any other layout goes through upb views, slower
+    but exact. One corner of the slowest path is lossy: a label with an empty
+    name directly after a label with an empty value reads like one label, so
+    such a series (invalid anyway) may share the key of the valid series it
+    resembles.
     """
     raw = decompress(body, max_decoded_bytes=max_decoded_bytes)
     try:
-        flat = fast_pb2.FlatWriteRequest.FromString(raw)
-        series = fast_pb2.SeriesWriteRequest.FromString(raw).timeseries
+        request = fast_pb2.SeriesWriteRequest.FromString(raw)
     except ProtobufDecodeError as exc:
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
-    merged = flat.timeseries
-    samples = list(merged.samples)
-    sample_len = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
-    split = None
-    if not merged.exemplars and not merged.histograms:
-        split = _split_series(series, sample_len)
+    joined = _join(request.timeseries)
+    labels_walk = _walk_labels(joined)
+    spans = None if labels_walk is None else _walk_samples(joined, labels_walk[0])
+    dropped: dict[str, int] = {}
     fields = None
-    if split is None:  # an unusual layout: per-series views (slower, same result)
-        keys, samples, counts = _keyed_series(raw)
-        sample_len = None
+    if labels_walk is not None and spans is not None:
+        pos, steps = labels_walk
+        counts, sample_starts, sample_lengths = spans
+        timestamps, values = decode_sample_spans(joined.buf, sample_starts, sample_lengths)
+        keys = _keys(joined, pos)
+        fields = _LabelFields(steps, joined.starts)
     else:
-        keys, counts, fields = split
-    timestamps, values = decode_samples(samples, sample_len)
-
-    dropped = {}
-    if n := len(merged.histograms):
-        dropped["histograms"] = n
-    if n := len(merged.exemplars):
-        dropped["exemplars"] = n
+        keys, counts, timestamps, values, dropped, fields = _decode_other(raw, joined, labels_walk)
     labels = _WireLabels(raw, keys, fields)
     batch = WriteBatch(
         series=LazyLabelSets(len(keys), labels, labels.columns),
         series_idx=np.repeat(np.arange(len(keys), dtype=np.int32), counts),
         timestamps=timestamps,
         values=values,
-        metadata=[_decode_metadata(m) for m in flat.metadata],
+        metadata=[_decode_metadata(m) for m in request.metadata],
         series_keys=keys,
         encoded=body,
     )
     return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
 
 
-def _keyed_series(raw: bytes) -> tuple[list[bytes], list[bytes], NDArray[np.int64]]:
+def _decode_other(
+    raw: bytes | bytearray,
+    joined: _Joined,
+    labels_walk: tuple[NDArray[np.int64], list[tuple[NDArray[np.int64], NDArray[np.int64]]]] | None,
+) -> tuple[
+    list[bytes],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    dict[str, int],
+    _LabelFields | None,
+]:
+    """Keys, sample counts, samples, dropped counts and label fields of a request
+    whose series are not all labels-then-samples with short Sample fields."""
+    try:
+        flat = fast_pb2.FlatWriteRequest.FromString(raw)
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
+    merged = flat.timeseries
+    dropped = {}
+    if n := len(merged.histograms):
+        dropped["histograms"] = n
+    if n := len(merged.exemplars):
+        dropped["exemplars"] = n
+    samples = list(merged.samples)
+    sample_len = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
+    counts = None
+    if labels_walk is not None and not dropped:
+        counts = _split_series(joined, labels_walk[0], sample_len)
+    if counts is None:  # per-series views
+        keys, samples, counts = _keyed_series(raw)
+        timestamps, values = decode_samples(samples)
+        return keys, counts, timestamps, values, dropped, None
+    assert labels_walk is not None
+    pos, steps = labels_walk
+    timestamps, values = decode_samples(samples, sample_len)
+    fields = _LabelFields(steps, joined.starts)
+    return _keys(joined, pos), counts, timestamps, values, dropped, fields
+
+
+def _keyed_series(raw: bytes | bytearray) -> tuple[list[bytes], list[bytes], NDArray[np.int64]]:
     """Series keys, all samples and per-series sample counts through upb's per-series
     views: exact for any layout, with a few Python objects per series."""
     try:
@@ -141,72 +188,179 @@ def _keyed_series(raw: bytes) -> tuple[list[bytes], list[bytes], NDArray[np.int6
 
 
 @dataclass(frozen=True, slots=True)
-class _LabelFields:
-    """Where the Label fields of a request's series start, as `_split_series` found
-    them: step k lists the series that have a k-th label (`series`, ascending)
-    and where it starts in the joined series (`at`); series i begins at `starts[i]`."""
+class _Joined:
+    """A request's serialized TimeSeries laid end to end, `PAD` zero bytes after:
+    series i is `data[starts[i]:ends[i]]`, and `buf` views `data`."""
 
-    steps: list[tuple[NDArray[np.int64], NDArray[np.int64]]]
+    data: bytes
+    buf: NDArray[np.uint8]
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+
+
+def _join(series: Sequence[bytes]) -> _Joined:
+    chunks = list(series)
+    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+    chunks.append(bytes(PAD))  # reads a few bytes past a series' end stay inside
+    data = b"".join(chunks)
+    ends = np.cumsum(lengths)
+    return _Joined(data, np.frombuffer(data, dtype=np.uint8), ends - lengths, ends)
+
+
+def _keys(joined: _Joined, label_ends: NDArray[np.int64]) -> list[bytes]:
+    """Each series' Label fields, as one bytes object: its series key."""
+    data = joined.data
+    return [data[a:b] for a, b in zip(joined.starts.tolist(), label_ends.tolist(), strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _LabelFields:
+    """Where the Label fields of a request's series start, as `_walk_labels` found
+    them: at step k, series i has a k-th label where `on[i]`, starting at `at[i]`
+    in the joined series; series i begins at `starts[i]`."""
+
+    steps: list[tuple[NDArray[np.bool_], NDArray[np.int64]]]
     starts: NDArray[np.int64]
 
 
-def _split_series(
-    series: Sequence[bytes], sample_len: NDArray[np.int64]
-) -> tuple[list[bytes], NDArray[np.int64], _LabelFields] | None:
-    """Keys and sample counts of the serialized TimeSeries `series`, whose samples
-    (all of them, in order) have the byte lengths `sample_len`; None for layouts
-    this does not handle.
+def _walk_labels(
+    joined: _Joined,
+) -> tuple[NDArray[np.int64], list[tuple[NDArray[np.bool_], NDArray[np.int64]]]] | None:
+    """Where each series' leading Label fields end, and where each of them starts
+    (see `_LabelFields`); None for labels of 16 KiB or more, or a field that runs
+    past its series' end.
 
-    Handles what encoders write: each series' Label fields first, then its
-    Sample fields, lengths as minimal varints. The Label fields are walked for
-    all series at once (one numpy step per label position), and a series' key
-    is the raw bytes of its Label fields. The rest of each series must be its
-    samples: if the byte counts of all rests and of all Sample fields agree,
-    nothing else is there, and each series owns the run of samples that fills
-    its rest.
+    One numpy step per label position, for all series at once.
     """
-    n = len(series)
-    if n == 0:
-        return [], np.zeros(0, dtype=np.int64), _LabelFields([], np.zeros(0, dtype=np.int64))
-    series = list(series)
-    lengths = np.fromiter(map(len, series), dtype=np.int64, count=n)
-    series.append(bytes(4))  # reads up to 2 bytes past a series' end stay inside
-    joined = b"".join(series)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    buf = np.frombuffer(joined, dtype=np.uint8)
-    pos = starts.copy()
-    active = np.flatnonzero((pos < ends) & (buf[pos] == 0x0A))
+    buf, ends = joined.buf, joined.ends
+    pos = joined.starts
     steps = []
-    while len(active):
-        p = pos[active]
-        steps.append((active, p))
-        b1 = buf[p + 1].astype(np.int64)
-        b2 = buf[p + 2].astype(np.int64)
-        short = b1 < 0x80
-        if not (short | (b2 < 0x80)).all():
-            return None  # a label of 16 KiB or more
-        stop = p + np.where(short, 2 + b1, 3 + ((b1 & 0x7F) | (b2 << 7)))
-        if (stop > ends[active]).any():
+    while True:
+        on = (buf[pos] == 0x0A) & (pos < ends)
+        if not on.any():
+            break
+        size = buf[pos + 1].astype(np.int64)
+        stop = pos + 2 + size
+        long = np.flatnonzero(on & (size >= 0x80))
+        if len(long):  # two-byte lengths
+            b2 = buf[pos[long] + 2].astype(np.int64)
+            if (b2 >= 0x80).any():
+                return None  # a label of 16 KiB or more
+            stop[long] = pos[long] + 3 + ((size[long] & 0x7F) | (b2 << 7))
+        steps.append((on, pos))
+        pos = np.where(on, stop, pos)
+    if (pos > ends).any():
+        return None
+    return pos, steps
+
+
+MAX_SAMPLE_STEPS = 16
+"""Series with more samples than this in one request take the general path."""
+
+
+def _walk_samples(
+    joined: _Joined, label_ends: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """Per series its sample count, and the start and length of every Sample
+    message (series by series, in order), when the rest of each series after
+    its labels is nothing but Sample fields with one-byte lengths and at most
+    MAX_SAMPLE_STEPS of them; else None.
+
+    One numpy step per sample position, for all series at once.
+    """
+    buf, ends = joined.buf, joined.ends
+    uniform = _uniform_samples(joined, label_ends)
+    if uniform is not None:
+        return uniform
+    pos = label_ends
+    steps = []
+    while True:
+        on = pos < ends
+        if not on.any():
+            break
+        if len(steps) == MAX_SAMPLE_STEPS:
             return None
-        pos[active] = stop
-        active = active[stop < ends[active]]
-        active = active[buf[pos[active]] == 0x0A]
-    # The rest of every series must be its Sample fields, in order.
+        size = buf[pos + 1].astype(np.int64)
+        if not ((buf[pos] == 0x12) | ~on).all() or not ((size < 0x80) | ~on).all():
+            return None
+        steps.append((on, pos))
+        pos = np.where(on, pos + 2 + size, pos)
+    if (pos > ends).any():
+        return None
+    if len(steps) == 1:  # one sample per series, in every series
+        on, at = steps[0]
+        if on.all():
+            starts = at + 2
+            return on.astype(np.int64), starts, buf[starts - 1].astype(np.int64)
+    counts = np.zeros(len(ends), dtype=np.int64)
+    for on, _ in steps:
+        counts += on
+    if len(steps) > 1 and (counts == len(steps)).all():  # k samples in every series
+        starts = np.stack([at for _, at in steps], axis=1).ravel() + 2
+        return counts, starts, buf[starts - 1].astype(np.int64)
+    offsets = np.zeros(len(ends), dtype=np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    starts = np.empty(int(counts.sum()), dtype=np.int64)
+    for k, (on, at) in enumerate(steps):
+        active = np.flatnonzero(on)
+        starts[offsets[active] + k] = at[active] + 2
+    return counts, starts, buf[starts - 1].astype(np.int64)
+
+
+def _uniform_samples(
+    joined: _Joined, label_ends: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """`_walk_samples` when all Sample fields of the request have one size (the
+    usual case): counts from the byte counts, every field's tag and length
+    checked at once; None otherwise."""
+    buf, ends = joined.buf, joined.ends
+    rest = ends - label_ends
+    some = np.flatnonzero(rest)
+    if not len(some):
+        return None
+    size = int(buf[label_ends[some[0]] + 1])
+    if size >= 0x80:
+        return None
+    field = size + 2
+    counts = rest // field
+    if not (counts * field == rest).all():
+        return None
+    total = int(counts.sum())
+    ends_k = np.cumsum(counts)
+    starts = (
+        np.repeat(label_ends + 2 - (ends_k - counts) * field, counts)
+        + np.arange(total, dtype=np.int64) * field
+    )
+    if not ((buf[starts - 2] == 0x12).all() and (buf[starts - 1] == size).all()):
+        return None
+    return counts, starts, np.full(total, size, dtype=np.int64)
+
+
+def _split_series(
+    joined: _Joined, label_ends: NDArray[np.int64], sample_len: NDArray[np.int64]
+) -> NDArray[np.int64] | None:
+    """Sample counts of the joined series whose Label fields end at `label_ends`
+    and whose samples (all of them, in order) have the byte lengths `sample_len`;
+    None if the rest of some series is not just its samples.
+
+    If the byte counts of all rests and of all Sample fields agree, nothing else
+    is there, and each series owns the run of samples that fills its rest.
+    """
+    if not len(label_ends):
+        return np.zeros(0, dtype=np.int64)
     field_size = sample_len + 2 + (sample_len >= 0x80) + (sample_len >= 0x4000)
-    rest = ends - pos
+    rest = joined.ends - label_ends
     if int(rest.sum()) != int(field_size.sum()) or (sample_len >= 0x200000).any():
         return None
     upto = np.searchsorted(np.cumsum(field_size), np.cumsum(rest), side="right")
     counts = upto.copy()
     counts[1:] -= upto[:-1]
-    keys = list(map(joined.__getitem__, map(slice, starts.tolist(), pos.tolist())))
-    return keys, counts, _LabelFields(steps, starts)
+    return counts
 
 
 _BLOB_KEY = b"\x00"
 """Starts the keys `_keyed_series` makes, so that they never equal a key of
-`_split_series` (raw Label fields, which start with 0x0A)."""
+`_walk_labels` (raw Label fields, which start with 0x0A)."""
 _get_labels = attrgetter("labels")
 _get_samples = attrgetter("samples")
 _serialize_blob = fast_pb2.Blob.SerializeToString
@@ -219,7 +373,9 @@ class _WireLabels:
 
     __slots__ = ("_fields", "_keys", "_raw", "_series")
 
-    def __init__(self, raw: bytes, keys: list[bytes], fields: _LabelFields | None) -> None:
+    def __init__(
+        self, raw: bytes | bytearray, keys: list[bytes], fields: _LabelFields | None
+    ) -> None:
         self._raw = raw
         self._keys = keys
         self._fields = fields
@@ -267,13 +423,14 @@ def _wire_label_keys(
     """
     n_all = len(fields.starts)
     counts_all = np.zeros(n_all, dtype=np.int64)
-    for active, _ in fields.steps:
-        counts_all[active] += 1
+    for on, _ in fields.steps:
+        counts_all += on
     offsets_all = np.zeros(n_all + 1, dtype=np.int64)
     np.cumsum(counts_all, out=offsets_all[1:])
     rel = np.empty(int(offsets_all[-1]), dtype=np.int64)
-    for k, (active, at) in enumerate(fields.steps):
-        rel[offsets_all[active] + k] = at - fields.starts[active]
+    for k, (on, at) in enumerate(fields.steps):
+        active = np.flatnonzero(on)
+        rel[offsets_all[active] + k] = at[active] - fields.starts[active]
     rows = np.asarray(indices, dtype=np.int64)
     if len(rows) == n_all:  # every series of the request (they come in order)
         counts = counts_all
@@ -394,109 +551,6 @@ def _decode_metadata(raw: bytes) -> SeriesMetadata:
         help=msg.help,
         unit=msg.unit,
     )
-
-
-_VARINT_WIDTH = 10
-_SHIFTS = (np.arange(_VARINT_WIDTH, dtype=np.uint64) * np.uint64(7)).reshape(1, -1)
-
-
-def decode_samples(
-    samples: Sequence[bytes], lengths: NDArray[np.int64] | None = None
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Decode serialized Sample messages in bulk.
-
-    Handles the layouts encoders produce: `value` (tag 0x09, 8 bytes) then
-    `timestamp` (tag 0x10, varint), either field omitted when zero, or the two
-    in reverse order. Anything else (repeated or unknown fields) goes through
-    the protobuf parser one sample at a time, which is correct but slow.
-    """
-    n = len(samples)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    if lengths is None:
-        lengths = np.fromiter(map(len, samples), dtype=np.int64, count=n)
-    uniform = _decode_uniform(samples, lengths)
-    if uniform is not None:
-        return uniform
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    ends = starts + lengths
-    buf = np.frombuffer(b"".join(samples) + bytes(_VARINT_WIDTH + 9), dtype=np.uint8)
-
-    first = buf[starts]
-    value_first = (first == 0x09) & (lengths >= 9)
-    # Where the varint timestamp begins: after "0x09 + 8 bytes + 0x10", or after "0x10".
-    ts_tag_pos = np.where(value_first, starts + 9, starts)
-    has_ts = (ts_tag_pos < ends) & (buf[ts_tag_pos] == 0x10)
-    varint_start = ts_tag_pos + 1
-    ts_end = np.where(has_ts, ends, ts_tag_pos)
-    # Reverse order: 0x10 varint 0x09 <8 bytes>, the value being the last 9 bytes.
-    reverse = (first == 0x10) & (lengths >= 11) & (buf[np.maximum(ends - 9, 0)] == 0x09)
-    ts_end = np.where(reverse, ends - 9, ts_end)
-    value_pos = np.where(reverse, ends - 8, starts + 1)
-    has_value = value_first | reverse
-
-    timestamps, varint_ok = _decode_varints(buf, varint_start, ts_end, has_ts)
-    fast_ok = varint_ok & (
-        (lengths == 0) | (value_first & ((lengths == 9) | has_ts)) | (~value_first & has_ts)
-    )
-    values = np.zeros(n, dtype=np.float64)
-    if has_value.any():
-        idx = value_pos[has_value, None] + np.arange(8)
-        values[has_value] = buf[idx].copy().view("<f8").ravel()
-    if not fast_ok.all():
-        for i in np.flatnonzero(~fast_ok).tolist():
-            try:
-                msg = types_pb2.Sample.FromString(samples[i])
-            except ProtobufDecodeError as exc:
-                raise DecodeError(f"protobuf: cannot parse sample ({exc})") from None
-            timestamps[i] = msg.timestamp
-            values[i] = msg.value
-    return timestamps, values
-
-
-def _decode_uniform(
-    samples: Sequence[bytes], lengths: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
-    """The common case in one pass per column: every sample is `0x09 value 0x10
-    varint` with varints of one width (timestamps of one era); else None."""
-    width = int(lengths[0]) - 10
-    if not 1 <= width <= _VARINT_WIDTH or (lengths != lengths[0]).any():
-        return None
-    rows = np.frombuffer(b"".join(samples), dtype=np.uint8).reshape(len(samples), width + 10)
-    if not (
-        (rows[:, 0] == 0x09).all()
-        and (rows[:, 9] == 0x10).all()
-        and (rows[:, 10:-1] >= 0x80).all()
-        and (rows[:, -1] < 0x80).all()
-    ):
-        return None
-    values = rows[:, 1:9].copy().view("<f8").ravel().astype(np.float64, copy=False)
-    timestamps = np.zeros(len(samples), dtype=np.uint64)
-    for k in range(width):
-        timestamps |= (rows[:, 10 + k] & 0x7F).astype(np.uint64) << np.uint64(7 * k)
-    return timestamps.view(np.int64), values
-
-
-def _decode_varints(
-    buf: NDArray[np.uint8],
-    starts: NDArray[np.int64],
-    ends: NDArray[np.int64],
-    present: NDArray[np.bool_],
-) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Decode one varint per row spanning buf[starts:ends]; ok is False where malformed."""
-    width = np.where(present, ends - starts, 0)
-    cols = np.arange(_VARINT_WIDTH).reshape(1, -1)
-    in_range = cols < width[:, None]
-    raw = buf[starts[:, None] + np.minimum(cols, np.maximum(width[:, None] - 1, 0))]
-    # Every byte but the last has the continuation bit; the last does not.
-    cont = (raw & 0x80) != 0
-    is_last = cols == (width[:, None] - 1)
-    well_formed = np.where(in_range, cont != is_last, True).all(axis=1)
-    ok = ~present | ((width >= 1) & (width <= _VARINT_WIDTH) & well_formed)
-    payload = np.where(in_range, raw & 0x7F, 0).astype(np.uint64)
-    value = np.bitwise_or.reduce(payload << _SHIFTS, axis=1)
-    return value.view(np.int64), ok
 
 
 def encode_write_request(batch: WriteBatch) -> bytes:

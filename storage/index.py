@@ -268,6 +268,18 @@ class Index:
         starts = self._row_start[sids]
         return self._rows[ranges(starts, self._row_start[sids + 1] - starts)]
 
+    def all_pairs_live(
+        self, pids: NDArray[np.int64], offsets: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
+        """Per row of pair ids (`pids[offsets[k]:offsets[k+1]]`): whether live series
+        hold each of its pairs. Where not, no series with that label set exists."""
+        live = np.zeros(len(pids), dtype=bool)
+        known = pids < len(self._live)
+        live[known] = self._live[pids[known]]
+        dead = np.zeros(len(pids) + 1, dtype=np.int64)
+        np.cumsum(~live, out=dead[1:])
+        return dead[offsets[1:]] == dead[offsets[:-1]]
+
     def _post_many(self, pids: NDArray[np.int64], owners: NDArray[np.int64]) -> None:
         """Append new series ids (ascending) to the postings of their pairs."""
         post = self._post

@@ -53,10 +53,12 @@ class LabelsWriteRequest(_message.Message):
     def __init__(self, timeseries: _Optional[_Iterable[_Union[LabelsTimeSeries, _Mapping]]] = ...) -> None: ...
 
 class SeriesWriteRequest(_message.Message):
-    __slots__ = ("timeseries",)
+    __slots__ = ("timeseries", "metadata")
     TIMESERIES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     timeseries: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, timeseries: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    metadata: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, timeseries: _Optional[_Iterable[bytes]] = ..., metadata: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class FlatSeries(_message.Message):
     __slots__ = ("samples", "exemplars", "histograms")

@@ -102,7 +102,14 @@ def resolve_series(
     index = head.index
     index.sweep_pairs()  # before any lookup: ids looked up below must stay valid
     cand = _candidates(head, batch, rows, identity, rejected, samples_of)
-    found = index.get_many(cand.labels)
+    found: list[int | None] = [None] * len(cand.labels)
+    # A series with a pair no live series holds (a new pod, say) is new for sure.
+    maybe = np.flatnonzero(index.all_pairs_live(cand.pids, cand.offsets)).tolist()
+    if maybe:
+        for k, sid in zip(
+            maybe, index.get_many(list(map(cand.labels.__getitem__, maybe))), strict=True
+        ):
+            found[k] = sid
     new_pos = [k for k, sid in enumerate(found) if sid is None]
     if len(new_pos) < len(found):
         old = np.fromiter((sid is not None for sid in found), dtype=bool, count=len(found))
