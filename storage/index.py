@@ -52,6 +52,8 @@ _second = itemgetter(1)
 MAX_ID = 0xFFFFFFFF
 SCAN_MIN_VALUES = 64
 """From this many distinct values on, regexes run as one scan over all of them."""
+PENDING_POSTINGS = 1 << 17
+"""Queued postings entries that make the next write fold them in (reads always do)."""
 PAIR_SLACK = 1 << 16
 """Registered pairs without series tolerated beyond the number of live pairs."""
 
@@ -118,6 +120,9 @@ class Index:
         self._live = np.zeros(256, dtype=bool)
         """Pair ids with live series."""
         self._live_pairs = 0
+        self._pending: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
+        """Postings entries (pair ids, series ids) not yet in `_post`; see `_post_many`."""
+        self._pending_rows = 0
         self._values: dict[str, dict[str, int]] = {}
         """name -> value -> pair id, for pairs with live series."""
         # Pair ids per series: series `sid` holds `_rows[_row_start[sid]:_row_start[sid + 1]]`.
@@ -281,7 +286,15 @@ class Index:
         return dead[offsets[1:]] == dead[offsets[:-1]]
 
     def _post_many(self, pids: NDArray[np.int64], owners: NDArray[np.int64]) -> None:
-        """Append new series ids (ascending) to the postings of their pairs."""
+        """Add new series ids (ascending, above all posted ones) to the postings of
+        their pairs.
+
+        A pair new to the index with one series in the call (a unique value: a
+        pod, an instance) gets that id as its postings at once. Every other
+        entry is queued and folded in per pair when postings are read, or when
+        the queue is long: a pair shared by many series is then touched once
+        per fold rather than once per request.
+        """
         post = self._post
         limit = self.pairs.id_limit
         if limit > len(post):
@@ -290,45 +303,57 @@ class Index:
                 grown = np.zeros(max(2 * len(self._live), limit), dtype=bool)
                 grown[: len(self._live)] = self._live
                 self._live = grown
-        m = len(pids)
-        order = np.argsort(pids, kind="stable")
-        p = pids[order]
-        o = owners[order]
-        starts = np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))
-        sizes = np.diff(np.append(starts, m))
-        upids = p[starts]
-        fresh = ~self._live[upids]
-        if fresh.any():
-            self._publish(upids[fresh])
-        # Pairs new to the index with one series each (unique values: pod, instance):
-        # the postings entry is that series' id, set with one C-level pass.
-        single = fresh & (sizes == 1)
-        if single.any():
-            deque(map(post.__setitem__, upids[single].tolist(), o[starts[single]].tolist()), 0)
-        rest = np.flatnonzero(~single)
-        if not len(rest):
+        fresh = ~self._live[pids]
+        if not fresh.any():
+            self._queue(pids, owners)
             return
-        r_starts = starts[rest].tolist()
-        r_ends = (starts[rest] + sizes[rest]).tolist()
-        for pid, lo, hi in zip(upids[rest].tolist(), r_starts, r_ends, strict=True):
+        at = np.flatnonzero(fresh)
+        f_pids, f_owners = pids[at], owners[at]
+        order = np.argsort(f_pids, kind="stable")
+        f_pids, f_owners = f_pids[order], f_owners[order]
+        starts = np.flatnonzero(np.concatenate(([True], f_pids[1:] != f_pids[:-1])))
+        sizes = np.diff(np.append(starts, len(f_pids)))
+        self._publish(f_pids[starts])
+        single = sizes == 1
+        if single.any():
+            heads = starts[single]
+            deque(map(post.__setitem__, f_pids[heads].tolist(), f_owners[heads].tolist()), 0)
+        if not single.all():
+            shared = np.repeat(~single, sizes)
+            self._queue(f_pids[shared], f_owners[shared])
+        if len(at) < len(pids):
+            self._queue(pids[~fresh], owners[~fresh])
+
+    def _queue(self, pids: NDArray[np.int64], owners: NDArray[np.int64]) -> None:
+        self._pending.append((pids, owners))
+        self._pending_rows += len(pids)
+        if self._pending_rows > PENDING_POSTINGS:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Append the queued entries to the postings, one step per distinct pair."""
+        if not self._pending:
+            return
+        pids = np.concatenate([p for p, _ in self._pending])
+        owners = np.concatenate([o for _, o in self._pending])
+        self._pending.clear()
+        self._pending_rows = 0
+        order = np.argsort(pids, kind="stable")  # keeps each pair's ids ascending
+        pids = pids[order]
+        sids = owners[order].astype(np.uint32)
+        starts = np.flatnonzero(np.concatenate(([True], pids[1:] != pids[:-1])))
+        ends = np.append(starts[1:], len(pids))
+        post = self._post
+        for pid, lo, hi in zip(pids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
             ids = post[pid]
-            if hi - lo == 1:
-                sid = int(o[lo])
-                if isinstance(ids, int):
-                    post[pid] = array("I", (ids, sid))
-                else:
-                    assert ids is not None
-                    ids.append(sid)
-                continue
-            chunk = o[lo:hi].astype(np.uint32).tobytes()
-            if ids is None:
-                post[pid] = array("I", chunk)
-            elif isinstance(ids, int):
-                widened = array("I", (ids,))
-                widened.frombytes(chunk)
-                post[pid] = widened
+            if isinstance(ids, array):
+                ids.frombytes(sids[lo:hi].tobytes())
+            elif ids is None:
+                post[pid] = int(sids[lo]) if hi - lo == 1 else array("I", sids[lo:hi].tobytes())
             else:
-                ids.frombytes(chunk)
+                widened = array("I", (ids,))
+                widened.frombytes(sids[lo:hi].tobytes())
+                post[pid] = widened
 
     def _publish(self, pids: NDArray[np.int64]) -> None:
         """Pairs getting their first live series: into the value tables of their names."""
@@ -361,6 +386,7 @@ class Index:
             dead.append(sid)
         if not dead:
             return
+        self._fold()
         dead_ids = np.array(dead, dtype=np.int64)
         self._alive[dead_ids] = False
         self._count -= len(dead)
@@ -414,6 +440,7 @@ class Index:
     def _union(self, name: str, values: Iterable[str]) -> NDArray[np.int64]:
         """Ids of series whose `name` is any of `values` (lists of one name are disjoint)."""
         table = self._values.get(name, {})
+        self._fold()
         post = self._post
         lists = cast(list[Postings], [post[table[v]] for v in values if v in table])
         if not lists:
@@ -562,5 +589,6 @@ class Index:
             return sorted(found)
         mask = np.zeros(self.id_limit, dtype=bool)
         mask[sids] = True
+        self._fold()
         post = self._post
         return sorted(v for v, pid in table.items() if mask[_ids(cast(Postings, post[pid]))].any())
