@@ -176,3 +176,68 @@ def test_decoded_size_limit_checked_before_decompressing():
     body = snappy.compress(b"\x00" * 10_000)
     with pytest.raises(PayloadTooLarge, match="10000 bytes exceeds the limit of 1000 bytes"):
         decode_write_request(body, max_decoded_bytes=1000)
+
+
+@pytest.mark.parametrize("width", range(1, 11))
+def test_uniform_samples_of_every_timestamp_width(width):
+    """All samples of one size (the usual request): the word-wise decoder, or the
+    general one for widths it leaves alone, must match upb for each width."""
+    rng = np.random.default_rng(width)
+    low, high = (1 << (7 * (width - 1))) if width > 1 else 0, (1 << (7 * width)) - 1
+    raws = []
+    for _ in range(40):
+        ts = (
+            int(rng.integers(low, min(high, 2**63 - 1), endpoint=True))
+            if width < 10
+            else -int(rng.integers(1, 2**40))
+        )
+        raws.append(
+            b"\x09" + struct.pack("<d", float(rng.normal())) + b"\x10" + _varint(ts % 2**64)
+        )
+    assert len({len(r) for r in raws}) == 1
+    ts_out, vals_out = decode_samples(raws)
+    for i, raw in enumerate(raws):
+        msg = types_pb2.Sample.FromString(raw)
+        assert ts_out[i] == msg.timestamp
+        assert vals_out[i] == msg.value
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(min_value=-(2**40), max_value=2**45),
+                st.sampled_from([0.0, 1.5, -2.0, float("inf")]),
+            ),
+            max_size=20,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_samples_per_series_in_any_count_and_size(per_series):
+    """Series with 0 to 20 samples, of one field size or mixed (zero values and
+    timestamps leave fields out): each sample lands in its own series."""
+    batch = WriteBatch.from_series(
+        [
+            ((("__name__", f"m{i}"),), [t for t, _ in s], [v for _, v in s])
+            for i, s in enumerate(per_series)
+        ]
+    )
+    decoded = decode_write_request(encode_write_request(batch)).batch
+    assert decoded.series_idx.tolist() == batch.series_idx.tolist()
+    assert decoded.timestamps.tolist() == batch.timestamps.tolist()
+    assert decoded.values.tolist() == batch.values.tolist()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        snappy.compress(b"x" * 100)[:-3],  # truncated
+        b"\x64" + snappy.compress(b"x" * 10)[1:],  # announces 100 bytes, holds 10
+    ],
+)
+def test_corrupt_snappy_is_a_decode_error(body):
+    with pytest.raises(DecodeError, match=r"^snappy: corrupt input \(.+\)$"):
+        decode_write_request(body)

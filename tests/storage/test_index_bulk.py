@@ -1,7 +1,10 @@
-"""`Index.add_many` builds the same index as `add` one series at a time."""
+"""Bulk index building: `add_many` equals `add`; queued postings, pair rows, pair sweeps."""
 
 import random
 
+import numpy as np
+
+from storage import index as index_module
 from storage.index import Index
 from storage.labels import Labels, Matcher, MatchType
 
@@ -65,3 +68,60 @@ def test_add_many_shares_pairs_between_series():
     a, b = Labels.from_dict({"job": "x", "i": "1"}), Labels.from_dict({"job": "x", "i": "2"})
     index.add_many([a, b])
     assert index.labels(0)[1] is index.labels(1)[1]  # one ("job", "x") tuple
+
+
+def test_queued_postings_folded_on_any_schedule(monkeypatch):
+    """Entries folded mid-way (a tiny queue limit) or only when read: same index."""
+    sets = label_sets(400, 3)
+    reference = Index()
+    for lo in range(0, 400, 50):
+        reference.add_many(sets[lo : lo + 50])
+    monkeypatch.setattr(index_module, "PENDING_POSTINGS", 7)
+    eager = Index()
+    for lo in range(0, 400, 50):
+        eager.add_many(sets[lo : lo + 50])
+    for matchers in MATCHERS:
+        assert eager.select(matchers).tolist() == reference.select(matchers).tolist()
+    assert eager.label_values("mode", eager.select([])) == ["a", "b"]
+
+
+def test_removal_sees_queued_postings():
+    sets = label_sets(120, 4)
+    index = Index()
+    index.add_many(sets[:60])
+    index.add_many(sets[60:])  # queued, not yet read
+    index.remove(range(0, 120, 3))
+    kept = [sid for sid in range(120) if sid % 3]
+    expect = [sid for sid in kept if sets[sid].get("__name__") == "m1"]
+    assert index.select(MATCHERS[0]).tolist() == expect
+
+
+def test_pairs_of_series_survive_row_compaction():
+    index = Index()
+    first = [Labels.from_dict({"__name__": "old", "i": str(i)}) for i in range(3000)]
+    index.add_many(first)
+    index.remove(range(3000))
+    later = [Labels.from_dict({"__name__": "new", "i": str(i), "z": "x"}) for i in range(4000)]
+    sids = index.add_many(later)  # the rows run out of room: removed series' rows go
+    got = index.pair_ids(np.array([sids[0], sids[-1]]))
+    assert index.pairs.pairs(got.tolist()) == [*later[0], *later[-1]]
+
+
+def test_all_pairs_live_marks_rows_with_unknown_or_dead_pairs():
+    index = Index()
+    index.add_many([Labels.from_dict({"__name__": "a", "i": "1"})])
+    live = index.pairs.ids_of([("__name__", "a"), ("i", "1")])
+    pending = index.pairs.ids_of([("i", "2")])  # registered, no series holds it
+    pids = np.concatenate([live, live[:1], pending])
+    offsets = np.array([0, 2, 4])
+    assert index.all_pairs_live(pids, offsets).tolist() == [True, False]
+
+
+def test_sweep_forgets_pairs_without_series(monkeypatch):
+    monkeypatch.setattr(index_module, "PAIR_SLACK", 3)
+    index = Index()
+    index.add_many([Labels.from_dict({"__name__": "a", "i": "1"})])
+    index.pairs.ids_of([("i", str(k)) for k in range(2, 12)])  # refused series' labels
+    assert index.sweep_pairs() == 10
+    assert len(index.pairs) == 2
+    assert index.select([Matcher(MatchType.EQ, "i", "1")]).tolist() == [0]

@@ -327,3 +327,37 @@ def test_index_forgets_labels_of_removed_series():
     res = apply(head, batch((UP, [(NOW, 3.0)]), keyed=True))
     assert res.accepted == 1
     assert samples(head, ("__name__", "up")) == {'up{job="x"}': [(NOW, 3.0)]}
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_empty_identity_stores_series_without_cluster(keyed):
+    head = make_head()
+    sent = [
+        ((("__name__", "up"), ("cluster", "evil"), ("job", "x")), [(NOW, 1.0)]),
+        ((("__name__", "up"), ("job", "y")), [(NOW, 2.0)]),
+    ]
+    res = apply(head, batch(*sent, keyed=keyed), cluster="")
+    assert res.rejected == []
+    assert samples(head) == {'up{job="x"}': [(NOW, 1.0)], 'up{job="y"}': [(NOW, 2.0)]}
+    assert head.active_series_by_cluster() == {"": 2}
+
+
+def test_labels_of_a_rejected_series_serve_a_later_valid_one():
+    head = make_head()
+    bad = ((("__name__", "up"), ("pod", "p-1"), ("x-y", "1")), [(NOW, 1.0)])
+    res = apply(head, batch(bad, keyed=True))
+    assert by_reason(res)["invalid_label_name"].samples == 1
+    good = ((("__name__", "up"), ("pod", "p-1")), [(NOW, 2.0)])
+    res = apply(head, batch(good, keyed=True))
+    assert res.rejected == []
+    assert samples(head) == {'up{pod="p-1"}': [(NOW, 2.0)]}
+    assert head.index.label_values("pod") == ["p-1"]
+
+
+def test_refused_series_leave_no_label_values_behind():
+    head = make_head(max_series_per_cluster=1)
+    new = [((("__name__", "m"), ("i", str(i))), [(NOW, 1.0)]) for i in range(5)]
+    res = apply(head, batch(*new, keyed=True), cluster="eu")
+    assert sum(r.reason == "series_limit" for r in res.rejected) == 4
+    assert head.index.label_values("i") == ["0"]
+    assert head.index.num_pairs == 3  # __name__, cluster, i="0"
