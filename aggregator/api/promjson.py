@@ -26,6 +26,7 @@ from decimal import Decimal
 
 import numpy as np
 import orjson
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from promql.value import Matrix, Scalar, String, Value, Vector
@@ -44,6 +45,7 @@ _E_BIG = re.compile(rb"(-?)(\d)(?:\.(\d+))?e\+(1[6-9]|20)(?=[,\]])")
 _FRACTIONS = np.array([b',"'] + [b'.%03d,"' % i for i in range(1, 1000)], dtype=object)
 """Timestamp tails by millisecond: the fraction Prometheus writes, then `,"`."""
 _SIGNS = np.array([b"[", b"[-"], dtype=object)
+_COMMA, _DOT, _ZERO, _E, _N = b",.0en"  # byte values
 
 _GO_ESCAPES = (
     (b"<", b"\\u003c"),
@@ -92,13 +94,21 @@ def timestamp_items(
 ) -> list[bytes]:
     """`[<seconds>,"` per timestamp, as Prometheus's `marshalTimestamp` writes them.
 
-    Each distinct timestamp is formatted once. `grid` = (start_ms, step_ms)
-    says the timestamps are steps of a range query, so they are indexed
-    arithmetically instead of sorted (checked; ignored if it does not hold).
+    `grid` = (start_ms, step_ms) says the timestamps are steps of a range
+    query, so they are indexed arithmetically instead of sorted (checked;
+    ignored if it does not hold).
     """
-    n = len(timestamps_ms)
-    if n == 0:
+    if len(timestamps_ms) == 0:
         return []
+    items, inverse = _timestamp_table(timestamps_ms, grid)
+    result: list[bytes] = np.array(items, dtype=object)[inverse].tolist()
+    return result
+
+
+def _timestamp_table(
+    timestamps_ms: NDArray[np.int64], grid: tuple[int, int] | None
+) -> tuple[list[bytes], NDArray[np.int64]]:
+    """Each distinct timestamp's `[<seconds>,"` item, and each timestamp's item index."""
     ts = np.asarray(timestamps_ms, dtype=np.int64)
     distinct = inverse = None
     if grid is not None and grid[1] > 0:
@@ -117,8 +127,7 @@ def timestamp_items(
         + np.array(seconds, dtype=object)
         + _FRACTIONS[magnitude % 1000]
     )
-    result: list[bytes] = formatted[inverse].tolist()
-    return result
+    return formatted.tolist(), inverse.astype(np.int64, copy=False)
 
 
 def go_json(data: object) -> bytes:
@@ -144,43 +153,120 @@ def labels_json(labels: Labels) -> bytes:
     return go_escape(orjson.dumps(dict(labels)))
 
 
-def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes:
+def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes | memoryview:
     """`{"resultType":"matrix","result":[{"metric":{..},"values":[[t,"v"],..]},..]}`.
 
     `grid` = (start_ms, step_ms) of a range query speeds up the timestamps.
+    Each sample is two pieces of the answer: the text before its value (`"],[t,"`,
+    one piece per distinct timestamp; the series' opening for a first sample)
+    and the value's text inside the orjson output (see `_ValueText`).
     """
     counts = np.diff(matrix.offsets)
-    keep = np.flatnonzero(counts > 0).tolist()
-    if not keep:
+    kept = np.flatnonzero(counts > 0)
+    if not len(kept):
         return b'{"resultType":"matrix","result":[]}'
-    n = matrix.num_samples
-    parts: list[bytes | None] = [None] * (2 * n)
-    parts[0::2] = timestamp_items(matrix.timestamps, grid)
-    parts[1::2] = format_values(matrix.values, b'"],')
-    # The last sample of each series closes the series and opens the next one.
-    ends = (matrix.offsets[1:] - 1).tolist()
-    heads = [b'{"metric":' + labels_json(matrix.labels[i]) + b',"values":' for i in keep]
-    for k, i in enumerate(keep):
-        at = 2 * ends[i] + 1
-        closing = b'"]]}' + (b"," + heads[k + 1] + b"[" if k + 1 < len(keep) else b"")
-        parts[at] = parts[at][:-3] + closing  # type: ignore[index]
-    return b"".join(
-        [b'{"resultType":"matrix","result":[', heads[0], b"[", *parts, b"]}"]  # type: ignore[list-item]
-    )
+    ts_items, step_of = _timestamp_table(matrix.timestamps, grid)
+    text = _ValueText(matrix.values)
+    firsts = matrix.offsets[kept]
+    pieces = [b'"],' + item for item in ts_items]
+    opening = b'{"resultType":"matrix","result":['
+    for j, (i, first) in enumerate(zip(kept.tolist(), step_of[firsts].tolist(), strict=True)):
+        head = b'"]]},{"metric":' if j else opening + b'{"metric":'
+        pieces.append(head + labels_json(matrix.labels[i]) + b',"values":[' + ts_items[first])
+    prefix = step_of.copy()
+    prefix[firsts] = len(ts_items) + np.arange(len(kept))
+    pieces.append(b'"]]}]}')
+    return _interleave(pieces, prefix, text)
 
 
-def encode_vector(vector: Vector) -> bytes:
+def encode_vector(vector: Vector) -> bytes | memoryview:
     """`{"resultType":"vector","result":[{"metric":{..},"value":[t,"v"]},..]}`."""
     n = len(vector)
     if n == 0:
         return b'{"resultType":"vector","result":[]}'
     ts = timestamp_items(np.array([vector.timestamp_ms], dtype=np.int64))[0]
-    values = format_values(vector.values, b'"]},')
-    values[-1] = values[-1][:-1]
-    parts: list[bytes] = [b""] * (2 * n)
-    parts[0::2] = [b'{"metric":' + labels_json(lbl) + b',"value":' + ts for lbl in vector.labels]
-    parts[1::2] = values
-    return b"".join([b'{"resultType":"vector","result":[', *parts, b"]}"])
+    tail = b',"value":' + ts
+    pieces = [b'"]},{"metric":' + labels_json(lbl) + tail for lbl in vector.labels]
+    pieces[0] = b'{"resultType":"vector","result":[{"metric":' + pieces[0][14:]
+    pieces.append(b'"]}]}')
+    return _interleave(pieces, np.arange(n, dtype=np.int64), _ValueText(vector.values))
+
+
+class _ValueText:
+    """Every value's text as Prometheus writes it, as spans of one orjson output.
+
+    orjson formats all values in one call with the shortest round-trip
+    digits, as Go does. Most values then only need their span trimmed: `63.0`
+    is written `63` (and `-0.0` `-0`). The few whose text holds an exponent or
+    `null` (|v| < 1e-5, |v| >= 1e16, NaN, infinities) are formatted again on
+    their own by `format_values`, which rewrites them into Go's spelling.
+    """
+
+    __slots__ = ("odd", "odd_items", "raw", "starts", "stops")
+
+    def __init__(self, values: NDArray[np.float64]) -> None:
+        raw = orjson.dumps(np.ascontiguousarray(values, dtype=np.float64), option=_NUMPY)
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        commas = np.flatnonzero(buf == _COMMA)
+        n = len(values)
+        starts = np.empty(n, dtype=np.int64)
+        starts[0] = 1
+        starts[1:] = commas + 1
+        stops = np.empty(n, dtype=np.int64)
+        stops[:-1] = commas
+        stops[-1] = len(raw) - 1
+        # Every orjson float has at least three characters ("0.0", "1e7", "null").
+        integral = (buf[stops - 1] == _ZERO) & (buf[stops - 2] == _DOT)
+        stops -= integral.view(np.int8) * 2
+        odd_bytes = np.flatnonzero((buf == _E) | (buf == _N))
+        if len(odd_bytes):
+            odd = np.unique(np.searchsorted(starts, odd_bytes, side="right") - 1)
+            self.odd_items = format_values(values[odd])
+        else:
+            odd = odd_bytes
+            self.odd_items = []
+        self.raw = raw
+        self.starts = starts
+        self.stops = stops
+        self.odd = odd
+
+
+def _interleave(pieces: list[bytes], prefix: NDArray[np.int64], text: _ValueText) -> memoryview:
+    """`pieces[prefix[0]] value_0 pieces[prefix[1]] value_1 ... pieces[-1]` in one buffer.
+
+    All pieces and the value text go into one Arrow binary array (the value
+    text without a copy of each value: its elements are the alternating kept
+    and skipped spans of the orjson output), and one `take` lays the answer
+    out in C: no Python object per sample, no index per byte.
+    """
+    n = len(prefix)
+    odd_at = len(pieces)
+    pieces = pieces + text.odd_items
+    lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    table = len(pieces)
+    offsets = np.empty(table + 2 * n + 2, dtype=np.int64)
+    offsets[0] = 0
+    np.cumsum(lens, out=offsets[1 : table + 1])
+    base = int(offsets[table])
+    # Elements after the pieces: "[" then, per value, its text and the skipped rest.
+    spans = offsets[table + 1 :]
+    spans[0:-1:2] = text.starts
+    spans[1:-1:2] = text.stops
+    spans[-1] = len(text.raw)
+    spans += base
+    index = np.empty(2 * n + 1, dtype=np.int64)
+    index[0:-1:2] = prefix
+    values = index[1::2]
+    values[:] = np.arange(table + 1, table + 1 + 2 * n, 2, dtype=np.int64)
+    if len(text.odd):
+        values[text.odd] = np.arange(odd_at, odd_at + len(text.odd), dtype=np.int64)
+    index[-1] = odd_at - 1
+    data = pa.py_buffer(b"".join(pieces) + text.raw)
+    array = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), table + 2 * n + 1, [None, pa.py_buffer(offsets), data]
+    )
+    out = array.take(pa.array(index))
+    return memoryview(out.buffers()[2])
 
 
 def encode_scalar(scalar: Scalar) -> bytes:
