@@ -13,6 +13,7 @@ in one array, and at most 11,000 points per series in a range query.
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 import time
 from dataclasses import dataclass, field
@@ -268,25 +269,44 @@ def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
         return _range_result(raw)
     if not isinstance(raw, StepVector):
         raise ExecutionError(f"unexpected result {type(raw).__name__}")
-    vec = merge_same_labels(apply_name_drop(raw))
+    vec = apply_name_drop(raw)
+    if not _strictly_sorted(vec.labels):  # sorted and distinct needs no merge (selectors)
+        vec = merge_same_labels(vec)
     if instant:
         rows = np.nonzero(vec.present[:, 0])[0]
         return Vector([vec.labels[i] for i in rows.tolist()], vec.values[rows, 0].copy(), ts0)
-    order = sorted(range(len(vec.labels)), key=vec.labels.__getitem__)
-    present = vec.present[order]
-    keep = present.any(axis=1)
-    idx = np.asarray(order, dtype=np.intp)[keep]
-    present = present[keep]
-    counts = present.sum(axis=1)
-    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+    return _matrix(vec, steps)
+
+
+def _matrix(vec: StepVector, steps: np.ndarray) -> Matrix:
+    """A range query's step vector as a Matrix: series sorted by labels, present points only."""
+    labels = vec.labels
+    n, width = vec.present.shape
+    if _strictly_sorted(labels):
+        values, present = vec.values, vec.present
+    else:
+        order = np.array(sorted(range(n), key=labels.__getitem__), dtype=np.intp)
+        labels = [labels[i] for i in order.tolist()]
+        values, present = vec.values[order], vec.present[order]
+    counts = np.count_nonzero(present, axis=1)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    rows, cols = np.nonzero(present)
-    return Matrix(
-        [vec.labels[i] for i in idx.tolist()],
-        offsets,
-        steps[cols].astype(np.int64),
-        vec.values[idx][rows, cols],
-    )
+    if int(offsets[-1]) == n * width:  # every series at every step
+        ts = np.tile(steps.astype(np.int64, copy=False), n)
+        flat_values = values.reshape(-1)
+    else:
+        flat = np.flatnonzero(present)
+        ts = steps.astype(np.int64, copy=False)[flat % width]
+        flat_values = values.reshape(-1)[flat]
+    if (counts == 0).any():
+        kept = np.flatnonzero(counts)
+        labels = [labels[i] for i in kept.tolist()]
+        offsets = np.concatenate((offsets[kept], offsets[-1:]))
+    return Matrix(labels, offsets, ts, flat_values)
+
+
+def _strictly_sorted(labels: list[Labels]) -> bool:
+    return all(map(operator.lt, labels, labels[1:]))
 
 
 def _range_result(rng: StepRange) -> Matrix:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import repeat
 
 import numpy as np
 import orjson
@@ -46,6 +47,7 @@ _FRACTIONS = np.array([b',"'] + [b'.%03d,"' % i for i in range(1, 1000)], dtype=
 """Timestamp tails by millisecond: the fraction Prometheus writes, then `,"`."""
 _SIGNS = np.array([b"[", b"[-"], dtype=object)
 _COMMA, _DOT, _ZERO, _E, _N = b",.0en"  # byte values
+_EMPTY_I64 = np.zeros(0, dtype=np.int64)
 
 _GO_ESCAPES = (
     (b"<", b"\\u003c"),
@@ -54,7 +56,6 @@ _GO_ESCAPES = (
     ("\u2028".encode(), b"\\u2028"),
     ("\u2029".encode(), b"\\u2029"),
 )
-_NEEDS_ESCAPE = re.compile(rb"[<>&]|\xe2\x80[\xa8\xa9]")  # U+2028/9 in UTF-8
 
 
 def format_values(values: NDArray[np.float64], suffix: bytes = b"") -> list[bytes]:
@@ -141,7 +142,8 @@ def go_json(data: object) -> bytes:
 
 def go_escape(encoded: bytes) -> bytes:
     """Apply Go's extra string escapes to already encoded JSON."""
-    if _NEEDS_ESCAPE.search(encoded) is None:
+    # Plain substring tests run at memchr speed; a regex would step through every byte.
+    if not (b"<" in encoded or b">" in encoded or b"&" in encoded or b"\xe2\x80" in encoded):
         return encoded
     for char, escaped in _GO_ESCAPES:
         encoded = encoded.replace(char, escaped)
@@ -151,6 +153,22 @@ def go_escape(encoded: bytes) -> bytes:
 def labels_json(labels: Labels) -> bytes:
     """A label set as a JSON object, escaped like Go's encoding/json (`<` -> `\\u003c`)."""
     return go_escape(orjson.dumps(dict(labels)))
+
+
+def label_members(labels: Sequence[Labels]) -> list[bytes]:
+    """Each label set as the members of a JSON object, without its braces: `"a":"1","b":"2"`.
+
+    All sets go through orjson and Go's escapes in one call and are split at
+    the object boundaries; should a label value itself hold the boundary text
+    `},{`, every set is encoded on its own instead.
+    """
+    if not labels:
+        return []
+    encoded = go_escape(orjson.dumps(list(map(dict, labels))))
+    members = encoded[2:-2].split(b"},{")
+    if len(members) != len(labels):
+        members = [labels_json(lbl)[1:-1] for lbl in labels]
+    return members
 
 
 def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes | memoryview:
@@ -169,10 +187,14 @@ def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes 
     text = _ValueText(matrix.values)
     firsts = matrix.offsets[kept]
     pieces = [b'"],' + item for item in ts_items]
-    opening = b'{"resultType":"matrix","result":['
-    for j, (i, first) in enumerate(zip(kept.tolist(), step_of[firsts].tolist(), strict=True)):
-        head = b'"]]},{"metric":' if j else opening + b'{"metric":'
-        pieces.append(head + labels_json(matrix.labels[i]) + b',"values":[' + ts_items[first])
+    members = label_members([matrix.labels[i] for i in kept.tolist()])
+    opening = [b'"]]},{"metric":{'] * len(members)
+    opening[0] = b'{"resultType":"matrix","result":[{"metric":{'
+    middle = b'},"values":['
+    pieces += map(
+        b"".join,
+        zip(opening, members, repeat(middle), map(ts_items.__getitem__, step_of[firsts].tolist())),
+    )
     prefix = step_of.copy()
     prefix[firsts] = len(ts_items) + np.arange(len(kept))
     pieces.append(b'"]]}]}')
@@ -185,9 +207,10 @@ def encode_vector(vector: Vector) -> bytes | memoryview:
     if n == 0:
         return b'{"resultType":"vector","result":[]}'
     ts = timestamp_items(np.array([vector.timestamp_ms], dtype=np.int64))[0]
-    tail = b',"value":' + ts
-    pieces = [b'"]},{"metric":' + labels_json(lbl) + tail for lbl in vector.labels]
-    pieces[0] = b'{"resultType":"vector","result":[{"metric":' + pieces[0][14:]
+    members = label_members(vector.labels)
+    opening = [b'"]},{"metric":{'] * n
+    opening[0] = b'{"resultType":"vector","result":[{"metric":{'
+    pieces = list(map(b"".join, zip(opening, members, repeat(b'},"value":' + ts))))
     pieces.append(b'"]}]}')
     return _interleave(pieces, np.arange(n, dtype=np.int64), _ValueText(vector.values))
 
@@ -202,33 +225,41 @@ class _ValueText:
     their own by `format_values`, which rewrites them into Go's spelling.
     """
 
-    __slots__ = ("odd", "odd_items", "raw", "starts", "stops")
+    __slots__ = ("ends", "odd", "odd_items", "raw", "trim")
 
     def __init__(self, values: NDArray[np.float64]) -> None:
         raw = orjson.dumps(np.ascontiguousarray(values, dtype=np.float64), option=_NUMPY)
         buf = np.frombuffer(raw, dtype=np.uint8)
-        commas = np.flatnonzero(buf == _COMMA)
-        n = len(values)
-        starts = np.empty(n, dtype=np.int64)
-        starts[0] = 1
-        starts[1:] = commas + 1
-        stops = np.empty(n, dtype=np.int64)
-        stops[:-1] = commas
-        stops[-1] = len(raw) - 1
-        # Every orjson float has at least three characters ("0.0", "1e7", "null").
-        integral = (buf[stops - 1] == _ZERO) & (buf[stops - 2] == _DOT)
-        stops -= integral.view(np.int8) * 2
-        odd_bytes = np.flatnonzero((buf == _E) | (buf == _N))
-        if len(odd_bytes):
-            odd = np.unique(np.searchsorted(starts, odd_bytes, side="right") - 1)
-            self.odd_items = format_values(values[odd])
-        else:
-            odd = odd_bytes
-            self.odd_items = []
+        ends = np.empty(len(values), dtype=np.int64)
+        ends[:-1] = np.flatnonzero(buf == _COMMA)
+        ends[-1] = len(raw) - 1
         self.raw = raw
-        self.starts = starts
-        self.stops = stops
-        self.odd = odd
+        self.ends = ends
+        """Where each value's orjson text ends: at its comma, or at the closing bracket."""
+        # Every orjson float has at least three characters ("0.0", "1e7", "null").
+        integral = (buf[ends - 1] == _ZERO) & (buf[ends - 2] == _DOT)
+        self.trim = integral.view(np.int8) * np.int8(2)
+        """Characters to drop from each value's end (the `.0` of integral values)."""
+        self.odd = _EMPTY_I64
+        self.odd_items: list[bytes] = []
+        if b"e" in raw or b"n" in raw:  # memchr speed; rare
+            odd_bytes = np.flatnonzero((buf == _E) | (buf == _N))
+            self.odd = np.unique(np.searchsorted(ends, odd_bytes))
+            self.odd_items = format_values(values[self.odd])
+
+    def bounds(self, out: NDArray[np.int64], shift: int) -> None:
+        """Fill `out` (2n + 1 entries) with `shift` + [start_0, stop_0, start_1, ..., len(raw)].
+
+        Value i's text is `raw[start_i:stop_i]`; the bytes from a stop to the
+        next start (`.0,` or `,`) are skipped.
+        """
+        n = len(self.ends)
+        stops = out[1 : 2 * n : 2]
+        np.add(self.ends, shift, out=stops)
+        stops -= self.trim
+        np.add(self.ends[:-1], shift + 1, out=out[2 : 2 * n : 2])
+        out[0] = shift + 1  # after "["
+        out[2 * n] = shift + len(self.raw)
 
 
 def _interleave(pieces: list[bytes], prefix: NDArray[np.int64], text: _ValueText) -> memoryview:
@@ -241,19 +272,13 @@ def _interleave(pieces: list[bytes], prefix: NDArray[np.int64], text: _ValueText
     """
     n = len(prefix)
     odd_at = len(pieces)
-    pieces = pieces + text.odd_items
-    lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    pieces += text.odd_items
     table = len(pieces)
     offsets = np.empty(table + 2 * n + 2, dtype=np.int64)
     offsets[0] = 0
+    lens = np.fromiter(map(len, pieces), dtype=np.int64, count=table)
     np.cumsum(lens, out=offsets[1 : table + 1])
-    base = int(offsets[table])
-    # Elements after the pieces: "[" then, per value, its text and the skipped rest.
-    spans = offsets[table + 1 :]
-    spans[0:-1:2] = text.starts
-    spans[1:-1:2] = text.stops
-    spans[-1] = len(text.raw)
-    spans += base
+    text.bounds(offsets[table + 1 :], int(offsets[table]))
     index = np.empty(2 * n + 1, dtype=np.int64)
     index[0:-1:2] = prefix
     values = index[1::2]
@@ -261,7 +286,8 @@ def _interleave(pieces: list[bytes], prefix: NDArray[np.int64], text: _ValueText
     if len(text.odd):
         values[text.odd] = np.arange(odd_at, odd_at + len(text.odd), dtype=np.int64)
     index[-1] = odd_at - 1
-    data = pa.py_buffer(b"".join(pieces) + text.raw)
+    pieces.append(text.raw)
+    data = pa.py_buffer(b"".join(pieces))
     array = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), table + 2 * n + 1, [None, pa.py_buffer(offsets), data]
     )
