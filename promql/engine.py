@@ -16,7 +16,7 @@ import asyncio
 import operator
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from promql.value import (
     Vector,
 )
 from storage.annotations import Annotations
-from storage.errors import StorageError
+from storage.errors import SampleLimitExceeded, StorageError
 from storage.interfaces import Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
@@ -233,14 +233,23 @@ class Engine:
     ) -> dict[SelectorKey, SeriesSet]:
         if not plan.selects:
             return {}
+        # Each select may refuse up front, before gathering past the limit;
+        # together they may still load too much, checked below.
         try:
             async with queryable.querier(plan.start_ms, plan.end_ms) as querier:
                 sets = await asyncio.gather(
                     *(
-                        querier.select(s.matchers, s.start_ms, s.end_ms, hints=s.hints)
+                        querier.select(
+                            s.matchers,
+                            s.start_ms,
+                            s.end_ms,
+                            hints=replace(s.hints, sample_limit=max_samples),
+                        )
                         for s in plan.selects
                     )
                 )
+        except SampleLimitExceeded:
+            raise TooManySamples(TOO_MANY_SAMPLES) from None
         except StorageError as exc:
             raise StorageUnavailable(f"reading series: {exc}") from exc
         data: dict[SelectorKey, SeriesSet] = {}

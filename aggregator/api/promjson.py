@@ -291,7 +291,8 @@ def _interleave(pieces: list[bytes], prefix: NDArray[np.int64], text: _ValueText
     array = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), table + 2 * n + 1, [None, pa.py_buffer(offsets), data]
     )
-    out = array.take(pa.array(index))
+    # pa.array() would import pandas on first use (half a second); from_buffers does not.
+    out = array.take(pa.Array.from_buffers(pa.int64(), len(index), [None, pa.py_buffer(index)]))
     return memoryview(out.buffers()[2])
 
 
