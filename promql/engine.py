@@ -206,7 +206,7 @@ class Engine:
 
         def evaluate() -> Value:
             raw = Evaluator(ctx).eval(expr, steps)
-            return _finalize(raw, steps, instant)
+            return _finalize(raw, steps, instant, from_storage=_is_selector(expr))
 
         eval_began = time.monotonic()
         if stats.samples_loaded > _OFFLOAD_SAMPLES:
@@ -264,8 +264,21 @@ class Engine:
         return data
 
 
-def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
-    """Turn the root node's evaluation shape into the API's result shape."""
+def _is_selector(expr: ast.Expr) -> bool:
+    while isinstance(expr, ast.ParenExpr):
+        expr = expr.expr
+    return isinstance(expr, ast.VectorSelector)
+
+
+def _finalize(
+    raw: EvalValue, steps: np.ndarray, instant: bool, *, from_storage: bool = False
+) -> Value:
+    """Turn the root node's evaluation shape into the API's result shape.
+
+    `from_storage`: the vector is a selector's series, in the order storage
+    returned them, which is sorted by labels and distinct (the `SeriesSet`
+    contract), so there is nothing to merge or reorder.
+    """
     ts0 = int(steps[0])
     if isinstance(raw, StepScalar):
         if instant:
@@ -279,19 +292,22 @@ def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
     if not isinstance(raw, StepVector):
         raise ExecutionError(f"unexpected result {type(raw).__name__}")
     vec = apply_name_drop(raw)
-    if not _strictly_sorted(vec.labels):  # sorted and distinct needs no merge (selectors)
+    in_order = from_storage and raw.drop_name is None
+    if not in_order and not _strictly_sorted(vec.labels):  # sorted and distinct: no merge
         vec = merge_same_labels(vec)
     if instant:
-        rows = np.nonzero(vec.present[:, 0])[0]
+        rows = np.flatnonzero(vec.present[:, 0])
+        if len(rows) == len(vec.labels):
+            return Vector(list(vec.labels), vec.values[:, 0].copy(), ts0)
         return Vector([vec.labels[i] for i in rows.tolist()], vec.values[rows, 0].copy(), ts0)
-    return _matrix(vec, steps)
+    return _matrix(vec, steps, in_order)
 
 
-def _matrix(vec: StepVector, steps: np.ndarray) -> Matrix:
+def _matrix(vec: StepVector, steps: np.ndarray, in_order: bool = False) -> Matrix:
     """A range query's step vector as a Matrix: series sorted by labels, present points only."""
     labels = vec.labels
     n, width = vec.present.shape
-    if _strictly_sorted(labels):
+    if in_order or _strictly_sorted(labels):
         values, present = vec.values, vec.present
     else:
         order = np.array(sorted(range(n), key=labels.__getitem__), dtype=np.intp)

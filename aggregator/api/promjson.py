@@ -21,7 +21,7 @@ samples.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import repeat
 
@@ -171,7 +171,43 @@ def label_members(labels: Sequence[Labels]) -> list[bytes]:
     return members
 
 
-def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes | memoryview:
+class LabelsJSONCache:
+    """Label sets' JSON members (see `label_members`), remembered across queries.
+
+    Dashboards ask for the same series again and again; a lookup (one hash
+    of the label set) costs a third of encoding it. Holds at most
+    `max_entries` sets and starts over when full. Not thread-safe: use it
+    from the event loop.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._store: dict[Labels, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def members(self, labels: Sequence[Labels]) -> list[bytes]:
+        store = self._store
+        found: list[bytes | None] = list(map(store.get, labels))
+        if None not in found:
+            return found  # type: ignore[return-value]
+        missing = [i for i, m in enumerate(found) if m is None]
+        fresh = label_members([labels[i] for i in missing])
+        if len(store) + len(fresh) > self.max_entries:
+            store.clear()
+        for i, m in zip(missing, fresh, strict=True):
+            found[i] = store[labels[i]] = m
+        return found  # type: ignore[return-value]
+
+
+Members = Callable[[Sequence[Labels]], list[bytes]]
+"""Label sets -> their JSON members: `label_members` or a cache's `members`."""
+
+
+def encode_matrix(
+    matrix: Matrix, grid: tuple[int, int] | None = None, members: Members = label_members
+) -> bytes | memoryview:
     """`{"resultType":"matrix","result":[{"metric":{..},"values":[[t,"v"],..]},..]}`.
 
     `grid` = (start_ms, step_ms) of a range query speeds up the timestamps.
@@ -187,13 +223,15 @@ def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes 
     text = _ValueText(matrix.values)
     firsts = matrix.offsets[kept]
     pieces = [b'"],' + item for item in ts_items]
-    members = label_members([matrix.labels[i] for i in kept.tolist()])
-    opening = [b'"]]},{"metric":{'] * len(members)
+    label_text = members([matrix.labels[i] for i in kept.tolist()])
+    opening = [b'"]]},{"metric":{'] * len(label_text)
     opening[0] = b'{"resultType":"matrix","result":[{"metric":{'
     middle = b'},"values":['
     pieces += map(
         b"".join,
-        zip(opening, members, repeat(middle), map(ts_items.__getitem__, step_of[firsts].tolist())),
+        zip(
+            opening, label_text, repeat(middle), map(ts_items.__getitem__, step_of[firsts].tolist())
+        ),
     )
     prefix = step_of.copy()
     prefix[firsts] = len(ts_items) + np.arange(len(kept))
@@ -201,16 +239,16 @@ def encode_matrix(matrix: Matrix, grid: tuple[int, int] | None = None) -> bytes 
     return _interleave(pieces, prefix, text)
 
 
-def encode_vector(vector: Vector) -> bytes | memoryview:
+def encode_vector(vector: Vector, members: Members = label_members) -> bytes | memoryview:
     """`{"resultType":"vector","result":[{"metric":{..},"value":[t,"v"]},..]}`."""
     n = len(vector)
     if n == 0:
         return b'{"resultType":"vector","result":[]}'
     ts = timestamp_items(np.array([vector.timestamp_ms], dtype=np.int64))[0]
-    members = label_members(vector.labels)
+    label_text = members(vector.labels)
     opening = [b'"]},{"metric":{'] * n
     opening[0] = b'{"resultType":"vector","result":[{"metric":{'
-    pieces = list(map(b"".join, zip(opening, members, repeat(b'},"value":' + ts))))
+    pieces = list(map(b"".join, zip(opening, label_text, repeat(b'},"value":' + ts))))
     pieces.append(b'"]}]}')
     return _interleave(pieces, np.arange(n, dtype=np.int64), _ValueText(vector.values))
 
@@ -318,12 +356,17 @@ def encode_string(string: String) -> bytes:
     )
 
 
-def encode_value(value: Value, grid: tuple[int, int] | None = None) -> bytes:
-    """The `data` object of a query response for any result value."""
+def encode_value(
+    value: Value, grid: tuple[int, int] | None = None, members: Members = label_members
+) -> bytes | memoryview:
+    """The `data` object of a query response for any result value.
+
+    `members` encodes label sets (e.g. a `LabelsJSONCache`'s `members`).
+    """
     if isinstance(value, Matrix):
-        return encode_matrix(value, grid)
+        return encode_matrix(value, grid, members)
     if isinstance(value, Vector):
-        return encode_vector(value)
+        return encode_vector(value, members)
     if isinstance(value, Scalar):
         return encode_scalar(value)
     return encode_string(value)

@@ -254,3 +254,27 @@ def test_vector_matches_the_reference_for_every_magnitude() -> None:
     got = json.loads(bytes(encode_vector(v)))["result"]
     assert [s["value"][1] for s in got] == [go_format_float(x) for x in values.tolist()]
     assert {s["value"][0] for s in got} == {1_700_000_000.25}
+
+
+def test_labels_cache_gives_the_same_text_and_stays_bounded() -> None:
+    from aggregator.api.promjson import LabelsJSONCache, label_members
+
+    cache = LabelsJSONCache(max_entries=5)
+    sets = [L(name="m", i=str(i), v="<&>") for i in range(4)]
+    assert cache.members(sets) == label_members(sets)
+    assert len(cache) == 4
+    # Hits and misses mixed, in order; past the bound the cache starts over.
+    mixed = [sets[2], L(name="m", i="new"), sets[0], L(i="x", j='quote"')]
+    assert cache.members(mixed) == label_members(mixed)
+    assert len(cache) == 2
+    v = Vector(mixed, np.array([1.0, 2.0, 3.0, 4.0]), 1_000)
+    assert bytes(encode_value(v, None, cache.members)) == bytes(encode_vector(v))
+
+
+def test_label_values_holding_object_boundaries_are_encoded_one_by_one() -> None:
+    from aggregator.api.promjson import label_members
+
+    tricky = [L(a='x"},{"b":"y'), L(a="},{"), L(a="plain")]
+    assert [json.loads(b"{" + m + b"}") for m in label_members(tricky)] == [
+        dict(lbl) for lbl in tricky
+    ]
