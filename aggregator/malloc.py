@@ -8,7 +8,10 @@ touches new pages again, and a page fault is far from free: on the VMs this
 runs on, first-touching fresh memory costs about 1.5 ms per MiB, more than
 numpy needs to fill it. Raising both thresholds keeps freed blocks in the
 heap, faulted in and reused, as Go's runtime keeps its heap; the price is
-that up to `trim_bytes` of freed memory stays resident.
+that up to `trim_bytes` of freed memory stays resident. One arena for all
+threads: evaluations offloaded to worker threads then reuse the same warm
+heap instead of growing per-thread heaps of their own (they allocate a few
+large arrays, so lock contention is no concern).
 
 Only glibc has `mallopt`; elsewhere this does nothing.
 """
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 MMAP_THRESHOLD_BYTES = 256 << 20
 """Blocks from this size on still get their own mapping (returned at once when freed)."""
@@ -33,7 +37,7 @@ TRIM_THRESHOLD_BYTES = 256 << 20
 def keep_freed_memory(
     mmap_bytes: int = MMAP_THRESHOLD_BYTES, trim_bytes: int = TRIM_THRESHOLD_BYTES
 ) -> bool:
-    """Serve blocks below `mmap_bytes` from the heap and keep up to `trim_bytes` freed.
+    """Serve blocks below `mmap_bytes` from one shared heap; keep up to `trim_bytes` freed.
 
     Returns whether the allocator took the settings (False off glibc).
     """
@@ -47,7 +51,11 @@ def keep_freed_memory(
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = bool(mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(mallopt(M_TRIM_THRESHOLD, trim_bytes))
+    ok = (
+        bool(mallopt(M_MMAP_THRESHOLD, mmap_bytes))
+        and bool(mallopt(M_TRIM_THRESHOLD, trim_bytes))
+        and bool(mallopt(M_ARENA_MAX, 1))
+    )
     if not ok:
         log.warning("allocator tuning refused", extra={"mmap_bytes": mmap_bytes})
     return ok
