@@ -91,10 +91,13 @@ async def send_success(
     response.content_type = JSON
     response.content_length = size
     await response.prepare(request)
-    await response.write(_SUCCESS_HEAD)
-    await response.write(data_json)
-    await response.write(tail)
-    await response.write_eof()
+    try:
+        await response.write(_SUCCESS_HEAD)
+        await response.write(data_json)
+        await response.write(tail)
+        await response.write_eof()
+    except ConnectionError:  # the client went away mid-answer: nobody left to tell
+        log.debug("client gone while sending", extra={"bytes": size})
     return response
 
 

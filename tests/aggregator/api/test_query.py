@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -345,3 +346,26 @@ async def test_big_range_answer_is_complete_json(make_service: MakeService) -> N
     assert body["status"] == "success"
     assert len(body["data"]["result"]) == 300
     assert any("might not be a counter" in i for i in body["infos"])
+
+
+async def test_client_leaving_mid_answer_leaves_the_server_serving(
+    make_service: MakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service(real=True)
+    ts = [T0 - 3_600_000 + k * 15_000 for k in range(241)]
+    values = [float(k) for k in range(241)]
+    series = [((("__name__", "g"), ("i", str(i))), ts, values) for i in range(500)]
+    assert (await service.write(encode(series)))[0] == 204
+    server = service.client.server
+    path = f"/api/v1/query_range?query=g&start={NOW_S - 3600}&end={NOW_S}&step=15"
+    for _ in range(3):  # ask for megabytes, hang up before the answer
+        _, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.001)
+        writer.transport.abort()
+    await asyncio.sleep(0.2)
+    status, body = await query(service, "/api/v1/query", {"query": "count(g)", "time": str(NOW_S)})
+    assert status == 200
+    assert body["data"]["result"][0]["value"][1] == "500"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
