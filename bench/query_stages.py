@@ -123,7 +123,7 @@ async def run(runs: int, only: str | None, http: bool) -> None:
 async def _http_client(storage: Storage) -> Any:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from aggregator.app import build_app
+    from aggregator.app import BACKEND, build_app
     from aggregator.config import Config
 
     async def opener(data_dir: Path, options: StorageOptions) -> Storage:
@@ -132,7 +132,7 @@ async def _http_client(storage: Storage) -> Any:
     app = build_app(Config(), open_storage=opener)  # type: ignore[arg-type]
     client = TestClient(TestServer(app))
     await client.start_server()
-    await app[__import__("aggregator.app").app.BACKEND].wait_open()
+    await app[BACKEND].wait_open()
     return client
 
 
