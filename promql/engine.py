@@ -180,10 +180,9 @@ class Engine:
         deadline = began + timeout
         annotations = Annotations()
         try:
-            data = await asyncio.wait_for(
-                self._fetch(queryable, plan, annotations, stats, max_samples),
-                timeout=max(deadline - time.monotonic(), 0.001),
-            )
+            # asyncio.timeout runs the fetch in this task (wait_for wraps it in a new one).
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                data = await self._fetch(queryable, plan, annotations, stats, max_samples)
         except TimeoutError:
             raise QueryTimeout(f"query timed out in query execution after {timeout:g}s") from None
         stats.fetch_s = time.monotonic() - began
@@ -237,17 +236,19 @@ class Engine:
         # together they may still load too much, checked below.
         try:
             async with queryable.querier(plan.start_ms, plan.end_ms) as querier:
-                sets = await asyncio.gather(
-                    *(
-                        querier.select(
-                            s.matchers,
-                            s.start_ms,
-                            s.end_ms,
-                            hints=replace(s.hints, sample_limit=max_samples),
-                        )
-                        for s in plan.selects
+                selects = [
+                    querier.select(
+                        s.matchers,
+                        s.start_ms,
+                        s.end_ms,
+                        hints=replace(s.hints, sample_limit=max_samples),
                     )
-                )
+                    for s in plan.selects
+                ]
+                if len(selects) == 1:
+                    sets = [await selects[0]]
+                else:
+                    sets = await asyncio.gather(*selects)
         except SampleLimitExceeded:
             raise TooManySamples(TOO_MANY_SAMPLES) from None
         except StorageError as exc:
