@@ -317,7 +317,7 @@ async def test_big_range_result_round_trips(make_service: MakeService) -> None:
 
 async def test_big_range_answer_is_complete_json(make_service: MakeService) -> None:
     """Bodies past the streaming threshold arrive whole, with their length and warnings."""
-    service = await make_service(real=True)
+    service = await make_service()
     ts = [T0 - 3_600_000 + k * 15_000 for k in range(241)]
     series = [
         ((("__name__", "g"), ("i", f"{i:03d}")), ts, [i + k / 4 for k in range(241)])
@@ -347,7 +347,7 @@ async def test_big_range_answer_is_complete_json(make_service: MakeService) -> N
 async def test_client_leaving_mid_answer_leaves_the_server_serving(
     make_service: MakeService, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = await make_service(real=True)
+    service = await make_service()
     ts = [T0 - 3_600_000 + k * 15_000 for k in range(241)]
     values = [float(k) for k in range(241)]
     series = [((("__name__", "g"), ("i", str(i))), ts, values) for i in range(500)]
