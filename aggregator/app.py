@@ -23,12 +23,14 @@ from aggregator.api.context import (
     BACKEND,
     BUILD,
     CONFIG,
+    LABELS_JSON,
     METRICS,
     QUERY_ENGINE,
     Backend,
     BackendSlot,
     BuildInfo,
 )
+from aggregator.api.promjson import LabelsJSONCache
 from aggregator.api.query import MAX_POINTS_PER_SERIES
 from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
@@ -44,6 +46,7 @@ __all__ = [
     "BACKEND",
     "BUILD",
     "CONFIG",
+    "LABELS_JSON",
     "METRICS",
     "QUERY_ENGINE",
     "StorageOpener",
@@ -80,6 +83,7 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
         # does; that is 11,001 points, which the engine must then accept.
         max_points_per_series=MAX_POINTS_PER_SERIES + 1,
     )
+    app[LABELS_JSON] = LabelsJSONCache()
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     add_routes(app)
     return app

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError
 from aggregator.logs import setup_logging
+from aggregator.malloc import keep_freed_memory
 from aggregator.version import version
 
 log = logging.getLogger("aggregator")
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(args.log_level, args.log_format)
+    keep_freed_memory()
     try:
         return asyncio.run(serve(config))
     except KeyboardInterrupt:  # a signal before the handlers were installed

@@ -13,9 +13,10 @@ in one array, and at most 11,000 points per series in a range query.
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from promql.value import (
     Vector,
 )
 from storage.annotations import Annotations
-from storage.errors import StorageError
+from storage.errors import SampleLimitExceeded, StorageError
 from storage.interfaces import Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
@@ -179,10 +180,9 @@ class Engine:
         deadline = began + timeout
         annotations = Annotations()
         try:
-            data = await asyncio.wait_for(
-                self._fetch(queryable, plan, annotations, stats, max_samples),
-                timeout=max(deadline - time.monotonic(), 0.001),
-            )
+            # asyncio.timeout runs the fetch in this task (wait_for wraps it in a new one).
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
+                data = await self._fetch(queryable, plan, annotations, stats, max_samples)
         except TimeoutError:
             raise QueryTimeout(f"query timed out in query execution after {timeout:g}s") from None
         stats.fetch_s = time.monotonic() - began
@@ -205,7 +205,7 @@ class Engine:
 
         def evaluate() -> Value:
             raw = Evaluator(ctx).eval(expr, steps)
-            return _finalize(raw, steps, instant)
+            return _finalize(raw, steps, instant, from_storage=_is_selector(expr))
 
         eval_began = time.monotonic()
         if stats.samples_loaded > _OFFLOAD_SAMPLES:
@@ -232,14 +232,25 @@ class Engine:
     ) -> dict[SelectorKey, SeriesSet]:
         if not plan.selects:
             return {}
+        # Each select may refuse up front, before gathering past the limit;
+        # together they may still load too much, checked below.
         try:
             async with queryable.querier(plan.start_ms, plan.end_ms) as querier:
-                sets = await asyncio.gather(
-                    *(
-                        querier.select(s.matchers, s.start_ms, s.end_ms, hints=s.hints)
-                        for s in plan.selects
+                selects = [
+                    querier.select(
+                        s.matchers,
+                        s.start_ms,
+                        s.end_ms,
+                        hints=replace(s.hints, sample_limit=max_samples),
                     )
-                )
+                    for s in plan.selects
+                ]
+                if len(selects) == 1:
+                    sets = [await selects[0]]
+                else:
+                    sets = await asyncio.gather(*selects)
+        except SampleLimitExceeded:
+            raise TooManySamples(TOO_MANY_SAMPLES) from None
         except StorageError as exc:
             raise StorageUnavailable(f"reading series: {exc}") from exc
         data: dict[SelectorKey, SeriesSet] = {}
@@ -254,8 +265,21 @@ class Engine:
         return data
 
 
-def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
-    """Turn the root node's evaluation shape into the API's result shape."""
+def _is_selector(expr: ast.Expr) -> bool:
+    while isinstance(expr, ast.ParenExpr):
+        expr = expr.expr
+    return isinstance(expr, ast.VectorSelector)
+
+
+def _finalize(
+    raw: EvalValue, steps: np.ndarray, instant: bool, *, from_storage: bool = False
+) -> Value:
+    """Turn the root node's evaluation shape into the API's result shape.
+
+    `from_storage`: the vector is a selector's series, in the order storage
+    returned them, which is sorted by labels and distinct (the `SeriesSet`
+    contract), so there is nothing to merge or reorder.
+    """
     ts0 = int(steps[0])
     if isinstance(raw, StepScalar):
         if instant:
@@ -268,25 +292,47 @@ def _finalize(raw: EvalValue, steps: np.ndarray, instant: bool) -> Value:
         return _range_result(raw)
     if not isinstance(raw, StepVector):
         raise ExecutionError(f"unexpected result {type(raw).__name__}")
-    vec = merge_same_labels(apply_name_drop(raw))
+    vec = apply_name_drop(raw)
+    in_order = from_storage and raw.drop_name is None
+    if not in_order and not _strictly_sorted(vec.labels):  # sorted and distinct: no merge
+        vec = merge_same_labels(vec)
     if instant:
-        rows = np.nonzero(vec.present[:, 0])[0]
+        rows = np.flatnonzero(vec.present[:, 0])
+        if len(rows) == len(vec.labels):
+            return Vector(list(vec.labels), vec.values[:, 0].copy(), ts0)
         return Vector([vec.labels[i] for i in rows.tolist()], vec.values[rows, 0].copy(), ts0)
-    order = sorted(range(len(vec.labels)), key=vec.labels.__getitem__)
-    present = vec.present[order]
-    keep = present.any(axis=1)
-    idx = np.asarray(order, dtype=np.intp)[keep]
-    present = present[keep]
-    counts = present.sum(axis=1)
-    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+    return _matrix(vec, steps, in_order)
+
+
+def _matrix(vec: StepVector, steps: np.ndarray, in_order: bool = False) -> Matrix:
+    """A range query's step vector as a Matrix: series sorted by labels, present points only."""
+    labels = vec.labels
+    n, width = vec.present.shape
+    if in_order or _strictly_sorted(labels):
+        values, present = vec.values, vec.present
+    else:
+        order = np.array(sorted(range(n), key=labels.__getitem__), dtype=np.intp)
+        labels = [labels[i] for i in order.tolist()]
+        values, present = vec.values[order], vec.present[order]
+    counts = np.count_nonzero(present, axis=1)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    rows, cols = np.nonzero(present)
-    return Matrix(
-        [vec.labels[i] for i in idx.tolist()],
-        offsets,
-        steps[cols].astype(np.int64),
-        vec.values[idx][rows, cols],
-    )
+    if int(offsets[-1]) == n * width:  # every series at every step
+        ts = np.tile(steps.astype(np.int64, copy=False), n)
+        flat_values = values.reshape(-1)
+    else:
+        flat = np.flatnonzero(present)
+        ts = steps.astype(np.int64, copy=False)[flat % width]
+        flat_values = values.reshape(-1)[flat]
+    if (counts == 0).any():
+        kept = np.flatnonzero(counts)
+        labels = [labels[i] for i in kept.tolist()]
+        offsets = np.concatenate((offsets[kept], offsets[-1:]))
+    return Matrix(labels, offsets, ts, flat_values)
+
+
+def _strictly_sorted(labels: list[Labels]) -> bool:
+    return all(map(operator.lt, labels, labels[1:]))
 
 
 def _range_result(rng: StepRange) -> Matrix:

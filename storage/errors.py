@@ -8,6 +8,7 @@
     ├── SeriesLimitExceeded  a cluster is at its active-series limit (retryable: 429)
     ├── ObjectNotFound       object store key missing
     ├── WALCorrupted         a WAL frame failed its CRC or length check
+    ├── SampleLimitExceeded  a select would return more samples than its hints allow
     └── StorageUnavailable   a backend (member cluster, object store) cannot be reached
 
 Per-sample problems on ingest are reported as `Rejection` records in an
@@ -48,6 +49,15 @@ class ObjectNotFound(StorageError):
 
 class WALCorrupted(StorageError):
     """A WAL frame whose length or CRC does not check out."""
+
+
+class SampleLimitExceeded(StorageError):
+    """A select refused before gathering: it would return more than `limit` samples."""
+
+    def __init__(self, samples: int, limit: int) -> None:
+        super().__init__(f"select would return {samples} samples, more than the limit of {limit}")
+        self.samples = samples
+        self.limit = limit
 
 
 class StorageUnavailable(StorageError):

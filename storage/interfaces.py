@@ -98,7 +98,13 @@ class SeriesSet:
 
 @dataclass(frozen=True, slots=True)
 class SelectHints:
-    """What the caller will do with a select; only hints, implementations may ignore them."""
+    """What the caller will do with a select; only hints, implementations may ignore them.
+
+    `sample_limit` is the one exception that bites: a select that can count its
+    samples before reading them (from index bounds) raises
+    `SampleLimitExceeded` instead of gathering more than this many. Sources
+    that cannot count up front may return the set; the caller checks again.
+    """
 
     start_ms: int | None = None
     end_ms: int | None = None
@@ -108,6 +114,7 @@ class SelectHints:
     grouping: tuple[str, ...] = ()
     without: bool = False
     limit: int | None = None
+    sample_limit: int | None = None
 
 
 @dataclass(slots=True)
@@ -132,8 +139,10 @@ class Querier(Protocol):
         """Series matching all `matchers` with their samples in [start_ms, end_ms].
 
         Series with no sample in the range are left out. Raises a
-        `StorageError` if the data cannot be read; problems the caller can live
-        with (a secondary source down) are `warnings` on the set.
+        `StorageError` if the data cannot be read, `SampleLimitExceeded`
+        (before reading) if the answer would hold more than
+        `hints.sample_limit` samples; problems the caller can live with (a
+        secondary source down) are `warnings` on the set.
         """
         ...
 

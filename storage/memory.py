@@ -2,7 +2,7 @@
 
 For tests and tools that need a small, obviously-correct store (the PromQL
 conformance runner, contract tests of the other Queriers). It is not the head:
-it has no WAL, no index and no limits.
+it has no WAL and no index; of the limits it keeps only a select's sample limit.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import numpy as np
 from numpy.typing import ArrayLike
 
+from storage.errors import SampleLimitExceeded
 from storage.interfaces import LabelResult, Querier, SelectHints, Series, SeriesSet
 from storage.labels import Labels, Matcher, matches_all
 
@@ -62,10 +63,15 @@ class _MemoryQuerier:
         hints: SelectHints | None = None,
     ) -> SeriesSet:
         out = []
+        limit = hints.sample_limit if hints is not None else None
+        total = 0
         for labels in self._matching(matchers):
             ts, vals = self._series[labels]
             lo, hi = np.searchsorted(ts, [start_ms, end_ms + 1])
             if hi > lo:
+                total += int(hi - lo)
+                if limit is not None and total > limit:
+                    raise SampleLimitExceeded(total, limit)
                 out.append(Series(labels, ts[lo:hi], vals[lo:hi]))
         return SeriesSet.from_series(out)
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from aggregator.api.promjson import LabelsJSONCache
 from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.errors import NotReady
@@ -144,3 +145,5 @@ AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", SelfMetrics)
 BUILD = web.AppKey("build", BuildInfo)
 QUERY_ENGINE = web.AppKey("query_engine", QueryEngine)
+LABELS_JSON = web.AppKey("labels_json", LabelsJSONCache)
+"""Label sets already encoded for query responses (`promjson.LabelsJSONCache`)."""

@@ -15,7 +15,7 @@ import time
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import BACKEND, CONFIG, QUERY_ENGINE
+from aggregator.api.context import BACKEND, CONFIG, LABELS_JSON, QUERY_ENGINE
 from aggregator.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -25,7 +25,7 @@ from aggregator.api.params import (
     time_param,
 )
 from aggregator.api.promjson import encode_value
-from aggregator.api.responses import success, success_raw
+from aggregator.api.responses import send_success, success
 from aggregator.errors import BadData
 from promql.engine import QueryOpts
 from promql.errors import ParseError
@@ -36,7 +36,7 @@ MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries with more than this many steps between start and end."""
 
 
-async def handle_query(request: web.Request) -> web.Response:
+async def handle_query(request: web.Request) -> web.StreamResponse:
     """An instant query at `time` (default: now)."""
     params = await read_params(request)
     ts = time_param(params, "time", int(time.time() * 1000))
@@ -47,10 +47,11 @@ async def handle_query(request: web.Request) -> web.Response:
         result = await request.app[QUERY_ENGINE].instant_query(backend, query, ts, opts=opts)
     except ParseError as exc:
         raise BadData(f'invalid parameter "query": {exc}') from None
-    return success_raw(encode_value(result.value), result.warnings)
+    members = request.app[LABELS_JSON].members
+    return await send_success(request, encode_value(result.value, None, members), result.warnings)
 
 
-async def handle_query_range(request: web.Request) -> web.Response:
+async def handle_query_range(request: web.Request) -> web.StreamResponse:
     """A range query over [start, end] every `step`."""
     params = await read_params(request)
     start = required_time_param(params, "start")
@@ -77,7 +78,9 @@ async def handle_query_range(request: web.Request) -> web.Response:
         )
     except ParseError as exc:
         raise BadData(str(exc)) from None
-    return success_raw(encode_value(result.value, (start, step)), result.warnings)
+    members = request.app[LABELS_JSON].members
+    data = encode_value(result.value, (start, step), members)
+    return await send_success(request, data, result.warnings)
 
 
 async def handle_format_query(request: web.Request) -> web.Response:

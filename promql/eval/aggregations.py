@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,9 @@ def group_labels(
     setdefault = index.setdefault
     if without:
         drop = tuple(set(grouping) | {METRIC_NAME})
+        fast = _group_without_columns(labels, drop)
+        if fast is not None:
+            return fast
         keys: list[object] = []
         for lbl in labels:
             d = dict(lbl)
@@ -49,6 +53,9 @@ def group_labels(
         out = [Labels.from_sorted(k) for k in index]  # type: ignore[arg-type]
     elif grouping:
         names = tuple(sorted(set(grouping)))
+        fast = _group_by_columns(labels, names)
+        if fast is not None:
+            return fast
         if len(names) == 1:
             name = names[0]
             ids = [setdefault(lbl.get(name), len(index)) for lbl in labels]
@@ -66,6 +73,77 @@ def group_labels(
         ids = [0] * len(labels)
         out = [Labels()] if len(labels) else []
     return np.asarray(ids, dtype=np.intp).reshape(len(labels)), out
+
+
+def _group_by_columns(
+    labels: Sequence[Labels], names: tuple[str, ...]
+) -> tuple[NDArray[np.intp], list[Labels]] | None:
+    """`group_labels` for `by (names)` when every series holds each name at one position.
+
+    The usual case (series of one metric share their label names): each
+    name's values are read as a column with C-level `map`s, no dict per
+    series. None when the shape differs, for the general path.
+    """
+    if not labels:
+        return None
+    columns = [_column(labels, name) for name in names]
+    if any(col is None for col in columns):
+        return None
+    keys: list[object] = list(zip(*columns, strict=True)) if len(columns) > 1 else columns[0]  # type: ignore[assignment,list-item]
+    first_seen = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    ids = np.fromiter(map(first_seen.__getitem__, keys), dtype=np.intp, count=len(keys))
+    if len(columns) == 1:
+        out = [Labels.from_sorted([(names[0], v)]) for v in first_seen]  # type: ignore[list-item]
+    else:
+        out = [Labels.from_sorted(zip(names, k, strict=True)) for k in first_seen]  # type: ignore[call-overload]
+    return ids, out
+
+
+def _group_without_columns(
+    labels: Sequence[Labels], drop: tuple[str, ...]
+) -> tuple[NDArray[np.intp], list[Labels]] | None:
+    """`group_labels` for `without (drop)` when all series have the same label names.
+
+    Checked position by position with C-level `map`s; the group key is then
+    the tuple of the kept positions' pairs, which is also the group's label
+    set. None when the names differ.
+    """
+    if not labels:
+        return None
+    first = labels[0]
+    if set(map(len, labels)) != {len(first)}:
+        return None
+    kept = []
+    for position, (name, _) in enumerate(first):
+        if set(map(itemgetter(0), map(itemgetter(position), labels))) != {name}:
+            return None
+        if name not in drop:
+            kept.append(position)
+    keys: list[tuple[tuple[str, str], ...]]
+    if not kept:
+        keys = [()] * len(labels)
+    elif len(kept) == 1:
+        keys = list(zip(map(itemgetter(kept[0]), labels)))
+    else:
+        keys = list(map(itemgetter(*kept), labels))
+    first_seen = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    ids = np.fromiter(map(first_seen.__getitem__, keys), dtype=np.intp, count=len(keys))
+    return ids, [Labels.from_sorted(k) for k in first_seen]
+
+
+def _column(labels: Sequence[Labels], name: str) -> list[str] | None:
+    """Every series' value of `name` if all hold it at the position it has in the first."""
+    names = [n for n, _ in labels[0]]
+    if name not in names:
+        return None
+    position = names.index(name)
+    try:
+        pairs = list(map(itemgetter(position), labels))
+    except IndexError:
+        return None
+    if set(map(itemgetter(0), pairs)) != {name}:
+        return None
+    return list(map(itemgetter(1), pairs))
 
 
 class _Groups:
@@ -325,7 +403,7 @@ def _select_fast(
     """Per-group selection without a full sort, when `k` is the same at every step.
 
     limitk keeps the first k present series (series order); topk/bottomk use
-    `argpartition`, valid when all present values are finite (otherwise the
+    `_smallest_k`, valid when all present values are finite (otherwise the
     NaN/Inf ordering rules need the full ranking). None: use the general path.
     """
     if len(k) == 0 or not (k == k[0]).all() or ngroups > 256:
@@ -339,6 +417,9 @@ def _select_fast(
         vals = np.where(present, values, 0.0)
         if not np.isfinite(vals).all():
             return None
+    if ngroups == 1 and op != "limitk" and kk < len(gid):  # no per-group copies
+        key = np.where(present, -values if op == "topk" else values, np.inf)
+        return _smallest_k(key, kk) & present
     selected = np.zeros_like(present)
     for g in range(ngroups):
         rows = np.nonzero(gid == g)[0]
@@ -351,11 +432,64 @@ def _select_fast(
             continue
         v = values[rows]
         key = np.where(p, -v if op == "topk" else v, np.inf)
-        part = np.argpartition(key, kk - 1, axis=0)[:kk]
-        sel = np.zeros_like(p)
-        np.put_along_axis(sel, part, True, axis=0)
-        selected[rows] = sel & p
+        selected[rows] = _smallest_k(key, kk) & p
     return selected
+
+
+_BLOCKS = 128
+
+
+def _smallest_k(key: F64, k: int) -> BOOL:
+    """Per column, the `k` rows with the smallest keys (ties: lower row first); 0 < k < rows.
+
+    Prometheus's heap keeps the first series seen among equal values, hence
+    the tie rule. A full partition of every column costs ~10 ns per value.
+    Instead the rows are cut into `_BLOCKS` blocks: the k-th smallest block
+    minimum is an upper `bound` of the k-th smallest key (k blocks hold a key
+    at most that small). Where fewer than k keys are below the bound, the
+    k-th smallest key is the bound itself: the keys below it are taken, then
+    the first rows equal to it. Elsewhere only keys at or under the bound,
+    typically a few times k per column, are ranked exactly.
+    """
+    n, steps = key.shape
+    size = -(-n // _BLOCKS)
+    full = n // size
+    mins = key[: full * size].reshape(full, size, steps).min(axis=1)
+    if full * size < n:
+        mins = np.vstack((mins, key[full * size :].min(axis=0)))
+    bound = key.max(axis=0) if len(mins) <= k else np.partition(mins, k - 1, axis=0)[k - 1]
+    below = key < bound
+    need = k - below.sum(axis=0)
+    at_bound = need > 0
+    selected = below & at_bound if not at_bound.all() else below
+    if at_bound.any():
+        flat = np.flatnonzero((key == bound) & at_bound)
+        flat = flat[_first_per_column(flat % steps, need)]
+        selected.reshape(-1)[flat] = True
+    if at_bound.all():
+        return selected
+    flat = np.flatnonzero(below & ~at_bound)
+    if len(flat) > 16 * k * steps + n:  # crowded under the bound: partition every column
+        part = np.argpartition(key, k - 1, axis=0)[:k]
+        picked = np.zeros((n, steps), dtype=bool)
+        np.put_along_axis(picked, part, True, axis=0)
+        return np.where(at_bound, selected, picked)
+    rows, cols = np.divmod(flat, steps)
+    order = np.lexsort((rows, key.reshape(-1)[flat], cols))
+    flat = flat[order][_first_per_column(cols[order], np.full(steps, k))]
+    selected.reshape(-1)[flat] = True
+    return selected
+
+
+def _first_per_column(cols: NDArray[np.int64], limit: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Positions of the first `limit[c]` entries of each column `c` in `cols`, in order."""
+    small = cols.astype(np.int16 if len(limit) < 2**15 else np.int32)
+    order = np.argsort(small, kind="stable")  # a radix sort for small ints
+    grouped = cols[order]
+    starts = np.flatnonzero(np.diff(grouped, prepend=-1))
+    sizes = np.diff(starts, append=len(grouped))
+    rank = np.arange(len(grouped)) - np.repeat(starts, sizes)
+    return order[rank < limit[grouped]]
 
 
 def _rank_in_group(

@@ -61,6 +61,8 @@ def merge_same_labels(vec: StepVector, *, error: str = DUPLICATE_LABELSET) -> St
     `a or b` after name removal across a range query); at one step, two
     series with the same labels are the duplicate-labelset error.
     """
+    if len(set(vec.labels)) == len(vec.labels):  # the common case, hashed in C
+        return vec
     index: dict[Labels, int] = {}
     groups: list[list[int]] = []
     for i, lbl in enumerate(vec.labels):

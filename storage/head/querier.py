@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from storage.errors import SampleLimitExceeded
 from storage.head.head import Head
 from storage.head.parts import REL_MASK, Part
 from storage.interfaces import LabelResult, SelectHints, SeriesSet
@@ -42,7 +43,8 @@ class HeadQuerier:
         *,
         hints: SelectHints | None = None,
     ) -> SeriesSet:
-        return select(self._head, matchers, start_ms, end_ms)
+        limit = hints.sample_limit if hints is not None else None
+        return select(self._head, matchers, start_ms, end_ms, sample_limit=limit)
 
     async def label_names(
         self, matchers: Sequence[Matcher] = (), *, limit: int | None = None
@@ -78,8 +80,19 @@ def in_time_range(
     return (head.max_ts[sids] >= start_ms) & (head.min_ts[sids] <= end_ms)
 
 
-def select(head: Head, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SeriesSet:
-    """The head's series matching `matchers`, with their samples in [start_ms, end_ms]."""
+def select(
+    head: Head,
+    matchers: Sequence[Matcher],
+    start_ms: int,
+    end_ms: int,
+    *,
+    sample_limit: int | None = None,
+) -> SeriesSet:
+    """The head's series matching `matchers`, with their samples in [start_ms, end_ms].
+
+    Raises `SampleLimitExceeded` past `sample_limit` samples, counted from the
+    row ranges before any sample is gathered.
+    """
     if start_ms > end_ms:
         return SeriesSet.empty()
     sids = head.index.select(matchers)
@@ -98,6 +111,10 @@ def select(head: Head, matchers: Sequence[Matcher], start_ms: int, end_ms: int) 
     ranges = [part.ranges(sids, start_ms, end_ms) for part in sources]
     los = np.stack([lo for lo, _ in ranges])
     counts = np.stack([hi for _, hi in ranges]) - los
+    if sample_limit is not None:
+        total = int(counts.sum())
+        if total > sample_limit:
+            raise SampleLimitExceeded(total, sample_limit)
     present = counts.any(axis=0)
     if not present.all():
         sids, los, counts = sids[present], los[:, present], counts[:, present]

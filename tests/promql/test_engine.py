@@ -13,7 +13,7 @@ import pytest
 from promql.engine import Engine, QueryOpts
 from promql.errors import ExecutionError, InvalidQuery, QueryTimeout, TooManySamples
 from promql.value import Matrix, Scalar, Vector
-from storage.interfaces import SeriesSet
+from storage.interfaces import SelectHints, SeriesSet
 from storage.labels import Labels
 from storage.memory import MemoryStorage
 
@@ -173,3 +173,34 @@ async def test_scalar_and_sort(store: MemoryStorage) -> None:
         "PromQL warning: sort is ineffective for range queries since results are always "
         "ordered by labels (1:1)"
     ]
+
+
+class _RecordingQueryable:
+    """Passes selects through to a store, recording the hints the engine sent."""
+
+    def __init__(self, inner: MemoryStorage) -> None:
+        self.inner = inner
+        self.hints: list[SelectHints | None] = []
+
+    @asynccontextmanager
+    async def querier(self, start_ms: int, end_ms: int) -> AsyncIterator[_RecordingQueryable]:
+        async with self.inner.querier(start_ms, end_ms) as q:
+            self._q = q
+            yield self
+
+    async def select(self, matchers, start_ms, end_ms, *, hints=None):  # type: ignore[no-untyped-def]
+        self.hints.append(hints)
+        return await self._q.select(matchers, start_ms, end_ms, hints=hints)
+
+
+async def test_sample_limit_reaches_storage_before_it_gathers(store: MemoryStorage) -> None:
+    recording = _RecordingQueryable(store)
+    with pytest.raises(TooManySamples) as refused:
+        await Engine().instant_query(recording, "x[10m]", 600_000, opts=QueryOpts(max_samples=10))
+    assert str(refused.value) == (
+        "query processing would load too many samples into memory in query execution"
+    )
+    assert [h.sample_limit for h in recording.hints if h is not None] == [10]
+    # Under the limit the same query answers.
+    ok = await Engine().instant_query(store, "x[10m]", 600_000, opts=QueryOpts(max_samples=10**6))
+    assert ok.value is not None

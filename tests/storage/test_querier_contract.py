@@ -13,6 +13,8 @@ import pytest
 from remote_write.batch import STALE_NAN, WriteBatch
 from remote_write.codec import decode_write_request, encode_write_request
 from storage.db import Storage
+from storage.errors import SampleLimitExceeded
+from storage.interfaces import SelectHints
 from storage.labels import Labels, Matcher
 from storage.labels import MatchType as T
 from storage.memory import MemoryStorage
@@ -125,6 +127,21 @@ async def test_select(queryable, reference, matchers, start, end):
     assert got.values.view(np.uint64).tolist() == want.values.view(np.uint64).tolist()
     assert got.timestamps.dtype == np.int64
     assert got.values.dtype == np.float64
+
+
+@pytest.mark.parametrize(("matchers", "start", "end"), SELECTS[:5], ids=lambda x: str(x))
+async def test_select_sample_limit(queryable, reference, matchers, start, end):
+    """A select refuses past `sample_limit` samples and answers in full at the limit."""
+    async with reference.querier(start, end) as q:
+        total = (await q.select(matchers, start, end)).num_samples
+    assert total > 1
+    async with queryable.querier(start, end) as q:
+        with pytest.raises(SampleLimitExceeded) as refused:
+            await q.select(matchers, start, end, hints=SelectHints(sample_limit=total - 1))
+        assert refused.value.limit == total - 1
+        assert refused.value.samples >= total
+        got = await q.select(matchers, start, end, hints=SelectHints(sample_limit=total))
+    assert got.num_samples == total
 
 
 LABEL_QUERIES = [

@@ -171,7 +171,7 @@ def test_big_matrix_is_valid_json() -> None:
         ts,
         values,
     )
-    data = json.loads(encode_matrix(m, (1_700_000_000_000, 15_000)))
+    data = json.loads(bytes(encode_matrix(m, (1_700_000_000_000, 15_000))))
     assert len(data["result"]) == n_series
     flat = [float(v) for s in data["result"] for _, v in s["values"]]
     assert flat == values.tolist()
@@ -184,3 +184,97 @@ def test_go_json_escapes_what_go_escapes() -> None:
     assert go_json(["<a>&", "line\u2028sep\u2029", "é☃"]) == (
         '["\\u003ca\\u003e\\u0026","line\\u2028sep\\u2029","é☃"]'.encode()
     )
+
+
+def _reference_matrix(m: Matrix) -> bytes:
+    """The matrix JSON built one sample at a time from the reference formatters."""
+
+    def ts(ms: int) -> str:
+        sign, mag = ("-", -ms) if ms < 0 else ("", ms)
+        frac = f".{mag % 1000:03d}" if mag % 1000 else ""
+        return f"{sign}{mag // 1000}{frac}"
+
+    out = []
+    for i, lbl in enumerate(m.labels):
+        lo, hi = int(m.offsets[i]), int(m.offsets[i + 1])
+        if lo == hi:
+            continue
+        points = ",".join(
+            f'[{ts(int(t))},"{go_format_float(float(v))}"]'
+            for t, v in zip(m.timestamps[lo:hi], m.values[lo:hi], strict=True)
+        )
+        out.append(
+            f'{{"metric":{json.dumps(dict(lbl), separators=(",", ":"))},"values":[{points}]}}'
+        )
+    return ('{"resultType":"matrix","result":[' + ",".join(out) + "]}").encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(-2_000_000, 2_000_000_000_000),
+                st.floats(allow_nan=True, allow_infinity=True)
+                | st.integers(-(10**17), 10**17).map(float)
+                | st.sampled_from([0.0, -0.0, 1e-6, 2.5e-6, 1e16, 1e21, 5e-324]),
+            ),
+            max_size=12,
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_matrix_matches_the_sample_by_sample_reference(
+    series: list[list[tuple[int, float]]], on_grid: bool
+) -> None:
+    labels, ts, values, offsets = [], [], [], [0]
+    for i, samples in enumerate(series):
+        samples = sorted(dict(samples).items())
+        if on_grid:
+            samples = [(1_000 + 15_000 * (abs(t) % 50), v) for t, v in samples]
+            samples = sorted(dict(samples).items())
+        labels.append(L(name="m", i=str(i), v="<&>"))
+        ts += [t for t, _ in samples]
+        values += [v for _, v in samples]
+        offsets.append(len(ts))
+    m = Matrix(labels, np.array(offsets), np.array(ts, dtype=np.int64), np.array(values))
+    expected = _reference_matrix(m).replace(b"<", b"\\u003c").replace(b">", b"\\u003e")
+    expected = expected.replace(b"&", b"\\u0026")
+    assert bytes(encode_matrix(m, (1_000, 15_000) if on_grid else None)) == expected
+
+
+def test_vector_matches_the_reference_for_every_magnitude() -> None:
+    rng = np.random.default_rng(11)
+    values = rng.random(3000) * np.power(10.0, rng.integers(-330, 308, 3000).astype(float))
+    values[::4] = np.round(values[::4])
+    values[::7] *= -1
+    values[[5, 6, 7]] = [math.nan, math.inf, -math.inf]
+    v = Vector([L(i=str(i)) for i in range(3000)], values, 1_700_000_000_250)
+    got = json.loads(bytes(encode_vector(v)))["result"]
+    assert [s["value"][1] for s in got] == [go_format_float(x) for x in values.tolist()]
+    assert {s["value"][0] for s in got} == {1_700_000_000.25}
+
+
+def test_labels_cache_gives_the_same_text_and_stays_bounded() -> None:
+    from aggregator.api.promjson import LabelsJSONCache, label_members
+
+    cache = LabelsJSONCache(max_entries=5)
+    sets = [L(name="m", i=str(i), v="<&>") for i in range(4)]
+    assert cache.members(sets) == label_members(sets)
+    assert len(cache) == 4
+    # Hits and misses mixed, in order; past the bound the cache starts over.
+    mixed = [sets[2], L(name="m", i="new"), sets[0], L(i="x", j='quote"')]
+    assert cache.members(mixed) == label_members(mixed)
+    assert len(cache) == 2
+    v = Vector(mixed, np.array([1.0, 2.0, 3.0, 4.0]), 1_000)
+    assert bytes(encode_value(v, None, cache.members)) == bytes(encode_vector(v))
+
+
+def test_label_values_holding_object_boundaries_are_encoded_one_by_one() -> None:
+    from aggregator.api.promjson import label_members
+
+    tricky = [L(a='x"},{"b":"y'), L(a="},{"), L(a="plain")]
+    assert [json.loads(b"{" + m + b"}") for m in label_members(tricky)] == [
+        dict(lbl) for lbl in tricky
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -312,3 +313,55 @@ async def test_big_range_result_round_trips(make_service: MakeService) -> None:
     got = np.array([[float(v) for _, v in r["values"]] for r in result])
     assert np.array_equal(got, data)
     assert [t for t, _ in result[0]["values"]] == list(range(start_s, end_s + 1, 15))
+
+
+async def test_big_range_answer_is_complete_json(make_service: MakeService) -> None:
+    """Bodies past the streaming threshold arrive whole, with their length and warnings."""
+    service = await make_service()
+    ts = [T0 - 3_600_000 + k * 15_000 for k in range(241)]
+    series = [
+        ((("__name__", "g"), ("i", f"{i:03d}")), ts, [i + k / 4 for k in range(241)])
+        for i in range(300)
+    ]
+    assert (await service.write(encode(series)))[0] == 204
+    params = {"query": "g", "start": str(NOW_S - 3600), "end": str(NOW_S), "step": "15"}
+    resp = await service.client.get("/api/v1/query_range", params=params)
+    raw = await resp.read()
+    assert resp.status == 200
+    assert resp.content_type == "application/json"
+    assert int(resp.headers["Content-Length"]) == len(raw) > 1 << 16
+    body = await resp.json()
+    assert body["status"] == "success"
+    result = body["data"]["result"]
+    assert [s["metric"]["i"] for s in result] == [f"{i:03d}" for i in range(300)]
+    assert result[7]["values"][0] == [NOW_S - 3600, "7"]
+    assert result[7]["values"][-1] == [NOW_S, "67"]
+    # A warning rides along after the data.
+    params["query"] = "rate(g[1m])"
+    body = await (await service.client.get("/api/v1/query_range", params=params)).json()
+    assert body["status"] == "success"
+    assert len(body["data"]["result"]) == 300
+    assert any("might not be a counter" in i for i in body["infos"])
+
+
+async def test_client_leaving_mid_answer_leaves_the_server_serving(
+    make_service: MakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service()
+    ts = [T0 - 3_600_000 + k * 15_000 for k in range(241)]
+    values = [float(k) for k in range(241)]
+    series = [((("__name__", "g"), ("i", str(i))), ts, values) for i in range(500)]
+    assert (await service.write(encode(series)))[0] == 204
+    server = service.client.server
+    path = f"/api/v1/query_range?query=g&start={NOW_S - 3600}&end={NOW_S}&step=15"
+    for _ in range(3):  # ask for megabytes, hang up before the answer
+        _, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.001)
+        writer.transport.abort()
+    await asyncio.sleep(0.2)
+    status, body = await query(service, "/api/v1/query", {"query": "count(g)", "time": str(NOW_S)})
+    assert status == 200
+    assert body["data"]["result"][0]["value"][1] == "500"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -1,9 +1,12 @@
 """Head layout: sealing into parts, merges, out-of-order data across parts, retention."""
 
 import numpy as np
+import pytest
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import decode_write_request, encode_write_request
+from storage.errors import SampleLimitExceeded
+from storage.head import querier
 from storage.head.appender import apply_batch
 from storage.head.head import Head
 from storage.head.parts import merge_parts
@@ -135,3 +138,20 @@ def test_find_reports_stored_bits():
     found, bits = head.find(np.repeat(sid, 3), np.array([NOW + 1, NOW + 5, NOW + 99]))
     assert found.tolist() == [True, True, False]
     assert bits[:2].view(np.float64).tolist() == [1.0, 5.0]
+
+
+def test_sample_limit_refuses_before_any_sample_is_gathered(monkeypatch):
+    head = Head(StorageOptions(head_buffer_rows=64))
+    for step in range(30):  # sealed parts plus a partly filled buffer
+        write(head, [(i, NOW + step * 15_000, float(i)) for i in range(10)])
+    assert head.partitions.num_parts
+    assert head.buffer.n
+    m = [Matcher(MatchType.EQ, "__name__", "m")]
+    assert select(head, m, NOW, NOW + HOUR, sample_limit=300).num_samples == 300
+
+    def no_gather(*args, **kwargs):
+        raise AssertionError("samples were gathered")
+
+    monkeypatch.setattr(querier, "_assemble", no_gather)
+    with pytest.raises(SampleLimitExceeded, match="300 samples, more than the limit of 299"):
+        select(head, m, NOW, NOW + HOUR, sample_limit=299)
