@@ -4,8 +4,9 @@ Series ids are dense ints handed out in creation order and never reused, so a
 postings list (the ids of the series holding one `name="value"` pair) stays
 sorted by just appending, and an id read from an old snapshot of the head can
 never name a different series. Postings are `array('I')` (4 bytes per entry),
-or a plain int while a pair belongs to one series only (label values unique
-per series, like `pod` or `instance`, are common and an array costs ~150 B).
+or, while a pair belongs to one series only (label values unique per series,
+like `pod` or `instance`, are common and an array costs ~150 B), that series'
+id in a numpy column (8 bytes, no Python object).
 
 Ids are 32-bit in postings, so one process can create about 4 billion series
 in its life; a restart renumbers (replay rebuilds the index from the WAL).
@@ -16,9 +17,10 @@ series costs its `Labels` tuple (one pointer per label), one dict entry, its
 pair ids (4 bytes per label) and its postings entries, never a copy of strings.
 
 The write path speaks pair ids: `add_series` takes the new series as numpy
-columns of pair ids, and postings are appended per distinct pair of the whole
-call, grouped with numpy. Postings live in a list indexed by pair id; matchers
-reach them through one `value -> pair id` table per label name.
+columns of pair ids; postings entries of pairs shared by several series are
+queued and folded in per pair when postings are read. Postings live in a list
+indexed by pair id; matchers reach them through one `value -> pair id` table
+per label name.
 
 Matchers follow Prometheus: a series without a label reads as "" for it, so
 `a=""` selects series without `a`, `a!="x"` also selects series without `a`,
@@ -30,9 +32,8 @@ from __future__ import annotations
 import operator
 from array import array
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Iterable, Sequence
-from itertools import chain, pairwise, repeat
+from itertools import chain, compress, pairwise, repeat
 from operator import itemgetter
 from typing import cast
 
@@ -58,20 +59,8 @@ PAIR_SLACK = 1 << 16
 """Registered pairs without series tolerated beyond the number of live pairs."""
 
 
-Postings = array | int
-
-
-def _ids(postings: Postings) -> NDArray[np.int64]:
-    """A postings list as a fresh int64 array (never a view: the list keeps growing)."""
-    if isinstance(postings, int):
-        return np.array([postings], dtype=np.int64)
+def _array_ids(postings: array) -> NDArray[np.int64]:  # type: ignore[type-arg]
     return np.frombuffer(postings, dtype=np.uint32).astype(np.int64)
-
-
-def _raw(postings: Postings) -> bytes:
-    if isinstance(postings, int):
-        return postings.to_bytes(4, "little")
-    return postings.tobytes()
 
 
 def intersect_sorted(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -115,8 +104,11 @@ class Index:
         self._ids: dict[Labels, int] = {}
         self.pairs = PairTable()
         """The label pairs, by id; the write path looks labels up here."""
-        self._post: list[Postings | None] = []
-        """Postings by pair id; None for pairs without live series."""
+        self._post: list[array | None] = []  # type: ignore[type-arg]
+        """Postings by pair id, for pairs held by two or more series."""
+        self._one = np.full(256, -1, dtype=np.int64)
+        """The series of each pair held by exactly one series (a unique value: a pod,
+        an instance), -1 for others: a numpy slot costs less than a Python int."""
         self._live = np.zeros(256, dtype=bool)
         """Pair ids with live series."""
         self._live_pairs = 0
@@ -290,7 +282,7 @@ class Index:
         their pairs.
 
         A pair new to the index with one series in the call (a unique value: a
-        pod, an instance) gets that id as its postings at once. Every other
+        pod, an instance) gets that id in `_one` at once. Every other
         entry is queued and folded in per pair when postings are read, or when
         the queue is long: a pair shared by many series is then touched once
         per fold rather than once per request.
@@ -300,9 +292,13 @@ class Index:
         if limit > len(post):
             post.extend(repeat(None, limit - len(post)))
             if limit > len(self._live):
-                grown = np.zeros(max(2 * len(self._live), limit), dtype=bool)
-                grown[: len(self._live)] = self._live
-                self._live = grown
+                size = max(2 * len(self._live), limit)
+                live = np.zeros(size, dtype=bool)
+                live[: len(self._live)] = self._live
+                self._live = live
+                one = np.full(size, -1, dtype=np.int64)
+                one[: len(self._one)] = self._one
+                self._one = one
         fresh = ~self._live[pids]
         if not fresh.any():
             self._queue(pids, owners)
@@ -317,7 +313,7 @@ class Index:
         single = sizes == 1
         if single.any():
             heads = starts[single]
-            deque(map(post.__setitem__, f_pids[heads].tolist(), f_owners[heads].tolist()), 0)
+            self._one[f_pids[heads]] = f_owners[heads]
         if not single.all():
             shared = np.repeat(~single, sizes)
             self._queue(f_pids[shared], f_owners[shared])
@@ -344,16 +340,23 @@ class Index:
         starts = np.flatnonzero(np.concatenate(([True], pids[1:] != pids[:-1])))
         ends = np.append(starts[1:], len(pids))
         post = self._post
-        for pid, lo, hi in zip(pids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        firsts = pids[starts]
+        ones = self._one[firsts].tolist()
+        self._one[firsts] = -1
+        for pid, one, lo, hi in zip(
+            firsts.tolist(), ones, starts.tolist(), ends.tolist(), strict=True
+        ):
             ids = post[pid]
-            if isinstance(ids, array):
+            if ids is not None:
                 ids.frombytes(sids[lo:hi].tobytes())
-            elif ids is None:
-                post[pid] = int(sids[lo]) if hi - lo == 1 else array("I", sids[lo:hi].tobytes())
+            elif one >= 0:
+                grown = array("I", (one,))
+                grown.frombytes(sids[lo:hi].tobytes())
+                post[pid] = grown
+            elif hi - lo == 1:
+                self._one[pid] = int(sids[lo])
             else:
-                widened = array("I", (ids,))
-                widened.frombytes(sids[lo:hi].tobytes())
-                post[pid] = widened
+                post[pid] = array("I", sids[lo:hi].tobytes())
 
     def _publish(self, pids: NDArray[np.int64]) -> None:
         """Pairs getting their first live series: into the value tables of their names."""
@@ -361,7 +364,7 @@ class Index:
         self._live_pairs += len(pids)
         names = self.pairs.name_ids(pids)
         by_name = np.argsort(names, kind="stable")
-        pid_list = pids[by_name].tolist()
+        pid_list = self.pairs.id_objects(pids[by_name].tolist())
         pairs = self.pairs.pairs(pid_list)
         values = list(map(_second, pairs))
         sorted_names = names[by_name]
@@ -396,17 +399,18 @@ class Index:
         gone = []
         for pid in touched.tolist():
             ids = post[pid]
-            if not isinstance(ids, int):  # a single-series pair of a removed series just goes
-                assert ids is not None
-                found = _ids(ids)
+            if ids is not None:  # a single-series pair of a removed series just goes
+                found = _array_ids(ids)
                 kept = found[alive[found]]
                 if len(kept) == 1:
-                    post[pid] = int(kept[0])
+                    post[pid] = None
+                    self._one[pid] = int(kept[0])
                     continue
                 if len(kept):
                     post[pid] = array("I", kept.astype(np.uint32).tobytes())
                     continue
             post[pid] = None
+            self._one[pid] = -1
             gone.append(pid)
             name, value = self.pairs.pair(pid)
             values = self._values[name]
@@ -440,14 +444,18 @@ class Index:
     def _union(self, name: str, values: Iterable[str]) -> NDArray[np.int64]:
         """Ids of series whose `name` is any of `values` (lists of one name are disjoint)."""
         table = self._values.get(name, {})
-        self._fold()
-        post = self._post
-        lists = cast(list[Postings], [post[table[v]] for v in values if v in table])
-        if not lists:
+        pids = [table[v] for v in values if v in table]
+        if not pids:
             return _EMPTY_IDS
-        if len(lists) == 1:
-            return _ids(lists[0])
-        merged = np.frombuffer(b"".join(map(_raw, lists)), dtype=np.uint32).astype(np.int64)
+        self._fold()
+        lists = [ids for ids in map(self._post.__getitem__, pids) if ids is not None]
+        if len(lists) == len(pids) == 1:
+            return _array_ids(lists[0])
+        merged = np.frombuffer(b"".join(lists), dtype=np.uint32)
+        if len(lists) < len(pids):
+            singles = self._one[np.array(pids, dtype=np.int64)]
+            merged = np.concatenate([merged, singles[singles >= 0]])
+        merged = merged.astype(np.int64)
         merged.sort()
         return merged
 
@@ -590,5 +598,13 @@ class Index:
         mask = np.zeros(self.id_limit, dtype=bool)
         mask[sids] = True
         self._fold()
+        pids = np.fromiter(table.values(), dtype=np.int64, count=len(table))
+        one = self._one[pids]
+        single = one >= 0
+        hit = np.zeros(len(pids), dtype=bool)
+        hit[single] = mask[one[single]]
         post = self._post
-        return sorted(v for v, pid in table.items() if mask[_ids(cast(Postings, post[pid]))].any())
+        for k in np.flatnonzero(~single).tolist():
+            ids = post[int(pids[k])]
+            hit[k] = ids is not None and bool(mask[_array_ids(ids)].any())
+        return sorted(compress(table, hit.tolist()))

@@ -69,6 +69,12 @@ class PairTable:
         """The shared tuples of registered pairs (C-level loop)."""
         return list(map(self._pairs.__getitem__, pids))  # type: ignore[arg-type]
 
+    def id_objects(self, pids: Sequence[int]) -> list[int]:
+        """The ids of registered pairs as the int objects the table holds, so that
+        other tables can share them instead of holding copies."""
+        keys = map(self._keys.__getitem__, pids)
+        return list(map(self._by_key.__getitem__, keys))  # type: ignore[arg-type]
+
     def key(self, pid: int) -> str:
         key = self._keys[pid]
         assert key is not None
