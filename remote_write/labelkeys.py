@@ -43,6 +43,9 @@ def label_key(name: str, value: str) -> str:
     Text that came in as invalid UTF-8 (kept as surrogate escapes) maps back
     to the bytes that were sent, so its key is the one the wire gives.
     """
+    size = len(name) + len(value) + 4
+    if size < 0x80 and name.isascii() and value.isascii():  # one-byte lengths: text as is
+        return f"{chr(size)}\n{chr(len(name))}{name}\x12{chr(len(value))}{value}"
     n = _utf8(name)
     v = _utf8(value)
     message = b"\x0a" + _varint(len(n)) + n + b"\x12" + _varint(len(v)) + v

@@ -19,8 +19,9 @@ pair ids (4 bytes per label) and its postings entries, never a copy of strings.
 The write path speaks pair ids: `add_series` takes the new series as numpy
 columns of pair ids; postings entries of pairs shared by several series are
 queued and folded in per pair when postings are read. Postings live in a list
-indexed by pair id; matchers reach them through one `value -> pair id` table
-per label name.
+indexed by pair id; a matcher finds the pair of `name="value"` by its label
+key in the pair table (the one dict entry a pair costs), and each name keeps
+an array of its pair ids for walking its values (regexes, label values).
 
 Matchers follow Prometheus: a series without a label reads as "" for it, so
 `a=""` selects series without `a`, `a!="x"` also selects series without `a`,
@@ -40,6 +41,7 @@ from typing import cast
 import numpy as np
 from numpy.typing import NDArray
 
+from remote_write.labelkeys import label_key
 from storage.csr import ranges
 from storage.errors import StorageUnavailable
 from storage.labels import Labels, Matcher, MatchType
@@ -83,17 +85,26 @@ def subtract_sorted(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.in
     return a[b[pos] != a]
 
 
-def _others(table: dict[str, int], hits: list[str]) -> list[str]:
-    skip = set(hits)
-    return [v for v in table if v not in skip]
-
-
 def _literal_alternatives(pattern: str) -> list[str] | None:
     """`a|b|c` with no regex syntax in it: the exact values it matches, else None."""
     if not pattern or _REGEX_META.intersection(pattern.replace("|", "")):
         return None
     alternatives = list(dict.fromkeys(pattern.split("|")))  # "a|a" names one value
     return None if "" in alternatives else alternatives
+
+
+class _NameValues:
+    """The live pairs of one label name: their values and ids, aligned, in the
+    order the pairs got their first series."""
+
+    __slots__ = ("pids", "values")
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.pids = array("q")
+
+    def ids(self) -> NDArray[np.int64]:
+        return np.frombuffer(self.pids, dtype=np.int64)
 
 
 class Index:
@@ -115,8 +126,10 @@ class Index:
         self._pending: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
         """Postings entries (pair ids, series ids) not yet in `_post`; see `_post_many`."""
         self._pending_rows = 0
-        self._values: dict[str, dict[str, int]] = {}
-        """name -> value -> pair id, for pairs with live series."""
+        self._by_name: dict[str, _NameValues] = {}
+        """name -> its pairs with live series. Matchers find a value's pair by its
+        label key in `pairs`; this is for walking all values of a name (regexes,
+        `label_values`)."""
         # Pair ids per series: series `sid` holds `_rows[_row_start[sid]:_row_start[sid + 1]]`.
         self._rows = np.zeros(8192, dtype=np.int32)
         self._row_start = np.zeros(1025, dtype=np.int64)
@@ -133,6 +146,7 @@ class Index:
         # set of values does.
         self._removals: dict[str, int] = {}
         self._scans: dict[str, tuple[tuple[int, int], ValueScan]] = {}
+        """name -> (version, one-pass regex scan over its values, in `_by_name` order)."""
 
     def __len__(self) -> int:
         """Number of live series."""
@@ -359,23 +373,23 @@ class Index:
                 post[pid] = array("I", sids[lo:hi].tobytes())
 
     def _publish(self, pids: NDArray[np.int64]) -> None:
-        """Pairs getting their first live series: into the value tables of their names."""
+        """Pairs getting their first live series: into the lists of their names."""
         self._live[pids] = True
         self._live_pairs += len(pids)
         names = self.pairs.name_ids(pids)
         by_name = np.argsort(names, kind="stable")
-        pid_list = self.pairs.id_objects(pids[by_name].tolist())
-        pairs = self.pairs.pairs(pid_list)
-        values = list(map(_second, pairs))
+        ordered = pids[by_name]
         sorted_names = names[by_name]
         cuts = np.flatnonzero(sorted_names[1:] != sorted_names[:-1]) + 1
-        tables = self._values
-        for lo, hi in pairwise([0, *cuts.tolist(), len(pid_list)]):
+        pairs = self.pairs.pairs(ordered.tolist())
+        lists = self._by_name
+        for lo, hi in pairwise([0, *cuts.tolist(), len(ordered)]):
             name = pairs[lo][0]
-            table = tables.get(name)
-            if table is None:
-                table = tables[name] = {}
-            table.update(zip(values[lo:hi], pid_list[lo:hi], strict=True))
+            found = lists.get(name)
+            if found is None:
+                found = lists[name] = _NameValues()
+            found.values.extend(map(_second, pairs[lo:hi]))
+            found.pids.frombytes(ordered[lo:hi].tobytes())
 
     def remove(self, sids: Iterable[int]) -> None:
         """Take series out of the index (they have no samples left)."""
@@ -412,15 +426,23 @@ class Index:
             post[pid] = None
             self._one[pid] = -1
             gone.append(pid)
-            name, value = self.pairs.pair(pid)
-            values = self._values[name]
-            del values[value]
-            self._removals[name] = self._removals.get(name, 0) + 1
-            if not values:
-                del self._values[name]
-                self._scans.pop(name, None)
+        if not gone:
+            return
         self._live[gone] = False
         self._live_pairs -= len(gone)
+        for name in {self.pairs.pair(pid)[0] for pid in gone}:
+            entry = self._by_name[name]
+            ids = entry.ids()
+            live = self._live[ids]
+            self._removals[name] = self._removals.get(name, 0) + int((~live).sum())
+            if live.any():
+                kept = _NameValues()
+                kept.values = list(compress(entry.values, live.tolist()))
+                kept.pids.frombytes(ids[live].tobytes())
+                self._by_name[name] = kept
+            else:
+                del self._by_name[name]
+                self._scans.pop(name, None)
         self.pairs.forget(gone)
 
     def sweep_pairs(self) -> int:
@@ -441,59 +463,67 @@ class Index:
     def all_ids(self) -> NDArray[np.int64]:
         return np.flatnonzero(self.alive).astype(np.int64, copy=False)
 
-    def _union(self, name: str, values: Iterable[str]) -> NDArray[np.int64]:
-        """Ids of series whose `name` is any of `values` (lists of one name are disjoint)."""
-        table = self._values.get(name, {})
-        pids = [table[v] for v in values if v in table]
-        if not pids:
+    def _value_pairs(self, name: str, values: Iterable[str]) -> NDArray[np.int64]:
+        """Ids of the live pairs `name="value"` for the given values."""
+        pids = self.pairs.lookup([label_key(name, v) for v in values])
+        pids = pids[pids >= 0]
+        return pids[self._live[pids]] if len(pids) else pids
+
+    def _union(self, pids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Ids of series holding any of the live pairs `pids` (all of one name, so
+        their postings are disjoint), sorted."""
+        if not len(pids):
             return _EMPTY_IDS
         self._fold()
-        lists = [ids for ids in map(self._post.__getitem__, pids) if ids is not None]
+        lists = [ids for ids in map(self._post.__getitem__, pids.tolist()) if ids is not None]
         if len(lists) == len(pids) == 1:
             return _array_ids(lists[0])
         merged = np.frombuffer(b"".join(lists), dtype=np.uint32)
         if len(lists) < len(pids):
-            singles = self._one[np.array(pids, dtype=np.int64)]
+            singles = self._one[pids]
             merged = np.concatenate([merged, singles[singles >= 0]])
         merged = merged.astype(np.int64)
         merged.sort()
         return merged
+
+    def _name_pairs(self, name: str) -> NDArray[np.int64]:
+        """Ids of all live pairs of `name`."""
+        found = self._by_name.get(name)
+        return _EMPTY_IDS if found is None else found.ids()
 
     def select(self, matchers: Sequence[Matcher]) -> NDArray[np.int64]:
         """Sorted ids of live series matching every matcher (all series if none)."""
         positives: list[NDArray[np.int64]] = []
         negatives: list[NDArray[np.int64]] = []
         for m in matchers:
-            table = self._values.get(m.name, {})
             if m.type is MatchType.EQ:
                 if m.value:
-                    positives.append(self._union(m.name, (m.value,)))
+                    positives.append(self._union(self._value_pairs(m.name, (m.value,))))
                 else:  # a="" selects series without a
-                    negatives.append(self._union(m.name, table))
+                    negatives.append(self._union(self._name_pairs(m.name)))
             elif m.type is MatchType.NEQ:
                 if m.value:
-                    negatives.append(self._union(m.name, (m.value,)))
+                    negatives.append(self._union(self._value_pairs(m.name, (m.value,))))
                 else:  # a!="" selects series that have a
-                    positives.append(self._union(m.name, table))
+                    positives.append(self._union(self._name_pairs(m.name)))
             else:
                 literals = _literal_alternatives(m.value)
                 if literals is not None:  # `a|b|c`: direct lookups, no regex runs
-                    if m.type is MatchType.RE:
-                        positives.append(self._union(m.name, literals))
-                    else:
-                        negatives.append(self._union(m.name, literals))
+                    found = self._union(self._value_pairs(m.name, literals))
+                    (positives if m.type is MatchType.RE else negatives).append(found)
                     continue
-                hits = self._regex_hits(m, table)  # values the regex itself matches
+                pids = self._name_pairs(m.name)
+                hit = self._regex_hits(m, pids)  # values the regex itself matches
                 positive = m.type is MatchType.RE
                 if m.matches_empty:  # series without the label match too
                     if positive:
-                        negatives.append(self._union(m.name, _others(table, hits)))
+                        negatives.append(self._union(pids[~hit]))
                     else:
-                        negatives.append(self._union(m.name, hits))
+                        negatives.append(self._union(pids[hit]))
                 elif positive:
-                    positives.append(self._union(m.name, hits))
+                    positives.append(self._union(pids[hit]))
                 else:
-                    positives.append(self._union(m.name, _others(table, hits)))
+                    positives.append(self._union(pids[~hit]))
         if positives:
             positives.sort(key=len)
             result = positives[0]
@@ -559,46 +589,52 @@ class Index:
                 return sids[order]
         return sids[np.argsort(self._rank[sids], kind="stable")]
 
-    def _regex_hits(self, m: Matcher, table: dict[str, int]) -> list[str]:
-        """Values of `m.name` that m's regex (not negated) fully matches.
+    def _regex_hits(self, m: Matcher, pids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Per pair of `pids` (all live pairs of `m.name`, as `_name_pairs` gives
+        them): whether m's regex (not negated) fully matches its value.
 
         Once per distinct value; for many values, in one RE2 pass over them
         all (see `storage.valuescan`).
         """
-        if len(table) >= SCAN_MIN_VALUES and scan_safe(m.value):
+        entry = self._by_name.get(m.name)
+        values = entry.values if entry is not None else []
+        if len(values) >= SCAN_MIN_VALUES and scan_safe(m.value):
             cached = self._scans.get(m.name)
-            version = (len(table), self._removals.get(m.name, 0))
+            version = (len(values), self._removals.get(m.name, 0))
             if cached is None or cached[0] != version:
-                cached = self._scans[m.name] = (version, ValueScan(list(table)))
+                cached = self._scans[m.name] = (version, ValueScan(list(values)))
             scan = cached[1]
             if scan.usable:
-                values = scan.values
-                return [values[i] for i in scan.matching(m.value).tolist()]
+                hit = np.zeros(len(pids), dtype=bool)
+                hit[scan.matching(m.value)] = True
+                return hit
         want = m.type is MatchType.RE
-        return [v for v in table if m.matches(v) is want]
+        return np.fromiter((m.matches(v) is want for v in values), dtype=bool, count=len(values))
 
     def label_names(self, sids: NDArray[np.int64] | None = None) -> list[str]:
         """Sorted label names of the given series (all live series if None)."""
         if sids is None:
-            return sorted(self._values)
+            return sorted(self._by_name)
         labels = self.labels_of(sids.tolist())
         return sorted(set(map(_first, chain.from_iterable(labels))))
 
     def label_values(self, name: str, sids: NDArray[np.int64] | None = None) -> list[str]:
         """Sorted values of `name` over the given series (all live series if None)."""
-        table = self._values.get(name, {})
-        if sids is None:
-            return sorted(table)
-        if not len(sids) or not table:
+        entry = self._by_name.get(name)
+        if entry is None:
             return []
-        if len(sids) < 4 * len(table):
+        if sids is None:
+            return sorted(entry.values)
+        if not len(sids):
+            return []
+        pids = entry.ids()
+        if len(sids) < 4 * len(pids):
             wanted = name
             found = {v for lbl in self.labels_of(sids.tolist()) for n, v in lbl if n == wanted}
             return sorted(found)
         mask = np.zeros(self.id_limit, dtype=bool)
         mask[sids] = True
         self._fold()
-        pids = np.fromiter(table.values(), dtype=np.int64, count=len(table))
         one = self._one[pids]
         single = one >= 0
         hit = np.zeros(len(pids), dtype=bool)
@@ -607,4 +643,4 @@ class Index:
         for k in np.flatnonzero(~single).tolist():
             ids = post[int(pids[k])]
             hit[k] = ids is not None and bool(mask[_array_ids(ids)].any())
-        return sorted(compress(table, hit.tolist()))
+        return sorted(compress(entry.values, hit.tolist()))
