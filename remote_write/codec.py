@@ -249,8 +249,8 @@ def _walk_labels(
             stop[long] = pos[long] + 3 + ((size[long] & 0x7F) | (b2 << 7))
         steps.append((on, pos))
         pos = np.where(on, stop, pos)
-    if (pos > ends).any():
-        return None
+        if (pos > ends).any():
+            return None  # a field running past its series' end
     return pos, steps
 
 
@@ -285,8 +285,8 @@ def _walk_samples(
             return None
         steps.append((on, pos))
         pos = np.where(on, pos + 2 + size, pos)
-    if (pos > ends).any():
-        return None
+        if (pos > ends).any():
+            return None
     if len(steps) == 1:  # one sample per series, in every series
         on, at = steps[0]
         if on.all():

@@ -96,6 +96,11 @@ async def _receive(request: web.Request) -> web.Response:
     try:
         result = appender.append(batch)
         await appender.commit()
+    except DecodeError as exc:
+        # Label messages are decoded only for series storage has not seen, so
+        # damage inside one shows up here; nothing was written or logged.
+        metrics.write_errors.labels("decode").inc()
+        return _text(400, str(exc))
     except StorageUnavailable as exc:
         metrics.write_errors.labels("storage_unavailable").inc()
         log.warning("remote write refused: storage unavailable", extra={"err": str(exc)})

@@ -12,9 +12,12 @@ import struct
 import numpy as np
 import pytest
 import snappy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from remote_write.batch import label_columns
 from remote_write.codec import _decode_label, decode_write_request
+from remote_write.errors import DecodeError
 from remote_write.labelkeys import decode_label_key, decode_label_keys, label_key
 
 
@@ -224,3 +227,48 @@ def test_uniform_samples_match_the_general_decoder():
     assert got_ts == ts
     assert got_vals == vals
     assert idx == [0] * 300
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        b"\x0a\x7f" + b"x" * 10,  # a label running past the end
+        b"\x0a\x7f\x7f",
+        LABELS_A + b"\x12\x7f" + b"\x09" * 12,  # a sample running past the end
+        LABELS_A + b"\x12\x13" + sample(T, 1.0)[:5],  # a truncated sample
+    ],
+)
+@pytest.mark.parametrize("last", [False, True])
+def test_fields_running_past_their_series_are_a_decode_error(series, last):
+    other = LABELS_B + field(2, sample(T, 2.0))
+    with pytest.raises(DecodeError, match=r"^protobuf: "):
+        decode_write_request(request(other, series) if last else request(series, other))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_damaged_requests_decode_or_fail_with_a_decode_error(data):
+    """Any byte changed, dropped or added: a batch, or DecodeError; nothing else."""
+    raw = bytearray(
+        b"".join(
+            field(1, LABELS_A + field(2, sample(T + i, 1.5)) + field(2, sample(T + 9, 0.0)))
+            for i in range(3)
+        )
+    )
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        action = data.draw(st.sampled_from(["set", "drop", "add"]))
+        if action == "set":
+            raw[at] = data.draw(st.integers(0, 255))
+        elif action == "drop":
+            del raw[at]
+        else:
+            raw.insert(at, data.draw(st.integers(0, 255)))
+    try:
+        batch = decode_write_request(snappy.compress(bytes(raw))).batch
+        for i in range(len(batch.series)):
+            batch.series[i]  # labels are decoded on use: also a DecodeError at worst
+        label_columns(batch.series, range(len(batch.series)))
+    except DecodeError:
+        return
+    assert len(batch.series_idx) == len(batch.timestamps) == len(batch.values)

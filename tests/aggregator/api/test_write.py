@@ -105,6 +105,11 @@ async def test_rw1_proto_parameter_is_accepted(make_service: MakeService) -> Non
         (b"\xff\xff\xff\xff\xff\xff", "snappy: corrupt input"),
         (b"garbage that is not snappy", "snappy: corrupt input"),
         (snappy.compress(b"\x0a\x05\x0a\x03"), "protobuf: cannot parse WriteRequest"),
+        # A Label message with a field of wire type 7, in a series framed correctly.
+        (
+            snappy.compress(b"\x0a\x12\x0a\x03\x0f\x01\x02\x12\x0b\x09" + bytes(8) + b"\x10\x01"),
+            "protobuf: unsupported wire type 7 in label",
+        ),
     ],
 )
 async def test_undecodable_body_is_400_with_the_reason(
