@@ -189,8 +189,9 @@ def _keyed_series(raw: bytes | bytearray) -> tuple[list[bytes], list[bytes], NDA
 
 @dataclass(frozen=True, slots=True)
 class _Joined:
-    """A request's serialized TimeSeries laid end to end, `PAD` zero bytes after:
-    series i is `data[starts[i]:ends[i]]`, and `buf` views `data`."""
+    """A request's serialized TimeSeries laid end to end, each followed by a zero
+    byte, `PAD` zero bytes after the last: series i is `data[starts[i]:ends[i]]`,
+    and `buf` views `data`."""
 
     data: bytes
     buf: NDArray[np.uint8]
@@ -202,8 +203,9 @@ def _join(series: Sequence[bytes]) -> _Joined:
     chunks = list(series)
     lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
     chunks.append(bytes(PAD))  # reads a few bytes past a series' end stay inside
-    data = b"".join(chunks)
-    ends = np.cumsum(lengths)
+    # A zero byte after each series: no field tag, so a walk stops at a series' end.
+    data = b"\x00".join(chunks)
+    ends = np.cumsum(lengths + 1) - 1
     return _Joined(data, np.frombuffer(data, dtype=np.uint8), ends - lengths, ends)
 
 
@@ -236,21 +238,24 @@ def _walk_labels(
     pos = joined.starts
     steps = []
     while True:
-        on = (buf[pos] == 0x0A) & (pos < ends)
+        # Clipped reads: a field running past its series' end (checked below) can
+        # send a position anywhere, even past the buffer.
+        on = buf.take(pos, mode="clip") == 0x0A  # the zero byte after a series stops it
         if not on.any():
             break
-        size = buf[pos + 1].astype(np.int64)
+        size = buf.take(pos + 1, mode="clip")
         stop = pos + 2 + size
-        long = np.flatnonzero(on & (size >= 0x80))
-        if len(long):  # two-byte lengths
-            b2 = buf[pos[long] + 2].astype(np.int64)
+        big = size >= 0x80
+        if big.any():  # two-byte lengths
+            long = np.flatnonzero(on & big)
+            b2 = buf.take(pos[long] + 2, mode="clip").astype(np.int64)
             if (b2 >= 0x80).any():
                 return None  # a label of 16 KiB or more
             stop[long] = pos[long] + 3 + ((size[long] & 0x7F) | (b2 << 7))
         steps.append((on, pos))
         pos = np.where(on, stop, pos)
-        if (pos > ends).any():
-            return None  # a field running past its series' end
+    if (pos > ends).any():
+        return None  # a field running past its series' end
     return pos, steps
 
 
@@ -421,24 +426,18 @@ def _wire_label_keys(
     label's key when the field has the usual layout (checked in bulk). Other
     fields are decoded one by one and get their key from `label_key`.
     """
-    n_all = len(fields.starts)
-    counts_all = np.zeros(n_all, dtype=np.int64)
-    for on, _ in fields.steps:
-        counts_all += on
-    offsets_all = np.zeros(n_all + 1, dtype=np.int64)
-    np.cumsum(counts_all, out=offsets_all[1:])
-    rel = np.empty(int(offsets_all[-1]), dtype=np.int64)
-    for k, (on, at) in enumerate(fields.steps):
-        active = np.flatnonzero(on)
-        rel[offsets_all[active] + k] = at[active] - fields.starts[active]
     rows = np.asarray(indices, dtype=np.int64)
-    if len(rows) == n_all:  # every series of the request (they come in order)
-        counts = counts_all
+    if fields.steps:
+        # Step k, series i -> [k, i]; read series by series, steps in order.
+        on = np.stack([on for on, _ in fields.steps])
+        at = np.stack([at for _, at in fields.steps]) - fields.starts
+        if len(rows) != len(fields.starts):
+            on, at = on[:, rows], at[:, rows]
+        counts = on.sum(axis=0)
+        rel = at.T[on.T]
     else:
-        counts = counts_all[rows]
-        starts = offsets_all[:-1][rows]
-        ends = np.cumsum(counts)
-        rel = rel[np.repeat(starts - (ends - counts), counts) + np.arange(int(counts.sum()))]
+        counts = np.zeros(len(rows), dtype=np.int64)
+        rel = np.zeros(0, dtype=np.int64)
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     chosen = list(map(series_keys.__getitem__, indices))
