@@ -137,7 +137,7 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
 def _decode_other(
     raw: bytes | bytearray,
     joined: _Joined,
-    labels_walk: tuple[NDArray[np.int64], list[tuple[NDArray[np.int64], NDArray[np.int64]]]] | None,
+    labels_walk: tuple[NDArray[np.int64], list[tuple[NDArray[np.bool_], NDArray[np.int64]]]] | None,
 ) -> tuple[
     list[bytes],
     NDArray[np.int64],
@@ -278,7 +278,7 @@ def _walk_samples(
     if uniform is not None:
         return uniform
     pos = label_ends
-    steps = []
+    steps: list[tuple[NDArray[np.bool_], NDArray[np.int64]]] = []
     while True:
         on = pos < ends
         if not on.any():

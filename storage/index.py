@@ -436,10 +436,10 @@ class Index:
             live = self._live[ids]
             self._removals[name] = self._removals.get(name, 0) + int((~live).sum())
             if live.any():
-                kept = _NameValues()
-                kept.values = list(compress(entry.values, live.tolist()))
-                kept.pids.frombytes(ids[live].tobytes())
-                self._by_name[name] = kept
+                rest = _NameValues()
+                rest.values = list(compress(entry.values, live.tolist()))
+                rest.pids.frombytes(ids[live].tobytes())
+                self._by_name[name] = rest
             else:
                 del self._by_name[name]
                 self._scans.pop(name, None)
@@ -478,11 +478,10 @@ class Index:
         lists = [ids for ids in map(self._post.__getitem__, pids.tolist()) if ids is not None]
         if len(lists) == len(pids) == 1:
             return _array_ids(lists[0])
-        merged = np.frombuffer(b"".join(lists), dtype=np.uint32)
+        merged = np.frombuffer(b"".join(lists), dtype=np.uint32).astype(np.int64)
         if len(lists) < len(pids):
             singles = self._one[pids]
             merged = np.concatenate([merged, singles[singles >= 0]])
-        merged = merged.astype(np.int64)
         merged.sort()
         return merged
 
