@@ -1,11 +1,15 @@
 """Remote-write 1.0 bodies: snappy block + protobuf WriteRequest <-> WriteBatch.
 
-Decoding is shaped around Python's cost model (DESIGN.md): the protobuf is
-parsed by upb in C into the `fast.proto` view, where each series' labels and
-samples stay raw bytes. Per series, Python does a handful of C calls (join the
-label bytes into a key, collect the sample bytes); the samples of the whole
-request are then decoded at once with numpy. Labels are decoded only when
-storage meets a key it has not seen (`LazyLabelSets`).
+Decoding is shaped around Python's cost model (DESIGN.md): snappy decodes
+straight into one buffer, upb parses it once into the `fast.proto` view (each
+TimeSeries one bytes object), and the series are joined and walked with numpy,
+one step per label or sample position for all series at once: where each
+series' Label fields end (its key is those bytes) and where every Sample
+field is; all samples are then decoded together, read in place. Per series,
+Python makes one bytes object, the key. Labels are decoded only for series
+storage has not seen, in bulk as label keys (`_WireLabels.columns`). Requests
+in any other layout (labels after samples, exemplars, histograms, long fields)
+take upb views that are exact for any layout, with a few objects per series.
 """
 
 from __future__ import annotations
