@@ -344,13 +344,14 @@ class Index:
         """Append the queued entries to the postings, one step per distinct pair."""
         if not self._pending:
             return
-        pids = np.concatenate([p for p, _ in self._pending])
-        owners = np.concatenate([o for _, o in self._pending])
+        # (pair, series) as one int64 each: one plain sort groups by pair with the
+        # series ids ascending (ids are below 2**32).
+        keys = np.concatenate([(p << 32) | o for p, o in self._pending])
         self._pending.clear()
         self._pending_rows = 0
-        order = np.argsort(pids, kind="stable")  # keeps each pair's ids ascending
-        pids = pids[order]
-        sids = owners[order].astype(np.uint32)
+        keys.sort()
+        pids = keys >> 32
+        sids = (keys & 0xFFFFFFFF).astype(np.uint32)
         starts = np.flatnonzero(np.concatenate(([True], pids[1:] != pids[:-1])))
         ends = np.append(starts[1:], len(pids))
         post = self._post
