@@ -9,6 +9,8 @@ Prints, for series of 8 labels like bench/ingest.py's:
 - creation of new series, per series;
 - select of 10k series over 1h of 15s samples (and of 1k series);
 - RSS after creating the series and writing 1 sample each.
+
+The cycle collector is tuned as in the service (`aggregator.gctune`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import snappy
 
+from aggregator.gctune import tune_collector
 from bench.ingest import series_labels
 from bench.payloads import _field
 from bench.payloads import encode_sample as sample_field
@@ -172,6 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=100_000)
     args = parser.parse_args()
+    tune_collector()
     asyncio.run(run(args.series))
 
 
