@@ -239,6 +239,7 @@ def _walk_labels(
     One numpy step per label position, for all series at once.
     """
     buf, ends = joined.buf, joined.ends
+    after = buf[1:]  # after.take(p) is the byte after p
     pos = joined.starts
     steps = []
     while True:
@@ -247,11 +248,11 @@ def _walk_labels(
         on = buf.take(pos, mode="clip") == 0x0A  # the zero byte after a series stops it
         if not on.any():
             break
-        size = buf.take(pos + 1, mode="clip")
-        stop = pos + 2 + size
-        big = size >= 0x80
-        if big.any():  # two-byte lengths
-            long = np.flatnonzero(on & big)
+        size = after.take(pos, mode="clip")
+        stop = pos + size
+        stop += 2
+        if size.max() >= 0x80:  # two-byte lengths (or a byte past a walk's end)
+            long = np.flatnonzero(on & (size >= 0x80))
             b2 = buf.take(pos[long] + 2, mode="clip").astype(np.int64)
             if (b2 >= 0x80).any():
                 return None  # a label of 16 KiB or more
