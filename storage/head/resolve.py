@@ -110,7 +110,9 @@ def resolve_series(
             maybe, index.get_many(list(map(cand.labels.__getitem__, maybe))), strict=True
         ):
             found[k] = sid
-    new_pos = [k for k, sid in enumerate(found) if sid is None]
+        new_pos = [k for k, sid in enumerate(found) if sid is None]
+    else:
+        new_pos = list(range(len(found)))
     if len(new_pos) < len(found):
         old = np.fromiter((sid is not None for sid in found), dtype=bool, count=len(found))
         old_rows = cand.rows[old]
@@ -163,8 +165,16 @@ def _candidates(
         asked = list(map(keys.__getitem__, missing.tolist()))
         new_keys = list(dict.fromkeys(asked))
         names, values = cols.decode(new_keys)
-        good = np.flatnonzero(good_pairs(names, values, limits)).tolist()
-        if good:
+        ok = good_pairs(names, values, limits)
+        if ok.all():
+            new_pids = table.register(new_keys, names, values)
+            if len(new_keys) == len(asked):  # each new label once (unique values)
+                pids[missing] = new_pids
+            else:
+                found = dict(zip(new_keys, new_pids.tolist(), strict=True))
+                pids[missing] = np.fromiter(map(found.__getitem__, asked), np.int64, len(asked))
+        elif ok.any():
+            good = np.flatnonzero(ok).tolist()
             good_keys = list(map(new_keys.__getitem__, good))
             new_pids = table.register(
                 good_keys,
@@ -201,7 +211,7 @@ def _candidates(
         redo |= has_cluster
         clusters = [""] * n
     else:
-        clusters = _cluster_values(table, pids, is_cluster, offsets)
+        clusters = _cluster_values(table, pids, is_cluster, has_cluster, offsets)
     valid = np.ones(n, dtype=bool)
     redone: dict[int, NDArray[np.int64]] = {}
     for k in np.flatnonzero(redo).tolist():
@@ -239,6 +249,7 @@ def _cluster_values(
     table: PairTable,
     pids: NDArray[np.int64],
     is_cluster: NDArray[np.bool_],
+    has_cluster: NDArray[np.bool_],
     offsets: NDArray[np.int64],
 ) -> list[str]:
     """The `cluster` value of each series ("" for none), as sent."""
@@ -246,6 +257,9 @@ def _cluster_values(
     n = len(offsets) - 1
     if not len(at):
         return [""] * n
+    sent = pids[at]
+    if len(at) == n and has_cluster.all() and (sent == sent[0]).all():
+        return [table.pair(int(sent[0]))[1]] * n  # one cluster label per series, all equal
     distinct, which = np.unique(pids[at], return_inverse=True)
     names = ["", *(pair[1] for pair in table.pairs(distinct.tolist()))]
     code = np.zeros(n, dtype=np.int64)

@@ -361,3 +361,13 @@ def test_refused_series_leave_no_label_values_behind():
     assert sum(r.reason == "series_limit" for r in res.rejected) == 4
     assert head.index.label_values("i") == ["0"]
     assert head.index.num_pairs == 3  # __name__, cluster, i="0"
+
+
+def test_cluster_of_each_series_as_sent_when_one_sends_it_twice():
+    head = make_head()
+    twice = ((("__name__", "m"), ("cluster", "a"), ("cluster", "a")), [(NOW, 1.0)])
+    none = ((("__name__", "n"),), [(NOW, 2.0)])
+    res = apply(head, batch(twice, none, keyed=True))
+    assert by_reason(res)["duplicate_label_name"].samples == 1
+    assert samples(head) == {"n": [(NOW, 2.0)]}
+    assert head.active_series_by_cluster() == {"": 1}
