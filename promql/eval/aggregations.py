@@ -89,7 +89,7 @@ def _group_by_columns(
     columns = [_column(labels, name) for name in names]
     if any(col is None for col in columns):
         return None
-    keys: list[object] = list(zip(*columns, strict=True)) if len(columns) > 1 else columns[0]  # type: ignore[assignment,list-item]
+    keys: list[object] = list(zip(*columns, strict=True)) if len(columns) > 1 else columns[0]  # type: ignore[assignment]
     first_seen = {k: i for i, k in enumerate(dict.fromkeys(keys))}
     ids = np.fromiter(map(first_seen.__getitem__, keys), dtype=np.intp, count=len(keys))
     if len(columns) == 1:
@@ -159,7 +159,7 @@ class _Groups:
         self._flat: NDArray[np.intp] | None = None
 
     def reduce(self, ufunc: np.ufunc, arr: NDArray[np.generic]) -> NDArray[np.generic]:
-        return ufunc.reduceat(arr[self.order], self.starts, axis=0)  # type: ignore[no-any-return]
+        return ufunc.reduceat(arr[self.order], self.starts, axis=0)
 
     def add(self, arr: F64) -> F64:
         """Per-group sums over all steps with one `bincount` (no sorting, no BLAS)."""
@@ -187,7 +187,7 @@ def kahan_sum(groups: _Groups, values: F64, present: BOOL) -> F64:
         for g, j in zip(*np.nonzero(suspicious), strict=True):
             lo = groups.starts[g]
             total[g, j] = math.fsum(vs[lo : lo + groups.sizes[g], j].tolist())
-    return total  # type: ignore[no-any-return]
+    return total
 
 
 def aggregate(
@@ -254,7 +254,7 @@ def _avg(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int64]) 
         scaled = np.where(present, values / n[groups.gid], 0.0)
         alt = kahan_sum(groups, scaled, present)
         mean = np.where(overflow, alt, mean)
-    return mean  # type: ignore[no-any-return]
+    return mean
 
 
 def _variance(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int64]) -> F64:
@@ -275,7 +275,7 @@ def _variance(groups: _Groups, values: F64, present: BOOL, count: NDArray[np.int
     s1 = groups.add(d)
     s2 = groups.add(d * d)
     var = (s2 - s1 * s1 / n) / n
-    return np.where(var < 0, 0.0, var)  # type: ignore[no-any-return]
+    return np.where(var < 0, 0.0, var)
 
 
 def _quantile(
@@ -312,7 +312,7 @@ def _quantile(
     cols = np.arange(steps)[None, :]
     res = sv[li, cols] * (1 - weight) + sv[ui, cols] * weight
     res = np.where(q[None, :] < 0, -np.inf, np.where(q[None, :] > 1, np.inf, res))
-    return np.where(np.isnan(q)[None, :] | (n == 0), np.nan, res)  # type: ignore[no-any-return]
+    return np.where(np.isnan(q)[None, :] | (n == 0), np.nan, res)
 
 
 def _count_values(e: ast.AggregateExpr, vec: StepVector, label: str) -> StepVector:

@@ -118,7 +118,7 @@ def _group_rows(sigs: list[tuple[object, ...]]) -> dict[tuple[object, ...], list
 def _any_present(
     vec: StepVector, groups: dict[tuple[object, ...], list[int]]
 ) -> dict[tuple[object, ...], NDArray[np.bool_]]:
-    return {s: vec.present[rows].any(axis=0) for s, rows in groups.items()}
+    return {s: np.asarray(vec.present[rows].any(axis=0)) for s, rows in groups.items()}
 
 
 # --- set operators ------------------------------------------------------------

@@ -88,7 +88,7 @@ def absent_labels(expr: ast.Expr) -> Labels:
 
 def _absent(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
     vec = ev.eval_vector(e.args[0], steps)
-    none = ~vec.present.any(axis=0) if vec.labels else np.ones(len(steps), dtype=bool)
+    none = ~np.asarray(vec.present.any(axis=0)) if vec.labels else np.ones(len(steps), dtype=bool)
     return StepVector([absent_labels(e.args[0])], np.ones((1, len(steps))), none[None, :].copy())
 
 
@@ -98,7 +98,7 @@ def _absent_over_time(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
         raise ExecutionError("absent_over_time expects a range vector")
     none: NDArray[np.bool_] = np.ones(len(steps), dtype=bool)
     if rng.labels:
-        none = ~np.asarray((rng.hi - rng.lo) > 0).any(axis=0)
+        none = ~np.asarray(((rng.hi - rng.lo) > 0).any(axis=0))
     return StepVector([absent_labels(e.args[0])], np.ones((1, len(steps))), none[None, :].copy())
 
 

@@ -18,8 +18,10 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from promql.eval.functions.common import (
     BOOL,
@@ -46,7 +48,8 @@ from storage.labels import Labels
 _SMALL_DELTA = 1e-12
 """Relative bucket-count differences below this are float noise (Prometheus smallDeltaTolerance)."""
 _MIN_NORMAL = 2.2250738585072014e-308
-_UNPARSED = -1.0j  # sentinel: not a float, never a parse result
+
+NumT = TypeVar("NumT", np.float64, np.int64)
 
 
 @dataclass(slots=True)
@@ -81,7 +84,7 @@ class Buckets:
     def has_any(self) -> BOOL:
         return self.last >= 0
 
-    def at(self, arr: F64 | I64, b: I64) -> F64:
+    def at(self, arr: NDArray[NumT], b: I64) -> NDArray[NumT]:
         """`arr[g, b[g, t], t]` for every group and step (`arr` `[G x B x T]`
         contiguous, or `[G x B]` for per-bucket data); `b` is clipped into range."""
         ngroups, nb, nsteps = self.counts.shape
@@ -118,8 +121,9 @@ def _collect(ctx: FunctionContext, vec: StepVector, arg: int) -> Buckets | None:
         else:
             le = ""
             key = lbl
-        bound = parsed.get(le, _UNPARSED)
-        if bound is _UNPARSED:
+        try:
+            bound = parsed[le]
+        except KeyError:
             bound = parsed[le] = parse_go_float(le)
         if bound is None:
             bad.append(i)
@@ -252,7 +256,7 @@ def _neighbours(present: BOOL) -> tuple[I64, I64, I64, BOOL | None]:
     none); per (group, step): the last present bucket (-1: none) and the
     number present; and the `[groups x buckets]` presence if it is static."""
     ngroups, nb, nsteps = present.shape
-    any_b = present.any(axis=2)
+    any_b = np.asarray(present.any(axis=2))
     if (any_b == present.all(axis=2)).all():
         # each bucket is there at every step or never: work on [groups x buckets]
         idx2 = np.where(any_b, np.arange(nb)[None, :], -1)

@@ -10,12 +10,15 @@ the block's largest values); callers replay those with `scans`.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from numpy.typing import NDArray
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 BOOL = NDArray[np.bool_]
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 U = 2.0**-53
 """Unit roundoff of float64."""
@@ -80,7 +83,7 @@ class CompensatedPrefix:
         return s
 
 
-def plain_prefix(x: NDArray[np.generic]) -> NDArray[np.generic]:
+def plain_prefix(x: NDArray[ScalarT]) -> NDArray[ScalarT]:
     """`[0, x0, x0+x1, ...]` (exact for integer dtypes)."""
     out = np.empty(len(x) + 1, dtype=x.dtype)
     out[0] = 0

@@ -360,6 +360,7 @@ def _regression(rng: StepRange, intercept_at: I64 | None, duration: F64 | None) 
                 intercept[rows, cols] = s_icpt
         if intercept is None:
             return slope, ok
+        assert duration is not None, "predict_linear passes both intercept_at and duration"
         return slope * duration[None, :] + intercept, ok
 
     return map_blocks(rng, block)

@@ -51,7 +51,7 @@ def double_exponential_smoothing(ctx: FunctionContext, args: Sequence[EvalValue]
     sf = scalar_arg(args, 1, nsteps)
     tf = scalar_arg(args, 2, nsteps)
     counts = rng.hi - rng.lo
-    steps_used = (counts > 0).any(axis=0)
+    steps_used = np.asarray((counts > 0).any(axis=0))
     _check_factor(sf, steps_used, "smoothing", "sf")
     _check_factor(tf, steps_used, "trend", "tf")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +28,7 @@ from promql.value import StepRange
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 BOOL = NDArray[np.bool_]
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 BLOCK_TARGET = 1 << 16
 """Samples and windows per block: keeps temporaries within L2 cache."""
@@ -122,7 +124,7 @@ def map_blocks(rng: StepRange, fn: Callable[[Block], tuple[F64, BOOL] | None]) -
     return values, present
 
 
-def gather(arr: NDArray[np.generic], idx: I64) -> NDArray[np.generic]:
+def gather(arr: NDArray[ScalarT], idx: I64) -> NDArray[ScalarT]:
     """`arr[idx]` with out-of-range indices clipped (callers mask those windows)."""
     if not len(arr):
         return np.zeros(idx.shape, dtype=arr.dtype)
