@@ -31,6 +31,9 @@ from remote_write.labelkeys import label_key
 
 LabelPairs = tuple[tuple[str, str], ...]
 
+_NO_TS = np.zeros(0, dtype=np.int64)
+_NO_VALUES = np.zeros(0, dtype=np.float64)
+
 STALE_NAN_BITS = 0x7FF0000000000002
 """Prometheus's stale marker: a NaN with this exact bit pattern ends a series."""
 
@@ -167,8 +170,10 @@ class WriteBatch:
         """Build a batch from (labels, timestamps, values) triples; for tests and rules."""
         counts = [len(ts) for _, ts, _ in series]
         idx = np.repeat(np.arange(len(series), dtype=np.int32), counts)
-        ts = np.concatenate([np.asarray(t, dtype=np.int64) for _, t, _ in series] or [[]])
-        vals = np.concatenate([np.asarray(v, dtype=np.float64) for _, _, v in series] or [[]])
+        ts = np.concatenate([np.asarray(t, dtype=np.int64) for _, t, _ in series] or [_NO_TS])
+        vals = np.concatenate(
+            [np.asarray(v, dtype=np.float64) for _, _, v in series] or [_NO_VALUES]
+        )
         return cls(
             series=[tuple(labels) for labels, _, _ in series],
             series_idx=idx,

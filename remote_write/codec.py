@@ -573,7 +573,7 @@ def encode_write_request(batch: WriteBatch) -> bytes:
             series.samples.add(value=vals[j], timestamp=ts[j])
     for meta in batch.metadata:
         request.metadata.add(
-            type=_METRIC_TYPE_NUMBERS.get(meta.type, 0),  # type: ignore[arg-type]
+            type=_METRIC_TYPE_NUMBERS.get(meta.type, 0),
             metric_family_name=meta.metric_family_name,
             help=meta.help,
             unit=meta.unit,

@@ -116,7 +116,7 @@ _HIGH_BITS = [sum(0x80 << (8 * k) for k in range(w)) for w in range(9)]
 _CONTINUED = [sum(0x80 << (8 * k) for k in range(w - 1)) for w in range(9)]
 
 
-def _words(buf: NDArray[np.uint8], dtype: np.dtype) -> NDArray:  # type: ignore[type-arg]
+def _words(buf: NDArray[np.uint8], dtype: np.dtype) -> NDArray:
     """`buf` read as 8-byte words starting at every byte (a view, no copy)."""
     return np.ndarray(shape=(len(buf) - 7,), dtype=dtype, buffer=buf, strides=(1,))
 

@@ -61,7 +61,7 @@ PAIR_SLACK = 1 << 16
 """Registered pairs without series tolerated beyond the number of live pairs."""
 
 
-def _array_ids(postings: array) -> NDArray[np.int64]:  # type: ignore[type-arg]
+def _array_ids(postings: array) -> NDArray[np.int64]:
     return np.frombuffer(postings, dtype=np.uint32).astype(np.int64)
 
 
@@ -115,7 +115,7 @@ class Index:
         self._ids: dict[Labels, int] = {}
         self.pairs = PairTable()
         """The label pairs, by id; the write path looks labels up here."""
-        self._post: list[array | None] = []  # type: ignore[type-arg]
+        self._post: list[array | None] = []
         """Postings by pair id, for pairs held by two or more series."""
         self._one = np.full(256, -1, dtype=np.int64)
         """The series of each pair held by exactly one series (a unique value: a pod,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import re2  # type: ignore[import-untyped]
+import re2
 from numpy.typing import NDArray
 
 _OPTIONS = re2.Options()
