@@ -8,6 +8,8 @@ Selects carry the `series` hint: only label sets are needed, not samples.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+
 from aiohttp import web
 
 from aggregator.api.context import BACKEND
@@ -25,8 +27,8 @@ from aggregator.api.promjson import encode_series_list
 from aggregator.api.responses import success, success_raw
 from aggregator.errors import BadData
 from storage.annotations import Annotations
-from storage.interfaces import SelectHints
-from storage.labels import Labels
+from storage.interfaces import LabelResult, Querier, SelectHints
+from storage.labels import Labels, Matcher
 
 TRUNCATED = "results truncated due to limit"
 
@@ -61,28 +63,25 @@ async def handle_series(request: web.Request) -> web.Response:
 
 async def handle_labels(request: web.Request) -> web.Response:
     """Label names of the series matching any `match[]` (all series without one)."""
-    params = await read_params(request)
-    start = time_param(params, "start", MIN_TIME_MS)
-    end = time_param(params, "end", MAX_TIME_MS)
-    check_time_range(start, end)
-    sets = matcher_sets(params.getall("match[]", []))
-    limit = limit_param(params)
-    backend = request.app[BACKEND].get()
-
-    warnings = Annotations()
-    names: set[str] = set()
-    fetch = limit + 1 if limit is not None else None
-    async with backend.querier(start, end) as querier:
-        for matchers in sets or [[]]:
-            result = await querier.label_names(matchers, limit=fetch)
-            names.update(result.values)
-            warnings.merge(result.warnings)
-    return success(_limited(names, limit, warnings), warnings)
+    return await _label_answer(
+        request, lambda querier, matchers, fetch: querier.label_names(matchers, limit=fetch)
+    )
 
 
 async def handle_label_values(request: web.Request) -> web.Response:
     """Values of label `name` over the series matching any `match[]` (all without one)."""
     name = check_label_name(request.match_info["name"])
+    return await _label_answer(
+        request,
+        lambda querier, matchers, fetch: querier.label_values(name, matchers, limit=fetch),
+    )
+
+
+LabelLookup = Callable[[Querier, Sequence[Matcher], "int | None"], Awaitable[LabelResult]]
+
+
+async def _label_answer(request: web.Request, lookup: LabelLookup) -> web.Response:
+    """The union of `lookup` over every `match[]` set, sorted and limited, with warnings."""
     params = await read_params(request)
     start = time_param(params, "start", MIN_TIME_MS)
     end = time_param(params, "end", MAX_TIME_MS)
@@ -92,14 +91,14 @@ async def handle_label_values(request: web.Request) -> web.Response:
     backend = request.app[BACKEND].get()
 
     warnings = Annotations()
-    values: set[str] = set()
+    found: set[str] = set()
     fetch = limit + 1 if limit is not None else None
     async with backend.querier(start, end) as querier:
         for matchers in sets or [[]]:
-            result = await querier.label_values(name, matchers, limit=fetch)
-            values.update(result.values)
+            result = await lookup(querier, matchers, fetch)
+            found.update(result.values)
             warnings.merge(result.warnings)
-    return success(_limited(values, limit, warnings), warnings)
+    return success(_limited(found, limit, warnings), warnings)
 
 
 def _limited(items: set[str], limit: int | None, warnings: Annotations) -> list[str]:
