@@ -6,23 +6,11 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
-from tests.support.realparts import REPO, http_get, start_aggregator
-
-
-def post_write(url: str, body: bytes) -> int:
-    request = urllib.request.Request(
-        f"{url}/api/v1/write",
-        data=body,
-        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return resp.status
+from tests.support.realparts import REPO, http_get, post_write, start_aggregator
 
 
 def test_serve_logs_listens_and_stops_cleanly(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
-from tests.support.realparts import http_get, start_aggregator, start_prometheus
+from tests.support.realparts import http_get, post_write, prometheus_beside_aggregator
 
 INSTANT = [
     ("vector(1e21)", "100"),
@@ -48,20 +48,8 @@ def _get(url: str, path: str, params: dict[str, str]) -> tuple[int, bytes]:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("json")
-    prom, prom_url = start_prometheus(
-        tmp / "prom",
-        "global:\n  scrape_interval: 1m\n",
-        extra_args=["--web.enable-remote-write-receiver"],
-    )
-    try:
-        agg, agg_url = start_aggregator(tmp / "agg")
-    except BaseException:
-        prom.stop()
-        raise
-    yield prom_url, agg_url
-    agg.stop()
-    prom.stop()
+    with prometheus_beside_aggregator(tmp_path_factory.mktemp("json")) as urls:
+        yield urls
 
 
 @pytest.mark.parametrize(("expr", "at"), INSTANT)
@@ -113,14 +101,7 @@ def test_written_series_json_is_identical(servers) -> None:  # type: ignore[no-u
         WriteBatch.from_series([(labels, [now_ms - 1_950, now_ms - 50], [1e-7, 3.0])])
     )
     for url in (prom_url, agg_url):
-        request = urllib.request.Request(
-            f"{url}/api/v1/write",
-            data=body,
-            headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            assert resp.status in (200, 204)
+        assert post_write(url, body) in (200, 204)
     at = f"{now_ms / 1000:.3f}"
     for path, params in [
         ("/api/v1/query", {"query": "esc", "time": at}),

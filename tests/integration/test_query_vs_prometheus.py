@@ -22,7 +22,7 @@ import pytest
 
 from remote_write.batch import STALE_NAN, WriteBatch
 from remote_write.codec import encode_write_request
-from tests.support.realparts import http_get, start_aggregator, start_prometheus
+from tests.support.realparts import http_get, post_write, prometheus_beside_aggregator
 
 STEP_MS = 15_000
 POINTS = 160  # 40 minutes of data
@@ -200,27 +200,17 @@ def _series_data(base_ms: int) -> list[tuple[tuple[tuple[str, str], ...], list[i
     return out
 
 
-def _write_all(url: str, series) -> None:
-    import urllib.request
-
+def _write_all(url: str, series, base_ms: int) -> None:
     # One request per 10 points, so every series arrives in time order.
     for start in range(0, POINTS, 10):
+        lo, hi = base_ms + start * STEP_MS, base_ms + (start + 10) * STEP_MS
         batch = []
         for labels, ts, values in series:
-            pairs = [(t, v) for t, v in zip(ts, values, strict=True) if start <= _k(t) < start + 10]
+            pairs = [(t, v) for t, v in zip(ts, values, strict=True) if lo <= t < hi]
             if pairs:
                 batch.append((labels, [t for t, _ in pairs], [v for _, v in pairs]))
         body = encode_write_request(WriteBatch.from_series(batch))
-        req = urllib.request.Request(f"{url}/api/v1/write", data=body, headers=HEADERS)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status // 100 == 2
-
-
-_BASE = {"ms": 0}
-
-
-def _k(ts_ms: int) -> int:
-    return (ts_ms - _BASE["ms"]) // STEP_MS
+        assert post_write(url, body) // 100 == 2
 
 
 @pytest.fixture(scope="module")
@@ -228,25 +218,11 @@ def loaded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
     now = int(time.time() * 1000)
     base = now - now % STEP_MS - POINTS * STEP_MS - 5 * 60_000
-    _BASE["ms"] = base
     series = _series_data(base)
-    prom, prom_url = start_prometheus(
-        tmp / "prom",
-        "global:\n  scrape_interval: 1m\n",
-        extra_args=["--web.enable-remote-write-receiver"],
-    )
-    try:
-        agg, agg_url = start_aggregator(tmp / "agg")
-    except BaseException:
-        prom.stop()
-        raise
-    try:
-        _write_all(prom_url, series)
-        _write_all(agg_url, series)
+    with prometheus_beside_aggregator(tmp) as (prom_url, agg_url):
+        _write_all(prom_url, series, base)
+        _write_all(agg_url, series, base)
         yield prom_url, agg_url, base
-    finally:
-        agg.stop()
-        prom.stop()
 
 
 def _query(url: str, path: str, params: dict[str, str]) -> tuple[int, dict]:

@@ -16,7 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,3 +186,35 @@ def start_aggregator(
     url = f"http://127.0.0.1:{port}"
     proc.wait_ready(f"{url}/-/ready")
     return proc, url
+
+
+def post_write(url: str, body: bytes, *, timeout: float = 30.0) -> int:
+    """POST a snappy-compressed WriteRequest to `url`/api/v1/write; returns the status."""
+    request = urllib.request.Request(
+        f"{url}/api/v1/write",
+        data=body,
+        headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        return int(resp.status)
+
+
+@contextmanager
+def prometheus_beside_aggregator(workdir: Path) -> Iterator[tuple[str, str]]:
+    """A Prometheus remote-write receiver and the service, both running: their URLs."""
+    prom, prom_url = start_prometheus(
+        workdir / "prom",
+        "global:\n  scrape_interval: 1m\n",
+        extra_args=["--web.enable-remote-write-receiver"],
+    )
+    try:
+        agg, agg_url = start_aggregator(workdir / "agg")
+    except BaseException:
+        prom.stop()
+        raise
+    try:
+        yield prom_url, agg_url
+    finally:
+        agg.stop()
+        prom.stop()
