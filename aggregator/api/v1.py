@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aggregator.api import metadata, query, series, status, write
+from aggregator.api import metadata, query, series, status, ui, write
 from aggregator.api.context import METRICS
 from aggregator.api.responses import error_response
 
@@ -39,6 +39,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/-/healthy", status.handle_healthy)
     r.add_get("/-/ready", status.handle_ready)
     r.add_get("/metrics", status.handle_metrics)
+    ui.add_ui_routes(app)
 
 
 def route_name(request: web.Request) -> str:
