@@ -165,7 +165,9 @@ def _varint_fields(
     width[idx, _VARINT_REST] = 8 * np.maximum(size - 8, 0)
 
 
-def _dod_fields(dod: NDArray[np.int64], rows: NDArray[np.bool_], vals: NDArray, width: NDArray) -> None:
+def _dod_fields(
+    dod: NDArray[np.int64], rows: NDArray[np.bool_], vals: NDArray, width: NDArray
+) -> None:
     idx = np.flatnonzero(rows)
     d = dod[idx]
     ctrl = np.full(len(d), 0b1111, dtype=np.uint64)

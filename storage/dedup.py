@@ -87,7 +87,9 @@ def dedup_series_set(ss: SeriesSet, replica_labels: Sequence[str]) -> SeriesSet:
         which = np.fromiter((g[0] for g in groups), dtype=np.int64, count=len(groups))
         sizes = off[1:][which] - off[:-1][which]
         rows = ranges(off[:-1][which], sizes)
-        return SeriesSet(out_labels, offsets_of(sizes), ss.timestamps[rows], ss.values[rows], ss.warnings)
+        return SeriesSet(
+            out_labels, offsets_of(sizes), ss.timestamps[rows], ss.values[rows], ss.warnings
+        )
     ts_parts: list[I64] = []
     val_parts: list[F64] = []
     sizes_list = []
@@ -174,7 +176,9 @@ def _run_end(tx: I64, ty: I64, k: int, first_target: int, y_pos: int) -> tuple[i
         j1 = min(n, j0 + width)
         idx = np.arange(j0, j1)
         prev = tx[idx - 1]
-        targets = np.where(idx == k + 1, first_target, prev + 1 + 2 * (prev - tx[np.maximum(idx - 2, 0)]))
+        targets = np.where(
+            idx == k + 1, first_target, prev + 1 + 2 * (prev - tx[np.maximum(idx - 2, 0)])
+        )
         targets = np.maximum.accumulate(np.maximum(targets, running))
         ypos = np.maximum(np.searchsorted(ty, targets, "left"), y_pos)
         y_next = np.where(ypos < len(ty), ty[np.minimum(ypos, len(ty) - 1)], np.iinfo(np.int64).max)

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from storage.annotations import Annotations
 from storage.csr import offsets_of, ranges
@@ -43,7 +44,7 @@ class Partitioned(Protocol):
 
 
 def admits(matchers: Sequence[Matcher], partition: Labels) -> bool:
-    """Whether series carrying `partition` can match: every matcher on a partition label accepts it."""
+    """Whether series carrying `partition` can match (each matcher on its labels accepts them)."""
     for m in matchers:
         if partition.has(m.name) and not m.matches(partition.get(m.name)):
             return False
@@ -165,8 +166,31 @@ def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
         base += s.num_samples
     ts_all = np.concatenate([s.timestamps for s in nonempty])
     values_all = np.concatenate([s.values for s in nonempty])
-    size = np.concatenate(sizes)
-    start = np.concatenate(starts)
+    return _sort_and_merge(
+        labels, np.concatenate(starts), np.concatenate(sizes), ts_all, values_all, warnings
+    )
+
+
+def sort_series(
+    labels: list[Labels],
+    offsets: NDArray[np.int64],
+    timestamps: NDArray[np.int64],
+    values: NDArray[np.float64],
+) -> SeriesSet:
+    """A set in label order from series in any order (each sorted by time); equal labels merge."""
+    return _sort_and_merge(
+        labels, offsets[:-1], np.diff(offsets), timestamps, values, Annotations()
+    )
+
+
+def _sort_and_merge(
+    labels: list[Labels],
+    start: NDArray[np.int64],
+    size: NDArray[np.int64],
+    ts_all: NDArray[np.int64],
+    values_all: NDArray[np.float64],
+    warnings: Annotations,
+) -> SeriesSet:
     order = sorted(range(len(labels)), key=labels.__getitem__)  # stable: earlier source first
     ordered = [labels[i] for i in order]
     which = np.asarray(order, dtype=np.int64)

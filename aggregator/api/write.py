@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from aggregator.api.context import AUTH, BACKEND, CONFIG, METRICS
+from aggregator.api.federation import CLUSTERS
 from aggregator.auth import CHALLENGES, Unauthorized
 from aggregator.errors import NotReady
 from remote_write.batch import Rejection
@@ -114,6 +115,9 @@ async def _receive(request: web.Request) -> web.Response:
         )
         return _text(500, f"storage: {type(exc).__name__}: {exc}")
 
+    registry = request.app.get(CLUSTERS)
+    if registry is not None and result.accepted:
+        registry.observe_push(identity.cluster, result.accepted, int(batch.timestamps.max()))
     metrics.count_rejections(cluster_label, result.rejected)
     dropped = dict(decoded.dropped)
     for kind, count in result.dropped.items():

@@ -1,4 +1,4 @@
-"""Thanos's penalty dedup, one sample at a time: the reference `storage.dedup` is checked against."""
+"""Thanos's penalty dedup, one sample at a time: the reference for `storage.dedup`."""
 
 from __future__ import annotations
 
