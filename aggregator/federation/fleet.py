@@ -10,13 +10,15 @@ read and (later) rules all read through it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 
 from aggregator.config import QueryConfig
+from aggregator.federation.pushdown import MemberEngine
 from aggregator.federation.registry import ClusterRegistry
 from aggregator.federation.workspace import WorkspaceQuerier
+from promql.distribute import RemoteEngine
 from storage.dedup import DedupQuerier
 from storage.interfaces import LabelResult, Querier, Queryable, SelectHints, SeriesSet
 from storage.labels import CLUSTER_LABEL, Labels, Matcher
@@ -41,14 +43,60 @@ class Fleet:
         registry: ClusterRegistry,
         query: QueryConfig,
         options: FleetOptions | None = None,
+        excluded: frozenset[str] = frozenset(),
     ) -> None:
         self.local = local
         self.registry = registry
         self.query = query
         self.options = options or FleetOptions(partial_response=query.partial_response)
+        self.excluded = excluded
 
     def with_options(self, **changes: bool) -> Fleet:
         return Fleet(self.local, self.registry, self.query, replace(self.options, **changes))
+
+    # -- pushdown (promql.distribute.Distributable) --------------------------------
+
+    @property
+    def partial_response(self) -> bool:
+        return self.options.partial_response
+
+    @property
+    def opaque_labels(self) -> Collection[str]:
+        """Labels members cannot see: replica labels under dedup, the workspace label."""
+        names = set(self.query.replica_labels) if self.options.dedup else set()
+        if self.query.workspace_label:
+            names.add(self.query.workspace_label)
+        return names
+
+    def remote_engines(self) -> Sequence[RemoteEngine]:
+        """Members that can take pushed work: healthy, version and external labels known,
+        and (under dedup) not one of several replicas."""
+        if not self.options.pushdown:
+            return []
+        pulls = self.registry.pulls
+        replicas = set(self.query.replica_labels) if self.options.dedup else set()
+        shared = {
+            s.cluster.name
+            for s in pulls
+            if sum(o.cluster.name == s.cluster.name for o in pulls) > 1
+        }
+        out: list[RemoteEngine] = []
+        for state in pulls:
+            if state.cluster.name in self.excluded or not state.healthy:
+                continue
+            if state.version is None or state.external_labels is None or state.session is None:
+                continue
+            if replicas and (
+                state.cluster.name in shared or replicas & set(state.external_labels.names())
+            ):
+                continue
+            out.append(MemberEngine(state, self.registry.metrics, self.registry.mark_failed))
+        return out
+
+    def without(self, names: Collection[str]) -> Queryable:
+        """This fleet minus the named pull clusters (by RemoteEngine name)."""
+        clusters = {n.removeprefix('cluster "').removesuffix('"') for n in names}
+        return Fleet(self.local, self.registry, self.query, self.options, self.excluded | clusters)
 
     def querier(self, start_ms: int, end_ms: int) -> AbstractAsyncContextManager[Querier]:
         return self._querier(start_ms, end_ms)
@@ -58,7 +106,11 @@ class Fleet:
         async with self.local.querier(start_ms, end_ms) as head:
             q: Querier = MergeQuerier(
                 [head],
-                self.registry.pull_queriers(start_ms, end_ms),
+                [
+                    q
+                    for q in self.registry.pull_queriers(start_ms, end_ms)
+                    if q.cluster.name not in self.excluded
+                ],
                 partial_response=self.options.partial_response,
             )
             q = FreshnessQuerier(q, self.registry)

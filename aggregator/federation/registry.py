@@ -263,6 +263,10 @@ class ClusterRegistry:
                 state.samples_per_second = max(rate, 0.0)
             state.appended = (now, total)
 
+    def mark_failed(self, state: PullState, reason: str) -> None:
+        """A request to a pull endpoint failed: it is unhealthy until its next good check."""
+        self._failed(state, reason)
+
     def _failed(self, state: PullState, reason: str) -> None:
         name = state.cluster.name
         if state.healthy is not False:
