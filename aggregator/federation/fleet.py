@@ -10,6 +10,7 @@ read and (later) rules all read through it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -117,8 +118,9 @@ class Fleet:
             if self.options.dedup and self.query.replica_labels:
                 q = DedupQuerier(q, self.query.replica_labels)
             if self.query.workspace_label:
+                as_of = min(end_ms, int(time.time() * 1000))  # label APIs default to all time
                 q = WorkspaceQuerier(
-                    q, self.query.workspace_label, end_ms, self.query.lookback_delta_ms
+                    q, self.query.workspace_label, as_of, self.query.lookback_delta_ms
                 )
             yield q
 

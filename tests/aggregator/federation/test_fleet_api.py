@@ -144,3 +144,37 @@ async def test_bad_fleet_parameters_are_400(make_service):
     )
     status, _ = await svc.get_json("/api/v1/clusters")
     assert status == 200
+
+
+async def test_workspace_label_from_kubesphere_mapping_at_query_time(make_service):
+    config = Config(clusters=clusters("c1", "c2"), query=QueryConfig(workspace_label="workspace"))
+    svc = await make_service(config)
+    now = _now_ms()
+    ts = [now - 60_000, now - 30_000]
+    mapping = "kube_namespace_labels"
+    for cluster, ns_ws, cpu in (
+        ("c1", {"shop": "ws-a", "ops": "ws-b"}, {"shop": 1.0, "ops": 2.0, "free": 8.0}),
+        ("c2", {"shop": "ws-b"}, {"shop": 4.0}),
+    ):
+        series = [
+            (
+                [("__name__", mapping), ("namespace", ns), ("label_kubesphere_io_workspace", ws)],
+                ts,
+                [1.0, 1.0],
+            )
+            for ns, ws in ns_ws.items()
+        ]
+        series += [([("__name__", "cpu"), ("namespace", ns)], ts, [v, v]) for ns, v in cpu.items()]
+        status, _ = await svc.write(
+            encode(series), headers={"Authorization": f"Bearer token-{cluster}"}
+        )
+        assert status == 204
+    _, data = await svc.get_json("/api/v1/query", params={"query": "sum by (workspace) (cpu)"})
+    got = {r["metric"].get("workspace", ""): float(r["value"][1]) for r in data["data"]["result"]}
+    # c1/shop and c2/shop have the same namespace name but different workspaces
+    assert got == {"ws-a": 1.0, "ws-b": 6.0, "": 8.0}
+    _, data = await svc.get_json("/api/v1/query", params={"query": 'cpu{workspace="ws-b"}'})
+    found = {(r["metric"]["cluster"], r["metric"]["namespace"]) for r in data["data"]["result"]}
+    assert found == {("c1", "ops"), ("c2", "shop")}
+    _, values = await svc.get_json("/api/v1/label/workspace/values")
+    assert values["data"] == ["ws-a", "ws-b"]
