@@ -27,6 +27,7 @@ from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
 from tests.support.realparts import (
     Process,
+    free_port,
     http_get,
     post_write,
     start_aggregator,
@@ -279,3 +280,73 @@ def test_stopped_member_is_named_then_forgotten_when_back(fleet):
     data = _get(fleet.agg_url, "/api/v1/query_range", params)
     assert "warnings" not in data
     assert len(data["data"]["result"]) == 3
+
+
+def test_ha_pair_reads_as_one_series_with_the_gap_filled(tmp_path, prometheus_binary):
+    """Two Prometheus scrape the same target every second with a `replica` external label;
+    replica a is stopped for a while. Pulled as two entries of one cluster, they read as
+    one series whose samples cover a's gap; `dedup=false` shows both, a's with the gap."""
+    agg_port = free_port()
+    ports = {"a": free_port(), "b": free_port()}
+
+    def replica(name: str) -> Process:
+        proc, _ = start_prometheus(
+            tmp_path / name,
+            "global:\n  scrape_interval: 1s\n"
+            f"  external_labels: {{replica: {name}}}\n"
+            "scrape_configs:\n"
+            f"  - {{job_name: target, static_configs: [{{targets: ['127.0.0.1:{agg_port}']}}]}}\n",
+            port=ports[name],
+        )
+        return proc
+
+    procs = [replica("b"), replica("a")]
+    try:
+        pulls = "".join(
+            f"  - {{name: ha, url: 'http://127.0.0.1:{p}', health_check_interval: 1s}}\n"
+            for p in ports.values()
+        )
+        agg, url = start_aggregator(
+            tmp_path / "agg",
+            config=f"clusters:\n{pulls}query:\n  replica_labels: [replica]\n",
+            port=agg_port,
+        )
+        procs.append(agg)
+        raw_query = {"query": 'up{job="target"}', "dedup": "false"}
+        # Prometheus syncs new scrape targets 5 s after start: wait for both replicas.
+        _until(lambda: len(_get(url, "/api/v1/query", raw_query)["data"]["result"]) == 2)
+        time.sleep(2)
+        procs[1].stop()
+        stopped = time.time()
+        time.sleep(5)
+        procs.append(replica("a"))
+        a_url = f"http://127.0.0.1:{ports['a']}"
+        _until(lambda: _get(a_url, "/api/v1/query", {"query": "up[2s]"})["data"]["result"])
+        time.sleep(2)
+        at = time.time()
+        window = f"{int(at - stopped + 3)}s"
+        query = {"query": f'up{{job="target"}}[{window}]', "time": at}
+        (series,) = _get(url, "/api/v1/query", query)["data"]["result"]
+        assert "replica" not in series["metric"]
+        assert series["metric"]["cluster"] == "ha"
+        times = [float(t) for t, _ in series["values"]]
+        assert max(np.diff(times)) < 2.5, times  # a's gap is filled from b
+        raw = _get(url, "/api/v1/query", {**query, "dedup": "false"})
+        gaps = {
+            s["metric"]["replica"]: max(np.diff([float(t) for t, _ in s["values"]]))
+            for s in raw["data"]["result"]
+        }
+        assert gaps["a"] > 4, gaps
+        assert gaps["b"] < 2.5, gaps
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def _until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError("condition not met in time")
