@@ -111,6 +111,9 @@ class MergeQuerier:
             matchers, lambda q: q.select(matchers, start_ms, end_ms, hints=hints)
         )
         merged = merge_series_sets(sets)
+        limit = hints.sample_limit if hints is not None else None
+        if limit is not None and merged.num_samples > limit:
+            raise SampleLimitExceeded(merged.num_samples, limit)  # each source was within it
         merged.warnings = warnings.merge(merged.warnings)
         return merged
 

@@ -333,8 +333,10 @@ def test_pull_clusters_with_their_options(tmp_path):
     assert [c.name for c in config.clusters] == ["edge"]
     first, second = config.pull_clusters
     assert (first.name, first.url, first.timeout_ms) == ("eu-1", "https://prom.eu-1:9090", 10_000)
-    assert first.basic_auth is not None and first.basic_auth.password == "secret"
-    assert first.tls is not None and first.tls.insecure_skip_verify
+    assert first.basic_auth is not None
+    assert first.basic_auth.password == "secret"
+    assert first.tls is not None
+    assert first.tls.insecure_skip_verify
     assert first.external_labels_drop == ("prometheus_replica",)
     assert (second.name, second.timeout_ms, second.basic_auth) == ("eu-1", 30_000, None)
     q = config.query
