@@ -146,7 +146,7 @@ def penalty_merge(ta: I64, va: F64, tb: I64, vb: F64) -> tuple[I64, F64]:
         tx, ty = streams[x][0], streams[y][0]
         k = pos[x]
         first_pen = INITIAL_PENALTY_MS if last_t is None else 2 * (int(tx[k]) - last_t)
-        end, y_pos = _run_end(tx, ty, k, int(tx[k]) + 1 + first_pen, pos[y])
+        end, y_pos = _run_end(tx, ty, k, int(tx[k]) + 1 + first_pen, pos[y], ties_to_x=x == 0)
         out.append((x, k, end))
         last = end - 1
         last_t = int(tx[last])
@@ -161,11 +161,14 @@ def penalty_merge(ta: I64, va: F64, tb: I64, vb: F64) -> tuple[I64, F64]:
     return ts, vals
 
 
-def _run_end(tx: I64, ty: I64, k: int, first_target: int, y_pos: int) -> tuple[int, int]:
+def _run_end(
+    tx: I64, ty: I64, k: int, first_target: int, y_pos: int, *, ties_to_x: bool
+) -> tuple[int, int]:
     """(one past the last sample of the run on X that starts at k, Y's position then).
 
     Decision j (choosing X[j] or Y, j = k+1, ...) seeks Y to target[j]:
     `first_target` for j = k+1, `X[j-1] + 1 + 2 (X[j-1] - X[j-2])` after.
+    On equal timestamps replica A wins (`ties_to_x` when X is A).
     Looked at in growing windows so that a short run costs a short scan.
     """
     n = len(tx)
@@ -182,7 +185,7 @@ def _run_end(tx: I64, ty: I64, k: int, first_target: int, y_pos: int) -> tuple[i
         targets = np.maximum.accumulate(np.maximum(targets, running))
         ypos = np.maximum(np.searchsorted(ty, targets, "left"), y_pos)
         y_next = np.where(ypos < len(ty), ty[np.minimum(ypos, len(ty) - 1)], np.iinfo(np.int64).max)
-        lose = np.flatnonzero(tx[idx] > y_next)
+        lose = np.flatnonzero(tx[idx] > y_next if ties_to_x else tx[idx] >= y_next)
         if len(lose):
             f = int(lose[0])
             # Y's iterator stands where the last decision X won left it.
