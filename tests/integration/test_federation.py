@@ -16,6 +16,7 @@ import json
 import math
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,14 @@ import pytest
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
+from remote_write.read import (
+    SAMPLES,
+    STREAMED_XOR_CHUNKS,
+    ReadQuery,
+    decode_read_response,
+    encode_read_request,
+    read_frames,
+)
 from tests.support.realparts import (
     Process,
     free_port,
@@ -33,6 +42,7 @@ from tests.support.realparts import (
     start_aggregator,
     start_prometheus,
 )
+from tests.support.xor_reference import decode_xor_chunk
 
 STEP_MS = 15_000
 POINTS = 160  # 40 minutes
@@ -350,3 +360,36 @@ def _until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def
             return
         time.sleep(0.25)
     raise AssertionError("condition not met in time")
+
+
+def test_reference_xor_decoder_reads_prometheus_chunks(fleet):
+    """The decoder our XOR encoder is tested against reads real Prometheus chunks right."""
+    _, url, _ = fleet.members["pull-2"]
+    query = ReadQuery(fleet.t0, fleet.t0 + POINTS * STEP_MS, (("=", "__name__", "memory_bytes"),))
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+
+    def read(accepted: list[int]) -> bytes:
+        request = urllib.request.Request(
+            f"{url}/api/v1/read",
+            data=encode_read_request([query], accepted),
+            headers=headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.read()
+
+    (samples,) = decode_read_response(read([SAMPLES]))
+    b = samples.batch
+    want = {}
+    for i in range(len(b.series)):
+        sel = b.series_idx == i
+        want[dict(b.series[i])["instance"]] = list(
+            zip(b.timestamps[sel].tolist(), b.values[sel].tolist(), strict=True)
+        )
+    got = {}
+    for msg in read_frames(read([STREAMED_XOR_CHUNKS])):
+        for cs in msg.chunked_series:
+            instance = {lb.name: lb.value for lb in cs.labels}["instance"]
+            got[instance] = [p for c in cs.chunks for p in decode_xor_chunk(c.data)]
+    assert got == want
+    assert len(want) == 3
