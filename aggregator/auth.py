@@ -20,14 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aggregator.config import PushCluster
+from aggregator.errors import Unauthorized
 
 REALM = "aggregator"
 CHALLENGES = (f'Bearer realm="{REALM}"', f'Basic realm="{REALM}", charset="UTF-8"')
 """`WWW-Authenticate` values of a 401: both schemes a sender may use."""
-
-
-class Unauthorized(Exception):
-    """No valid push-cluster credential on the request; the message says what was wrong."""
 
 
 @dataclass(frozen=True, slots=True)

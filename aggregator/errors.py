@@ -3,10 +3,14 @@
     AggregatorError
     ├── ConfigError   the config file or a flag is invalid (exit at start; names file, key, reason)
     ├── BadData       a request parameter is invalid: HTTP 400, errorType bad_data
-    └── NotReady      a component is still starting (e.g. storage replaying its WAL): HTTP 503
+    ├── NotReady      a component is still starting (e.g. storage replaying its WAL): HTTP 503
+    ├── Unauthorized  no valid credential on a request that needs one: HTTP 401
+    └── UnsupportedMediaType  a body in another format or encoding than the endpoint takes: 415
 
 Errors raised below this package (storage, promql, remote_write) keep their own
-trees; `aggregator.api.responses` translates all of them to HTTP in one table.
+trees; `aggregator.api.responses` translates all of them to HTTP in two tables
+side by side: one for the JSON errors of the query API, one for the plain-text
+answers of remote write.
 """
 
 from __future__ import annotations
@@ -37,3 +41,11 @@ class BadData(AggregatorError):
 
 class NotReady(AggregatorError):
     """A component the request needs has not finished starting; retrying later helps."""
+
+
+class Unauthorized(AggregatorError):
+    """No valid credential on the request; the message says what was wrong."""
+
+
+class UnsupportedMediaType(AggregatorError):
+    """A request body in a format, version or encoding the endpoint does not take."""

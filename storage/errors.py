@@ -1,46 +1,81 @@
 """Storage errors. Failures raise; problems a query can live with become warnings.
 
     StorageError
-    ├── OutOfBounds          sample outside what this storage can take (e.g. before retention)
-    ├── OutOfOrderSample     older than the series' newest sample beyond the out-of-order window
-    ├── DuplicateSample      same timestamp as a stored sample, different value
-    ├── TooOldSample         older than the head's accepted window
-    ├── SeriesLimitExceeded  a cluster is at its active-series limit (retryable: 429)
-    ├── ObjectNotFound       object store key missing
-    ├── WALCorrupted         a WAL frame failed its CRC or length check
-    ├── SampleLimitExceeded  a select would return more samples than its hints allow
-    └── StorageUnavailable   a backend (member cluster, object store) cannot be reached
+    ├── SampleRejected            why samples of one series were not written (never raised on
+    │   │                         ingest: each class names a `Rejection` reason, see below)
+    │   ├── SampleTooFarInFuture  newer than the server clock plus `limits.max_future`
+    │   ├── TooOldSample          older than the head's retention boundary
+    │   ├── OutOfOrderSample      behind its series' newest sample by more than the OOO window
+    │   ├── DuplicateSample       same timestamp as a stored sample, different value
+    │   └── SeriesLimitExceeded   a new series past its cluster's active-series limit (retryable)
+    ├── ObjectNotFound            object store key missing
+    ├── WALCorrupted              a WAL frame failed its CRC or length check
+    ├── SampleLimitExceeded       a select would return more samples than its hints allow
+    └── StorageUnavailable        a backend (WAL, member cluster, object store) cannot be used now
 
-Per-sample problems on ingest are reported as `Rejection` records in an
-`AppendResult`, not raised; these classes name the reasons and carry the
-message text, so that both paths say the same thing.
+Per-series problems on ingest are not raised: one bad series must never lose a
+request's good samples. They are reported as `Rejection` records in an
+`AppendResult`, and the `SampleRejected` classes are where those records come
+from: each class holds the stable reason code (it labels self-metrics and the
+sender's 4xx body) and whether a retry can help (429, not 400), and
+`rejection()` builds the record. Label problems found while decoding are the
+wire package's (`remote_write.validate`), not storage's.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from remote_write.batch import Rejection
 
 
 class StorageError(Exception):
     """Base of all storage errors."""
 
 
-class OutOfBounds(StorageError):
-    """A sample outside the time range this storage accepts."""
+class SampleRejected(StorageError):
+    """A reason storage refuses samples of a series; see the module docstring."""
+
+    reason: ClassVar[str]
+    """Stable code: the `reason` of the Rejection and of the rejected-samples metric."""
+    retryable: ClassVar[bool] = False
+    """True if the same samples may be accepted later (the sender should retry: 429)."""
+
+    @classmethod
+    def rejection(cls, series: str, message: str, samples: int) -> Rejection:
+        """The record reporting `samples` samples of `series` refused for this reason."""
+        return Rejection(series, cls.reason, message, samples, retryable=cls.retryable)
 
 
-class OutOfOrderSample(StorageError):
+class SampleTooFarInFuture(SampleRejected):
+    """A sample further ahead of the server clock than `limits.max_future`."""
+
+    reason = "sample_too_far_in_future"
+
+
+class TooOldSample(SampleRejected):
+    """A sample older than the head's retention boundary."""
+
+    reason = "sample_too_old"
+
+
+class OutOfOrderSample(SampleRejected):
     """A sample older than the series' newest sample minus the out-of-order window."""
 
-
-class DuplicateSample(StorageError):
-    """A sample at an existing timestamp with a different value."""
+    reason = "out_of_order_sample"
 
 
-class TooOldSample(StorageError):
-    """A sample older than the head's retention."""
+class DuplicateSample(SampleRejected):
+    """A sample at an existing timestamp with a different value (the first one wins)."""
+
+    reason = "duplicate_sample_for_timestamp"
 
 
-class SeriesLimitExceeded(StorageError):
-    """A new series past the cluster's active-series limit."""
+class SeriesLimitExceeded(SampleRejected):
+    """A new series past the cluster's active-series limit; room may free up later."""
+
+    reason = "series_limit"
+    retryable = True
 
 
 class ObjectNotFound(StorageError):
@@ -61,4 +96,4 @@ class SampleLimitExceeded(StorageError):
 
 
 class StorageUnavailable(StorageError):
-    """A backend that cannot be reached right now (retry may help)."""
+    """A backend that cannot be used right now (retry may help)."""

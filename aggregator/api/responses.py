@@ -1,23 +1,31 @@
-"""The Prometheus API envelope and the one table mapping exceptions to HTTP.
+"""The Prometheus API envelope and the tables mapping exceptions to HTTP.
 
 Success: `{"status":"success","data":...}` plus `warnings` / `infos` when
 there are any. Error: `{"status":"error","errorType":...,"error":...}` with
-the status code of the error type. Every exception a handler lets out is
-translated here, once, by `error_response`; anything not in the table is an
-`internal` error (500) and is logged with its traceback, because it is a bug.
+the status code of the error type. Every exception a query-API handler lets
+out is translated here, once, by `error_response` (`ERROR_TABLE`); anything not
+in the table is an `internal` error (500) and is logged with its traceback,
+because it is a bug.
+
+Remote write answers senders in plain text, and its status codes carry the
+protocol's contract (4xx: drop the data; 429 / 5xx: retry), so its exceptions
+have their own table beside the first, `WRITE_ERROR_TABLE`, read by
+`classify_write`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from aggregator.api.promjson import go_json
-from aggregator.errors import BadData, NotReady
+from aggregator.errors import BadData, NotReady, Unauthorized, UnsupportedMediaType
 from promql import errors as qerr
+from remote_write import errors as rwerr
 from storage import errors as serr
 from storage.annotations import Annotations
 from storage.labels import InvalidRegex
@@ -42,6 +50,40 @@ ERROR_TABLE: dict[type[BaseException], tuple[str, int]] = {
 
 INTERNAL = ("internal", 500)
 
+RETRY_AFTER_S = 10
+"""Seconds a remote-write sender is asked to wait before retrying."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRefusal:
+    """How remote write answers an exception: status, metric reason, `Retry-After`."""
+
+    status: int
+    reason: str
+    """The `reason` label of the write-errors self-metric."""
+    retry_after_s: int | None = None
+    prefix: str = ""
+    """Put before the exception's message in the body (the sender logs its first line)."""
+
+
+WRITE_ERROR_TABLE: dict[type[BaseException], WriteRefusal] = {
+    Unauthorized: WriteRefusal(401, "unauthorized", prefix="unauthorized: "),
+    UnsupportedMediaType: WriteRefusal(415, "unsupported_media_type"),
+    rwerr.PayloadTooLarge: WriteRefusal(413, "too_large"),
+    rwerr.DecodeError: WriteRefusal(400, "decode"),
+    NotReady: WriteRefusal(503, "not_ready", retry_after_s=5),
+    serr.StorageUnavailable: WriteRefusal(
+        503, "storage_unavailable", RETRY_AFTER_S, prefix="storage unavailable: "
+    ),
+}
+"""Exception class -> remote-write answer; subclasses inherit their base's entry.
+
+Per-series refusals are not exceptions (see `storage.errors`): a request with
+rejected series is answered 429 if any refusal is retryable, else 400."""
+
+WRITE_INTERNAL = WriteRefusal(500, "internal", prefix="internal error: ")
+"""Anything else: a bug or an unforeseen failure, logged with its traceback."""
+
 _SUCCESS_HEAD = b'{"status":"success","data":'
 STREAM_FROM_BYTES = 1 << 16
 """Bodies from this size on are written piece by piece (`send_success`)."""
@@ -54,6 +96,15 @@ def classify(exc: BaseException) -> tuple[str, int]:
         if hit is not None:
             return hit
     return INTERNAL
+
+
+def classify_write(exc: BaseException) -> WriteRefusal:
+    """The remote-write answer to an exception, by the nearest class in WRITE_ERROR_TABLE."""
+    for cls in type(exc).__mro__:
+        hit = WRITE_ERROR_TABLE.get(cls)
+        if hit is not None:
+            return hit
+    return WRITE_INTERNAL
 
 
 def success(data: Any, warnings: Annotations | Iterable[str] | None = None) -> web.Response:

@@ -20,27 +20,28 @@ from aiohttp import web
 
 from aggregator.api.context import AUTH, BACKEND, CONFIG, METRICS
 from aggregator.api.federation import CLUSTERS
-from aggregator.auth import CHALLENGES, Unauthorized
-from aggregator.errors import NotReady
+from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
+from aggregator.auth import CHALLENGES
+from aggregator.errors import UnsupportedMediaType
 from remote_write.batch import Rejection
 from remote_write.codec import decode_write_request
-from remote_write.errors import DecodeError, PayloadTooLarge
-from storage.errors import StorageUnavailable
+from remote_write.errors import PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 RW1_PROTO = "prometheus.WriteRequest"
 MAX_LISTED_REJECTIONS = 20
-RETRY_AFTER_S = 10
-"""Seconds a sender is asked to wait after a retryable rejection (series limit)."""
 
 _DROPPED_NAMES = {"histograms": "native histogram samples", "exemplars": "exemplars"}
 
 
 async def handle_write(request: web.Request) -> web.Response:
     """Receive one remote-write request; see the module docstring for the answers."""
-    response = await _receive(request)
+    try:
+        response = await _receive(request)
+    except Exception as exc:
+        response = _refusal(request, exc)
     if not request.content.at_eof():
         # Refused before reading the body: close the connection rather than drain an
         # unbounded (or undecodable) body; the sender opens a new one.
@@ -49,71 +50,26 @@ async def handle_write(request: web.Request) -> web.Response:
 
 
 async def _receive(request: web.Request) -> web.Response:
+    """Store the request's samples; raises what WRITE_ERROR_TABLE answers."""
     metrics = request.app[METRICS]
-    try:
-        identity = request.app[AUTH].authenticate(request.headers)
-    except Unauthorized as exc:
-        metrics.write_errors.labels("unauthorized").inc()
-        response = _text(401, f"unauthorized: {exc}")
-        for challenge in CHALLENGES:
-            response.headers.add("WWW-Authenticate", challenge)
-        return response
-    try:
-        backend = request.app[BACKEND].get()
-    except NotReady as exc:
-        metrics.write_errors.labels("not_ready").inc()
-        return _text(503, str(exc), retry_after=5)
-    problem = _check_headers(request)
-    if problem is not None:
-        metrics.write_errors.labels("unsupported_media_type").inc()
-        return _text(415, problem)
-
+    identity = request.app[AUTH].authenticate(request.headers)
+    backend = request.app[BACKEND].get()
+    _check_headers(request)
     limits = request.app[CONFIG].limits
     body = await _read_body(request, limits.max_request_bytes)
-    if body is None:
-        metrics.write_errors.labels("too_large").inc()
-        return _text(
-            413,
-            f"request body exceeds the limit of {limits.max_request_bytes} bytes"
-            + (f" (Content-Length: {request.content_length})" if request.content_length else ""),
-        )
     cluster_label = identity.cluster or ""
     metrics.bytes_received.labels(cluster_label).inc(len(body))
-    try:
-        decoded = decode_write_request(body, max_decoded_bytes=limits.max_decoded_bytes)
-    except PayloadTooLarge as exc:
-        metrics.write_errors.labels("too_large").inc()
-        return _text(413, str(exc))
-    except DecodeError as exc:
-        metrics.write_errors.labels("decode").inc()
-        return _text(400, str(exc))
-
+    decoded = decode_write_request(body, max_decoded_bytes=limits.max_decoded_bytes)
     batch = decoded.batch
     metrics.decoded_bytes_received.labels(cluster_label).inc(decoded.decoded_bytes)
     metrics.samples_received.labels(cluster_label).inc(batch.num_samples)
     metrics.series_received.labels(cluster_label).inc(len(batch.series))
 
     appender = backend.appender(cluster=identity.cluster)
-    try:
-        result = appender.append(batch)
-        await appender.commit()
-    except DecodeError as exc:
-        # Label messages are decoded only for series storage has not seen, so
-        # damage inside one shows up here; nothing was written or logged.
-        metrics.write_errors.labels("decode").inc()
-        return _text(400, str(exc))
-    except StorageUnavailable as exc:
-        metrics.write_errors.labels("storage_unavailable").inc()
-        log.warning("remote write refused: storage unavailable", extra={"err": str(exc)})
-        return _text(503, f"storage unavailable: {exc}", retry_after=RETRY_AFTER_S)
-    except Exception as exc:
-        metrics.write_errors.labels("storage").inc()
-        log.error(
-            "remote write not stored",
-            exc_info=exc,
-            extra={"cluster": identity.cluster, "series": len(batch.series)},
-        )
-        return _text(500, f"storage: {type(exc).__name__}: {exc}")
+    # A DecodeError here comes from a label message decoded only now, for a series
+    # storage has not seen: nothing was written or logged.
+    result = appender.append(batch)
+    await appender.commit()
 
     registry = request.app.get(CLUSTERS)
     if registry is not None and result.accepted:
@@ -135,6 +91,24 @@ async def _receive(request: web.Request) -> web.Response:
             200, f"wrote {result.accepted} samples; {describe_dropped(dropped)}: not stored yet"
         )
     return web.Response(status=204)
+
+
+def _refusal(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to an exception, from WRITE_ERROR_TABLE; counted, and logged if unforeseen."""
+    refusal = classify_write(exc)
+    request.app[METRICS].write_errors.labels(refusal.reason).inc()
+    if refusal is WRITE_INTERNAL:
+        log.error("remote write not stored", exc_info=exc)
+        message = f"{type(exc).__name__}: {exc}"
+    else:
+        message = str(exc)
+        if refusal.status >= 500:
+            log.warning("remote write refused", extra={"reason": refusal.reason, "err": message})
+    response = _text(refusal.status, refusal.prefix + message, retry_after=refusal.retry_after_s)
+    if refusal.status == 401:
+        for challenge in CHALLENGES:
+            response.headers.add("WWW-Authenticate", challenge)
+    return response
 
 
 def rejection_report(
@@ -169,8 +143,8 @@ def describe_dropped(dropped: Mapping[str, int]) -> str:
     return "dropped " + " and ".join(parts)
 
 
-def _check_headers(request: web.Request) -> str | None:
-    """Refuse what is not remote-write 1.0.
+def _check_headers(request: web.Request) -> None:
+    """Refuse what is not remote-write 1.0 (raises UnsupportedMediaType).
 
     Lenient like Prometheus: absent headers mean remote write 1.0, and a
     generic `application/octet-stream` (what HTTP libraries send for bytes)
@@ -180,32 +154,43 @@ def _check_headers(request: web.Request) -> str | None:
     if content_type:
         media, *params = (p.strip() for p in content_type.split(";"))
         if media.lower() not in (PROTOBUF, "application/octet-stream"):
-            return f"unsupported Content-Type {content_type!r}: remote write 1.0 sends {PROTOBUF}"
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type {content_type!r}: remote write 1.0 sends {PROTOBUF}"
+            )
         for param in params:
             key, sep, value = param.partition("=")
             if sep and key.strip().lower() == "proto" and value.strip('" ') != RW1_PROTO:
-                return (
+                raise UnsupportedMediaType(
                     f"unsupported remote-write message {value.strip()!r}: this server accepts "
                     f"{RW1_PROTO} (remote write 1.0)"
                 )
     encoding = request.headers.get("Content-Encoding", "").strip()
     if encoding and encoding.lower() != "snappy":
-        return f"{encoding} encoding (compression) is not accepted; only snappy is"
-    return None
+        raise UnsupportedMediaType(
+            f"{encoding} encoding (compression) is not accepted; only snappy is"
+        )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed `limit` bytes."""
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body; PayloadTooLarge as soon as it is known to exceed `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
-        return None
+        raise _too_large(request, limit)
     chunks = []
     size = 0
     async for chunk in request.content.iter_any():
         size += len(chunk)
         if size > limit:
-            return None
+            raise _too_large(request, limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(request: web.Request, limit: int) -> PayloadTooLarge:
+    length = request.content_length
+    return PayloadTooLarge(
+        f"request body exceeds the limit of {limit} bytes"
+        + (f" (Content-Length: {length})" if length else "")
+    )
 
 
 def _text(status: int, text: str, *, retry_after: int | None = None) -> web.Response:

@@ -26,6 +26,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.batch import Rejection, WriteBatch
+from storage.errors import (
+    DuplicateSample,
+    OutOfOrderSample,
+    SampleRejected,
+    SampleTooFarInFuture,
+    TooOldSample,
+)
 from storage.head import messages
 from storage.head.head import NO_SAMPLE, Head
 from storage.head.resolve import resolve_series
@@ -33,12 +40,13 @@ from storage.interfaces import AppendResult
 from storage.labels import format_labels
 
 OK, INVALID, FUTURE, TOO_OLD, OUT_OF_ORDER, DUPLICATE, NOOP = range(7)
-REASONS = {
-    FUTURE: "sample_too_far_in_future",
-    TOO_OLD: "sample_too_old",
-    OUT_OF_ORDER: "out_of_order_sample",
-    DUPLICATE: "duplicate_sample_for_timestamp",
+REASONS: dict[int, type[SampleRejected]] = {
+    FUTURE: SampleTooFarInFuture,
+    TOO_OLD: TooOldSample,
+    OUT_OF_ORDER: OutOfOrderSample,
+    DUPLICATE: DuplicateSample,
 }
+"""Sample status code -> the storage error class naming that refusal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +258,7 @@ class _SampleCheck:
         present = np.bincount(why, minlength=NOOP + 1)
         opts = self.head.options
         labels_of = self.head.index.labels
-        for code, reason in REASONS.items():
+        for code, refusal in REASONS.items():
             if not present[code]:
                 continue
             rows = np.flatnonzero(why == code)
@@ -272,5 +280,5 @@ class _SampleCheck:
                     new_bits = int(self.values[row : row + 1].view(np.uint64)[0])
                     old_bits = int(self.other[row : row + 1].view(np.uint64)[0])
                     msg = messages.duplicate(text, ts, new_bits, old_bits, c)
-                out.append(Rejection(text, reason, msg, c))
+                out.append(refusal.rejection(text, msg, c))
         return out

@@ -36,6 +36,7 @@ from remote_write.validate import (
     render_pairs,
 )
 from storage.csr import insert_into_rows, replace_rows, take_rows
+from storage.errors import SeriesLimitExceeded
 from storage.head import messages
 from storage.head.head import Head
 from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, format_labels
@@ -132,12 +133,10 @@ def resolve_series(
         for i, labels, cluster in refused:
             text = format_labels(labels)
             rejected.append(
-                Rejection(
+                SeriesLimitExceeded.rejection(
                     text,
-                    "series_limit",
                     messages.series_limit(text, cluster, max_series, per_cluster[cluster]),
                     samples_of(i),
-                    retryable=True,
                 )
             )
     return sids, tuple(sorted(i for i, _, _ in refused))

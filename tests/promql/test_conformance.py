@@ -13,7 +13,13 @@ How failures are kept from turning the suite red, and from hiding regressions:
 - `test_pass_count_floor` runs every script and fails if the number of passing
   evals drops below the floor recorded in `conformance_floor.txt`, or below
   95% of the evals that do not need native histograms (the issue's bar). It
-  also prints passed/failed/skipped per file.
+  also prints passed/failed/skipped per file. The floor only rises:
+  `UPDATE_CONFORMANCE_FLOOR=1` makes the test write the new pass count into
+  the floor file, and it refuses (fails) if that count is lower.
+
+Without the scripts (a clone without `../shared`) every case is skipped with a
+reason that says where they were looked for; under `CI=true` their absence
+fails the suite instead, so CI can never pass without running them.
 
 Each script runs once per session (its evals depend on the loads before them);
 the per-case tests read their outcome from that run.
@@ -22,6 +28,7 @@ the per-case tests read their outcome from that run.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -37,6 +44,22 @@ FLOOR_FILE = HERE / "conformance_floor.txt"
 
 def _testdata_dir() -> Path:
     return find_testdata()
+
+
+def _require_testdata() -> None:
+    """Skip loudly when the scripts are missing; under CI=true, fail instead."""
+    d = _testdata_dir()
+    problem = None
+    if not d.is_dir():
+        problem = f"PromQL test data not found at {d}"
+    elif not _test_files():
+        problem = f"no .test files in {d}"
+    if problem is None:
+        return
+    problem += " (clone beside ../shared or set PROMQL_TESTDATA=DIR)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{problem}; CI must run the conformance suite")
+    pytest.skip(f"CONFORMANCE NOT RUN: {problem}")
 
 
 def _test_files() -> list[Path]:
@@ -96,10 +119,8 @@ def conformance() -> _Results:
 
 
 def test_testdata_present() -> None:
-    """The scripts must be there; a missing directory is an error, not a silent pass."""
-    d = _testdata_dir()
-    assert d.is_dir(), f"PromQL test data not found at {d} (set PROMQL_TESTDATA)"
-    assert _test_files(), f"no .test files in {d}"
+    """The scripts must be there: missing, this is a loud skip (a failure under CI=true)."""
+    _require_testdata()
 
 
 @pytest.mark.parametrize(("file", "case_id"), _cases())
@@ -111,8 +132,8 @@ def test_eval(conformance: _Results, file: str, case_id: str) -> None:
 
 
 def test_pass_count_floor(conformance: _Results) -> None:
+    _require_testdata()
     files = _test_files()
-    assert files, "no PromQL test data"
     per_file: dict[str, Counter[str]] = {}
     for path in files:
         per_file[path.name] = Counter(r.outcome for r in conformance.for_file(path.name).values())
@@ -125,6 +146,9 @@ def test_pass_count_floor(conformance: _Results) -> None:
     floor = int(FLOOR_FILE.read_text().split()[0])
     runnable = total["passed"] + total["failed"]
     assert total["passed"] >= floor, f"{total['passed']} evals pass, the floor is {floor}"
+    if os.environ.get("UPDATE_CONFORMANCE_FLOOR") and total["passed"] > floor:
+        FLOOR_FILE.write_text(f"{total['passed']}\n")
+        print(f"  floor raised from {floor} to {total['passed']}")
     print(f"  {total['passed']} of {runnable} non-native-histogram evals pass")
     assert total["passed"] >= 0.95 * runnable, (
         f"only {total['passed']} of {runnable} non-native-histogram evals pass (< 95%)"

@@ -298,7 +298,7 @@ async def test_unexpected_storage_error_is_500_and_the_service_recovers(
     monkeypatch.setattr(service.storage, "appender", lambda *, cluster=None: Broken())
     status, text = await service.write(encode([(UP, [T0], [1.0])]))
     assert status == 500
-    assert text.strip() == "storage: RuntimeError: head index out of step"
+    assert text.strip() == "internal error: RuntimeError: head index out of step"
     monkeypatch.undo()
     status, _ = await service.write(encode([(UP, [T0], [1.0])]))
     assert status == 204
