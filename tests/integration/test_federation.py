@@ -340,14 +340,17 @@ def test_ha_pair_reads_as_one_series_with_the_gap_filled(tmp_path, prometheus_bi
         assert "replica" not in series["metric"]
         assert series["metric"]["cluster"] == "ha"
         times = [float(t) for t, _ in series["values"]]
-        assert max(np.diff(times)) < 2.5, times  # a's gap is filled from b
+        # a's gap (its downtime plus the 5 s its restarted scrapes wait for) is filled
+        # from b; a switch may skip one of b's samples (Thanos's penalty), and scrapes
+        # run late on a busy machine, hence the slack over the 1 s interval
+        assert max(np.diff(times)) < 4.5, times
         raw = _get(url, "/api/v1/query", {**query, "dedup": "false"})
         gaps = {
             s["metric"]["replica"]: max(np.diff([float(t) for t, _ in s["values"]]))
             for s in raw["data"]["result"]
         }
-        assert gaps["a"] > 4, gaps
-        assert gaps["b"] < 2.5, gaps
+        assert gaps["a"] > 9, gaps
+        assert gaps["b"] < 4.5, gaps
     finally:
         for p in reversed(procs):
             p.stop()
