@@ -33,7 +33,7 @@ from remote_write.read import (
 from storage.csr import offsets_of, ranges
 from storage.errors import SampleLimitExceeded, StorageUnavailable
 from storage.interfaces import LabelResult, SelectHints, SeriesSet
-from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, Matcher, MatchType, matches_all
+from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, Matcher, MatchType
 from storage.merge import sort_series
 
 ResultHook = Callable[[str | None], None]
@@ -118,11 +118,12 @@ class RemoteCluster:
             if batch.num_samples > hints.sample_limit:
                 raise SampleLimitExceeded(batch.num_samples, hints.sample_limit)
         keep_empty = hints is not None and hints.func == "series"
-        return self._series_set(batch, matchers, keep_empty)
+        return self._series_set(batch, keep_empty)
 
-    def _series_set(
-        self, batch: WriteBatch, matchers: Sequence[Matcher], keep_empty: bool
-    ) -> SeriesSet:
+    def _series_set(self, batch: WriteBatch, keep_empty: bool) -> SeriesSet:
+        """The answer relabelled. No matcher needs checking again: the member applied
+        those it was sent, and `_request_matchers` decided the others against the
+        values relabelling gives (`cluster`, and "" for dropped labels)."""
         drop = self.cluster.external_labels_drop
         name = self.cluster.name
         n = len(batch.series)
@@ -132,7 +133,7 @@ class RemoteCluster:
         for i in range(n):
             pairs = [p for p in batch.series[i] if p[0] not in drop]
             lbl = Labels.from_pairs([*pairs, (CLUSTER_LABEL, name)])
-            if (counts[i] or keep_empty) and matches_all(matchers, lbl):
+            if counts[i] or keep_empty:
                 labels.append(lbl)
                 kept.append(i)
         offsets = np.zeros(n + 1, dtype=np.int64)
