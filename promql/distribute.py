@@ -2,7 +2,7 @@
 
 `plan_pushdown` finds the top-most aggregations (not inside a subquery)
 whose result can be computed per cluster and combined: `sum`, `min`, `max`,
-`count`, `group`, `avg` (as sum / count), and `topk` / `bottomk` (each
+`count`, `group`, `avg` (sums and counts in one member query), and `topk` / `bottomk` (each
 cluster's top k is a pre-filter of the global top k), `by` or `without`,
 with or without `cluster`. Such a node becomes a `PushedAggregate`: each
 eligible `RemoteEngine` evaluates the node's inner part with its own
@@ -68,6 +68,8 @@ LEGACY_FUNCTIONS = frozenset(
 )
 """Functions a Prometheus 2.42 member knows (anything newer goes raw for it)."""
 RANGE_IN_RESULT = frozenset({"rate", "increase", "delta"})
+AVG_COUNT_LABEL = "__pushdown_count__"
+"""Marks the count series in a member's answer to a pushed `avg` (sums come unmarked)."""
 
 
 class RemoteEngine(Protocol):
@@ -112,7 +114,7 @@ class Distributable(Protocol):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RemotePart:
-    """One member's share of a pushed aggregation: the queries it runs (two for avg)."""
+    """One member's share of a pushed aggregation: the queries it runs."""
 
     engine: RemoteEngine
     queries: tuple[str, ...]
@@ -193,11 +195,14 @@ def _plan_node(
         if engine.legacy and not _legacy_ok(inner):
             continue
         grouping = tuple(g for g in node.grouping if g != CLUSTER_LABEL or node.without)
-        ops = ("sum", "count") if node.op == "avg" else (node.op,)
-        queries = tuple(
-            format_expr(replace(node, op=op, expr=inner, grouping=grouping)) for op in ops
-        )
-        parts.append(RemotePart(engine, queries))
+        if node.op == "avg":
+            # One round trip: the sums, and the counts marked by a label.
+            total = format_expr(replace(node, op="sum", expr=inner, grouping=grouping))
+            count = format_expr(replace(node, op="count", expr=inner, grouping=grouping))
+            query = f'{total} or label_replace({count}, "{AVG_COUNT_LABEL}", "count", "", "")'
+        else:
+            query = format_expr(replace(node, expr=inner, grouping=grouping))
+        parts.append(RemotePart(engine, (query,)))
     if not parts:
         return None
     return PushedAggregate(node, tuple(parts), pos=node.pos)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from promql import ast
-from promql.distribute import COMBINE_OP, PushedAggregate, RemoteEngine
+from promql.distribute import AVG_COUNT_LABEL, COMBINE_OP, PushedAggregate, RemoteEngine
 from promql.eval.aggregations import aggregate
 from promql.eval.vectors import compact
 from promql.value import Matrix, StepScalar, StepVector, String
@@ -43,10 +43,11 @@ def evaluate_pushed(ev: Evaluator, e: PushedAggregate, steps: I64) -> StepVector
         parts = [local_ev.eval_vector(node, steps)]
         for pi, part in enumerate(e.parts):
             answers = e.results.get(pi)
-            if answers is None or answers[qi] is None:
+            matrix = answers[0] if answers else None
+            if matrix is None:
                 continue
-            matrix = answers[qi]
-            assert matrix is not None
+            if agg.op == "avg":
+                matrix = _avg_part(matrix, counts=qi == 1)
             parts.append(_as_step_vector(matrix, steps, part.engine, agg))
         union = _concat(parts, len(steps))
         comb = replace(agg, op=COMBINE_OP[op])
@@ -60,6 +61,19 @@ def evaluate_pushed(ev: Evaluator, e: PushedAggregate, steps: I64) -> StepVector
     values = np.where(have[:, None], sums.values / counts.values[np.maximum(idx, 0)], np.nan)
     present = sums.present & have[:, None] & counts.present[np.maximum(idx, 0)]
     return compact(StepVector(sums.labels, values, present))
+
+
+def _avg_part(matrix: Matrix, *, counts: bool) -> Matrix:
+    """The sums (unmarked) or the counts (marked, mark removed) of a pushed avg's answer."""
+    wanted = np.array([lbl.has(AVG_COUNT_LABEL) == counts for lbl in matrix.labels], dtype=bool)
+    sizes = np.diff(matrix.offsets)
+    take = np.flatnonzero(np.repeat(wanted, sizes))
+    offsets = np.zeros(int(wanted.sum()) + 1, dtype=np.int64)
+    np.cumsum(sizes[wanted], out=offsets[1:])
+    labels = [
+        lbl.without(AVG_COUNT_LABEL) for lbl, w in zip(matrix.labels, wanted, strict=True) if w
+    ]
+    return Matrix(labels, offsets, matrix.timestamps[take], matrix.values[take])
 
 
 def _kept_partition(agg: ast.AggregateExpr, engine: RemoteEngine) -> list[tuple[str, str]]:
