@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -396,3 +397,23 @@ def test_reference_xor_decoder_reads_prometheus_chunks(fleet):
             got[instance] = [p for c in cs.chunks for p in decode_xor_chunk(c.data)]
     assert got == want
     assert len(want) == 3
+
+
+def _member_requests(agg_url: str, kind: str) -> float:
+    _, body = http_get(f"{agg_url}/metrics")
+    name = "aggregator_federation_requests_total"
+    pattern = rf'^{name}\{{[^}}]*kind="{kind}"[^}}]*result="success"[^}}]*\}} (\S+)'
+    return sum(float(v) for v in re.findall(pattern, body.decode(), re.M))
+
+
+def test_pushdown_asks_members_to_aggregate_and_raw_reads_their_samples(fleet):
+    params = {"query": "sum by (cluster) (rate(http_requests_total[5m]))", **_window(fleet)}
+    before = (_member_requests(fleet.agg_url, "query"), _member_requests(fleet.agg_url, "read"))
+    _get(fleet.agg_url, "/api/v1/query_range", params)
+    pushed = (_member_requests(fleet.agg_url, "query"), _member_requests(fleet.agg_url, "read"))
+    assert pushed[0] - before[0] == 2  # both pulled members aggregated
+    assert pushed[1] == before[1]  # and sent no samples
+    _get(fleet.agg_url, "/api/v1/query_range", {**params, "pushdown": "false"})
+    raw = (_member_requests(fleet.agg_url, "query"), _member_requests(fleet.agg_url, "read"))
+    assert raw[0] == pushed[0]
+    assert raw[1] - pushed[1] == 2
