@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,7 @@ class PullState:
     version: str | None = None
     external_labels: Labels | None = None
     appended: tuple[float, float] | None = None
+    labels_cache: dict[Hashable, Labels] = field(default_factory=dict)
 
 
 class ClusterRegistry:
@@ -164,6 +165,7 @@ class ClusterRegistry:
                     start_ms,
                     end_ms,
                     on_result=self._query_hook(state),
+                    labels_cache=state.labels_cache,
                 )
             )
         return out

@@ -14,7 +14,7 @@ merge above turns it into a warning or an error.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import aiohttp
 import numpy as np
@@ -40,6 +40,9 @@ ResultHook = Callable[[str | None], None]
 """Told the outcome of every request: None on success, else the reason."""
 
 _ANY_NAME = ("=~", METRIC_NAME, ".+")
+MAX_CACHED_LABEL_SETS = 500_000
+"""Relabelled label sets kept per pull endpoint, by the raw bytes the member sends
+for them (a member encodes a series the same way every time); cleared when full."""
 
 
 class RemoteCluster:
@@ -53,8 +56,10 @@ class RemoteCluster:
         start_ms: int,
         end_ms: int,
         on_result: ResultHook | None = None,
+        labels_cache: dict[Hashable, Labels] | None = None,
     ) -> None:
         self.cluster = cluster
+        self._labels_cache = labels_cache if labels_cache is not None else {}
         self._session = session
         self._metrics = metrics
         self.start_ms = start_ms
@@ -128,14 +133,25 @@ class RemoteCluster:
         name = self.cluster.name
         n = len(batch.series)
         counts = np.bincount(batch.series_idx, minlength=n).astype(np.int64)
+        keys = batch.series_keys
+        cache = self._labels_cache
+        if len(cache) > MAX_CACHED_LABEL_SETS:
+            cache.clear()
         labels: list[Labels] = []
         kept: list[int] = []
+        has = counts.astype(bool).tolist()
         for i in range(n):
-            pairs = [p for p in batch.series[i] if p[0] not in drop]
-            lbl = Labels.from_pairs([*pairs, (CLUSTER_LABEL, name)])
-            if counts[i] or keep_empty:
-                labels.append(lbl)
-                kept.append(i)
+            if not (has[i] or keep_empty):
+                continue
+            key = keys[i] if keys is not None else None
+            lbl = cache.get(key) if key is not None else None
+            if lbl is None:
+                pairs = [p for p in batch.series[i] if p[0] not in drop]
+                lbl = Labels.from_pairs([*pairs, (CLUSTER_LABEL, name)])
+                if key is not None:
+                    cache[key] = lbl
+            labels.append(lbl)
+            kept.append(i)
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         if len(kept) != n:
