@@ -30,11 +30,14 @@ from aggregator.api.context import (
     BackendSlot,
     BuildInfo,
 )
+from aggregator.api.federation import CLUSTERS
 from aggregator.api.promjson import LabelsJSONCache
 from aggregator.api.query import MAX_POINTS_PER_SERIES
 from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
 from aggregator.config import Config
+from aggregator.federation.metrics import FederationMetrics
+from aggregator.federation.registry import ClusterRegistry
 from aggregator.selfmetrics import SelfMetrics
 from aggregator.version import version
 from promql.engine import Engine
@@ -45,6 +48,7 @@ __all__ = [
     "AUTH",
     "BACKEND",
     "BUILD",
+    "CLUSTERS",
     "CONFIG",
     "LABELS_JSON",
     "METRICS",
@@ -84,7 +88,9 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
         max_points_per_series=MAX_POINTS_PER_SERIES + 1,
     )
     app[LABELS_JSON] = LabelsJSONCache()
+    app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
+    app.cleanup_ctx.append(_federation_component)
     add_routes(app)
     return app
 
@@ -135,3 +141,13 @@ async def _open_into(
         "storage open",
         extra={"data_dir": str(data_dir), "duration_s": round(time.monotonic() - started, 3)},
     )
+
+
+async def _federation_component(app: web.Application) -> AsyncIterator[None]:
+    """Sessions to the pull clusters and their health checks (after storage, before the API)."""
+    registry = app[CLUSTERS]
+    await registry.start()
+    try:
+        yield
+    finally:
+        await registry.close()

@@ -17,10 +17,12 @@ import operator
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
 from promql import ast
+from promql.distribute import Distributable, PushedAggregate, RemoteEngine, plan_pushdown
 from promql.errors import (
     ExecutionError,
     InvalidQuery,
@@ -51,6 +53,9 @@ from storage.interfaces import Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
 MAX_POINTS_PER_SERIES = 11_000
+
+PUSHDOWN_LOOKBACK_MS = 300_000
+"""Members evaluate with Prometheus's default lookback; pushdown only when ours is the same."""
 
 # Evaluations that load more samples than this run in a worker thread.
 _OFFLOAD_SAMPLES = 200_000
@@ -169,6 +174,12 @@ class Engine:
                 "must be Scalar or instant Vector"
             )
         stats = QueryStats()
+        pushed: list[PushedAggregate] = []
+        if lookback == PUSHDOWN_LOOKBACK_MS and hasattr(queryable, "remote_engines"):
+            dist = cast(Distributable, queryable)
+            expr, pushed = plan_pushdown(
+                expr, dist.remote_engines(), opaque_labels=dist.opaque_labels
+            )
         plan = plan_query(
             expr,
             start_ms,
@@ -182,7 +193,19 @@ class Engine:
         try:
             # asyncio.timeout runs the fetch in this task (wait_for wraps it in a new one).
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
-                data = await self._fetch(queryable, plan, annotations, stats, max_samples)
+                fetches = [self._fetch(queryable, plan, annotations, stats, max_samples)]
+                fetches += [
+                    self._fetch_pushed(
+                        cast(Distributable, queryable),
+                        p,
+                        (start_ms, end_ms, step_ms, instant, lookback),
+                        annotations,
+                        stats,
+                        max_samples,
+                    )
+                    for p in pushed
+                ]
+                data = (await asyncio.gather(*fetches))[0]
         except TimeoutError:
             raise QueryTimeout(f"query timed out in query execution after {timeout:g}s") from None
         stats.fetch_s = time.monotonic() - began
@@ -262,6 +285,48 @@ class Engine:
         stats.selects = len(plan.selects)
         if stats.samples_loaded > max_samples:
             raise TooManySamples(TOO_MANY_SAMPLES)
+        return data
+
+    async def _fetch_pushed(
+        self,
+        queryable: Distributable,
+        node: PushedAggregate,
+        when: tuple[int, int, int, bool, int],
+        annotations: Annotations,
+        stats: QueryStats,
+        max_samples: int,
+    ) -> dict[SelectorKey, SeriesSet]:
+        """A pushed aggregation's local series and its members' partial answers."""
+        start_ms, end_ms, step_ms, instant, lookback = when
+        local_plan = plan_query(
+            node.agg,
+            start_ms,
+            end_ms,
+            step_ms,
+            lookback_ms=lookback,
+            default_subquery_step_ms=self.default_subquery_step_ms,
+        )
+        local = queryable.without(node.pushed_names)
+
+        async def ask(engine: RemoteEngine, query: str) -> Matrix | None:
+            try:
+                return await engine.query(query, start_ms, end_ms, step_ms, instant=instant)
+            except StorageError as exc:
+                if not queryable.partial_response:
+                    raise StorageUnavailable(f"pushdown: {exc}") from exc
+                annotations.warn(f"partial response: {engine.name} left out of the answer: {exc}")
+                return None
+
+        async def part(i: int) -> None:
+            p = node.parts[i]
+            node.results[i] = list(await asyncio.gather(*(ask(p.engine, q) for q in p.queries)))
+
+        fetched = await asyncio.gather(
+            self._fetch(local, local_plan, annotations, stats, max_samples),
+            *(part(i) for i in range(len(node.parts))),
+        )
+        data = cast(dict[SelectorKey, SeriesSet], fetched[0])
+        node.local_data.update(data)
         return data
 
 

@@ -15,7 +15,8 @@ import time
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import BACKEND, CONFIG, LABELS_JSON, QUERY_ENGINE
+from aggregator.api.context import CONFIG, LABELS_JSON, QUERY_ENGINE
+from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -42,7 +43,7 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
     ts = time_param(params, "time", int(time.time() * 1000))
     opts = query_options(params, request.app[CONFIG].query.timeout_ms)
     query = params.get("query", "")
-    backend = request.app[BACKEND].get()
+    backend = fleet_queryable(request, params)
     try:
         result = await request.app[QUERY_ENGINE].instant_query(backend, query, ts, opts=opts)
     except ParseError as exc:
@@ -71,7 +72,7 @@ async def handle_query_range(request: web.Request) -> web.StreamResponse:
         )
     opts = query_options(params, request.app[CONFIG].query.timeout_ms)
     query = params.get("query", "")
-    backend = request.app[BACKEND].get()
+    backend = fleet_queryable(request, params)
     try:
         result = await request.app[QUERY_ENGINE].range_query(
             backend, query, start, end, step, opts=opts

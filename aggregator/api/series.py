@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from aggregator.api.context import BACKEND
+from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -44,7 +44,7 @@ async def handle_series(request: web.Request) -> web.Response:
     check_time_range(start, end)
     sets = matcher_sets(selectors)
     limit = limit_param(params)
-    backend = request.app[BACKEND].get()
+    backend = fleet_queryable(request, params)
 
     hints = SelectHints(start_ms=start, end_ms=end, func="series", limit=limit)
     warnings = Annotations()
@@ -88,7 +88,7 @@ async def _label_answer(request: web.Request, lookup: LabelLookup) -> web.Respon
     check_time_range(start, end)
     sets = matcher_sets(params.getall("match[]", []))
     limit = limit_param(params)
-    backend = request.app[BACKEND].get()
+    backend = fleet_queryable(request, params)
 
     warnings = Annotations()
     found: set[str] = set()

@@ -15,11 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from promql import ast
+from promql.distribute import PushedAggregate
 from promql.errors import ExecutionError
 from promql.eval import binary, builtins, selectors
 from promql.eval.aggregations import aggregate
 from promql.eval.context import EvalContext, selector_key
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
+from promql.eval.pushed import evaluate_pushed
 from promql.eval.vectors import apply_name_drop, compact, empty_vector, merge_same_labels
 from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
 
@@ -158,6 +160,9 @@ class Evaluator:
             f"binary operator {e.op!r} is not defined between "
             f"{type(lhs).__name__} and {type(rhs).__name__}"
         )
+
+    def _eval_PushedAggregate(self, e: PushedAggregate, steps: I64) -> EvalValue:
+        return evaluate_pushed(self, e, steps)
 
     def _eval_AggregateExpr(self, e: ast.AggregateExpr, steps: I64) -> EvalValue:
         param = None

@@ -6,6 +6,7 @@ series, matched by scanning) is the obviously-correct reference.
 """
 
 import random
+from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from storage.interfaces import SelectHints
 from storage.labels import Labels, Matcher
 from storage.labels import MatchType as T
 from storage.memory import MemoryStorage
+from storage.merge import MergeQuerier
 from storage.options import StorageOptions
 
 T0 = 1_700_000_000_000
@@ -85,11 +87,34 @@ async def load_memory(tmp_path, data):
     return mem
 
 
-@pytest.fixture(params=["memory", "storage"])
+class MergedMemories:
+    """MergeQuerier over two stores that split the series, sharing every 10th (whose
+    samples are partly in one store, partly in the other, and partly in both)."""
+
+    def __init__(self, data):
+        self.a, self.b = MemoryStorage(), MemoryStorage()
+        for i, (labels, ts, values) in enumerate(data):
+            if i % 10 == 0:
+                self.a.add(labels, ts[::2], values[::2])
+                self.b.add(labels, ts[len(ts) // 3 :], values[len(ts) // 3 :])
+                self.a.add(labels, ts[: len(ts) // 3], values[: len(ts) // 3])
+            else:
+                (self.a if i % 2 else self.b).add(labels, ts, values)
+
+    @asynccontextmanager
+    async def querier(self, start, end):
+        async with self.a.querier(start, end) as qa, self.b.querier(start, end) as qb:
+            yield MergeQuerier([qa], [qb])
+
+
+@pytest.fixture(params=["memory", "storage", "merge"])
 async def queryable(request, tmp_path):
     data = dataset()
     if request.param == "memory":
         yield await load_memory(tmp_path, data)
+        return
+    if request.param == "merge":
+        yield MergedMemories(data)
         return
     storage = await load_storage(tmp_path, data)
     yield storage
