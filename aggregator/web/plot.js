@@ -23,6 +23,14 @@ function niceStep(span, count) {
   return (norm < 1.5 ? 1 : norm < 3.5 ? 2 : norm < 7.5 ? 5 : 10) * mag;
 }
 
+// Time ticks on whole minutes, hours or days, as a clock reader expects.
+const TIME_STEPS = [15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
+function timeStep(span, count) {
+  const wanted = span / Math.max(count, 1);
+  return TIME_STEPS.find((s) => s >= wanted) || Math.ceil(wanted / 86400) * 86400;
+}
+
 function formatTick(v) {
   const a = Math.abs(v);
   if (a === 0) return "0";
@@ -76,7 +84,7 @@ function drawPlot(container, legend, result, start, end, step) {
     svg.appendChild(svgEl("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: "gridline" }));
     svg.appendChild(svgEl("text", { x: pad.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, formatTick(v)));
   }
-  const tStep = niceStep(end - start, Math.max(2, Math.floor(innerW / 110)));
+  const tStep = timeStep(end - start, Math.max(2, Math.floor(innerW / 110)));
   for (let t = Math.ceil(start / tStep) * tStep; t <= end; t += tStep) {
     svg.appendChild(svgEl("text", { x: x(t), y: height - 8, class: "tick", "text-anchor": "middle" }, formatTime(t, end - start)));
   }
