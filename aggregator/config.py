@@ -28,6 +28,7 @@ query:
   lookback_delta: 5m
   timeout: 2m
   max_samples: 50000000
+  delayed_name_removal: true    # Prometheus 3 `promql-delayed-name-removal` (README)
 ```
 
 Durations are Prometheus durations (`30s`, `24h`, `1d`); sizes are bytes or
@@ -111,6 +112,9 @@ class QueryConfig:
     lookback_delta_ms: int = 5 * 60_000
     timeout_ms: int = 2 * 60_000
     max_samples: int = 50_000_000
+    delayed_name_removal: bool = True
+    """Keep `__name__` until evaluation ends (Prometheus 3's feature flag, off there by
+    default); on here because the PromQL test data it is checked against expects it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +342,7 @@ def _parse_query(node: _Node) -> QueryConfig:
         lookback_delta_ms=node.duration("lookback_delta", d.lookback_delta_ms, minimum=1),
         timeout_ms=node.duration("timeout", d.timeout_ms, minimum=1),
         max_samples=node.integer("max_samples", d.max_samples, minimum=1),
+        delayed_name_removal=node.boolean("delayed_name_removal", d.delayed_name_removal),
     )
     node.finish()
     return out
@@ -392,6 +397,12 @@ class _Node:
             raise self.error(name, f"must be an integer, got {_kind(value)}")
         if value < minimum:
             raise self.error(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.pop(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {_kind(value)}")
         return value
 
     def duration(self, name: str, default_ms: int, *, minimum: int = 0) -> int:

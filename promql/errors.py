@@ -2,7 +2,7 @@
 
 QueryError
 ├── ParseError          bad PromQL (bad_data, 400); carries the query and position
-│   └── InvalidQuery    valid PromQL the engine refuses as asked (bad step, over 11,000 points)
+│   └── InvalidQuery    valid PromQL the engine refuses as asked (bad step, too many points)
 ├── QueryTimeout        over the query timeout (timeout, 503)
 ├── QueryCanceled       the client went away (canceled, 499)
 ├── TooManySamples      over the max-samples limit (execution, 422)

@@ -13,7 +13,7 @@ from multidict import MultiDict
 from aggregator.api.query import query_options
 from aggregator.api.responses import classify
 from aggregator.config import Config, QueryConfig
-from promql.engine import QueryOpts
+from promql.engine import MAX_POINTS_PER_SERIES, QueryOpts
 from promql.errors import QueryCanceled, QueryTimeout
 from tests.aggregator.conftest import MakeService, Service, encode
 
@@ -120,11 +120,32 @@ async def test_range_query_of_a_scalar(service: Service) -> None:
     }
 
 
-async def test_range_query_allows_exactly_11000_steps(service: Service) -> None:
-    params = {"query": "1", "start": "0", "end": "11000", "step": "1"}
+@pytest.mark.parametrize(
+    ("end", "step", "accepted"),
+    [
+        ("11000", "1", True),  # 11,000 steps between start and end: 11,001 points
+        ("11001", "1", False),
+        ("22001", "2", True),  # 11,000.5 steps: the half step adds no point
+        ("22002", "2", False),
+        ("1100.0", "0.1", True),
+        ("1100.1", "0.1", False),
+    ],
+)
+async def test_range_query_resolution_limit_is_prometheus_s(
+    service: Service, end: str, step: str, accepted: bool
+) -> None:
+    # Answers checked against Prometheus 2.42 for the same parameters.
+    params = {"query": "1", "start": "0", "end": end, "step": step}
     status, body = await query(service, "/api/v1/query_range", params)
-    assert status == 200
-    assert len(body["data"]["result"][0]["values"]) == 11_001
+    if accepted:
+        assert status == 200
+        assert len(body["data"]["result"][0]["values"]) == MAX_POINTS_PER_SERIES == 11_001
+    else:
+        assert (status, body["errorType"]) == (400, "bad_data")
+        assert body["error"] == (
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)"
+        )
 
 
 @pytest.mark.parametrize(
