@@ -46,7 +46,7 @@ _CARDINALITY: dict[str, ast.Cardinality] = {
 _PANIC = BaseException  # pyo3 panics derive from BaseException
 
 
-def _parse(text: str) -> object:
+def _parse(text: str) -> promql_parser.Expr:
     try:
         return promql_parser.parse(text)
     except ValueError as exc:
@@ -57,13 +57,12 @@ def _parse(text: str) -> object:
         raise ParseError(f"parse error: {exc}", query=text) from None
 
 
-def convert_matchers(selector: object) -> list[Matcher]:
+def convert_matchers(selector: promql_parser.VectorSelector) -> list[Matcher]:
     """The matchers of a parsed vector selector, the metric name included as `__name__`."""
     out = []
-    name = getattr(selector, "name", None)
-    if name:
-        out.append(Matcher(MatchType.EQ, "__name__", name))
-    for m in selector.matchers.matchers:  # type: ignore[attr-defined]
+    if selector.name:
+        out.append(Matcher(MatchType.EQ, "__name__", selector.name))
+    for m in selector.matchers.matchers:
         out.append(Matcher(_MATCH_TYPES[str(m.op)], m.name, m.value))
     return out
 
@@ -233,36 +232,36 @@ class _Converter:
             self.take()
 
     # conversion
-    def convert(self, node: object) -> ast.Expr:
+    def convert(self, node: promql_parser.Expr) -> ast.Expr:
         self.skip_plus()
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             raise ParseError(f"parse error: unsupported expression {type(node).__name__}")
         return method(node)
 
-    def _NumberLiteral(self, node: object) -> ast.Expr:
+    def _NumberLiteral(self, node: promql_parser.NumberLiteral) -> ast.Expr:
         pos = self.peek().pos
         while self.peek().text in ("+", "-"):
             self.take()
         self.take()
-        return ast.NumberLiteral(float(node.val), pos)  # type: ignore[attr-defined]
+        return ast.NumberLiteral(float(node.val), pos)
 
-    def _StringLiteral(self, node: object) -> ast.Expr:
+    def _StringLiteral(self, node: promql_parser.StringLiteral) -> ast.Expr:
         tok = self.take()
-        value = str(node.val)  # type: ignore[attr-defined]
+        value = node.val
         if tok.kind == "string":
             value = unquote(tok.text)
         return ast.StringLiteral(value, tok.pos)
 
-    def _ParenExpr(self, node: object) -> ast.Expr:
+    def _ParenExpr(self, node: promql_parser.ParenExpr) -> ast.Expr:
         pos = self.take().pos  # (
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         self.skip(")")
         return ast.ParenExpr(inner, pos)
 
-    def _UnaryExpr(self, node: object) -> ast.Expr:
+    def _UnaryExpr(self, node: promql_parser.UnaryExpr) -> ast.Expr:
         pos = self.take().pos  # -
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         return ast.UnaryExpr(inner, pos)
 
     def _selector_head(self) -> int:
@@ -307,23 +306,23 @@ class _Converter:
             else:
                 return offset, at
 
-    def _VectorSelector(self, node: object) -> ast.Expr:
+    def _VectorSelector(self, node: promql_parser.VectorSelector) -> ast.Expr:
         pos = self._selector_head()
         offset, at = self._modifiers()
-        if node.matchers.or_matchers:  # type: ignore[attr-defined]
+        if node.matchers.or_matchers:
             raise ParseError(
                 "parse error: 'or' inside a vector selector is not supported", query=self.text
             )
         matchers = tuple(convert_matchers(node))
-        name = node.name or _name_from(matchers)  # type: ignore[attr-defined]
+        name = node.name or _name_from(matchers)
         return ast.VectorSelector(name, matchers, offset, at, pos)
 
-    def _MatrixSelector(self, node: object) -> ast.Expr:
+    def _MatrixSelector(self, node: promql_parser.MatrixSelector) -> ast.Expr:
         pos = self._selector_head()
         off1, at1 = self._modifiers()
         self.skip_balanced("[", "]")
         off2, at2 = self._modifiers()
-        vs_node = node.vector_selector  # type: ignore[attr-defined]
+        vs_node = node.vector_selector
         if vs_node.matchers.or_matchers:
             raise ParseError(
                 "parse error: 'or' inside a vector selector is not supported", query=self.text
@@ -331,33 +330,33 @@ class _Converter:
         matchers = tuple(convert_matchers(vs_node))
         name = vs_node.name or _name_from(matchers)
         vs = ast.VectorSelector(name, matchers, off2 or off1, at2 or at1, pos)
-        return ast.MatrixSelector(vs, _td_ms(node.range), pos)  # type: ignore[attr-defined]
+        return ast.MatrixSelector(vs, _td_ms(node.range), pos)
 
-    def _SubqueryExpr(self, node: object) -> ast.Expr:
+    def _SubqueryExpr(self, node: promql_parser.SubqueryExpr) -> ast.Expr:
         pos = self.peek().pos
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         self.skip_balanced("[", "]")
         offset, at = self._modifiers()
-        step = node.step  # type: ignore[attr-defined]
+        step = node.step
         return ast.SubqueryExpr(
             inner,
-            _td_ms(node.range),  # type: ignore[attr-defined]
+            _td_ms(node.range),
             _td_ms(step) if step is not None else 0,
             offset,
             at,
             pos,
         )
 
-    def _Call(self, node: object) -> ast.Expr:
+    def _Call(self, node: promql_parser.Call) -> ast.Expr:
         pos = self.take().pos  # name
         self.skip("(")
         args = []
-        for k, arg in enumerate(node.args):  # type: ignore[attr-defined]
+        for k, arg in enumerate(node.args):
             if k:
                 self.skip(",")
             args.append(self.convert(arg))
         self.skip(")")
-        func = node.func  # type: ignore[attr-defined]
+        func = node.func
         ret = _VALUE_TYPES.get(str(func.return_type), "vector")
         return ast.Call(func.name, tuple(args), ret, pos)
 
@@ -366,28 +365,28 @@ class _Converter:
             self.take()
             self.skip_balanced("(", ")")
 
-    def _AggregateExpr(self, node: object) -> ast.Expr:
+    def _AggregateExpr(self, node: promql_parser.AggregateExpr) -> ast.Expr:
         pos = self.take().pos  # op
         self._grouping_clause()
         self.skip("(")
         param = None
-        if node.param is not None:  # type: ignore[attr-defined]
-            param = self.convert(node.param)  # type: ignore[attr-defined]
+        if node.param is not None:
+            param = self.convert(node.param)
             self.skip(",")
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         self.skip(")")
         self._grouping_clause()
-        mod = node.modifier  # type: ignore[attr-defined]
+        mod = node.modifier
         grouping: tuple[str, ...] = ()
         without = False
         if mod is not None:
             grouping = tuple(mod.labels)
             without = str(mod.type) == str(promql_parser.AggModifierType.Without)
-        return ast.AggregateExpr(str(node.op).lower(), inner, param, grouping, without, pos)  # type: ignore[attr-defined]
+        return ast.AggregateExpr(str(node.op).lower(), inner, param, grouping, without, pos)
 
-    def _BinaryExpr(self, node: object) -> ast.Expr:
-        lhs = self.convert(node.lhs)  # type: ignore[attr-defined]
-        op = str(node.op).lower()  # type: ignore[attr-defined]
+    def _BinaryExpr(self, node: promql_parser.BinaryExpr) -> ast.Expr:
+        lhs = self.convert(node.lhs)
+        op = str(node.op).lower()
         self.take()  # operator token
         while self.peek().kind == "ident" and self.peek().text.lower() in (
             "bool",
@@ -399,8 +398,8 @@ class _Converter:
             self.take()
             if self.peek().text == "(":
                 self.skip_balanced("(", ")")
-        rhs = self.convert(node.rhs)  # type: ignore[attr-defined]
-        mod = node.modifier  # type: ignore[attr-defined]
+        rhs = self.convert(node.rhs)
+        mod = node.modifier
         return_bool = bool(mod is not None and mod.return_bool)
         matching = None
         if lhs.type == "vector" and rhs.type == "vector":
@@ -465,20 +464,20 @@ def unquote(text: str) -> str:
     return out.decode("utf-8", "surrogateescape")
 
 
-def _matching(mod: object, op: str) -> ast.VectorMatching:
+def _matching(mod: promql_parser.BinModifier | None, op: str) -> ast.VectorMatching:
     if mod is None:
         card: ast.Cardinality = "many-to-many" if op in ast.SET_OPS else "one-to-one"
         return ast.VectorMatching(card)
-    card = _CARDINALITY.get(str(mod.card), "one-to-one")  # type: ignore[attr-defined]
+    card = _CARDINALITY.get(str(mod.card), "one-to-one")
     if op in ast.SET_OPS:
         card = "many-to-many"
     on = False
     labels: tuple[str, ...] = ()
-    m = mod.matching  # type: ignore[attr-defined]
+    m = mod.matching
     if m is not None:
         on = str(m.type) == str(promql_parser.LabelModifierType.Include)
         labels = tuple(m.labels)
-    include = tuple(mod.group_labels or ())  # type: ignore[attr-defined]
+    include = tuple(mod.group_labels or ())
     return ast.VectorMatching(card, on, labels, include)
 
 
