@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 
 import promql_parser
 
 from promql import ast
-from promql.errors import ParseError
+from promql.errors import InvalidQuery, ParseError
+from promql.parse_errors import (
+    Reparse,
+    locate,
+    regex_position,
+    regex_reason,
+    selector_error,
+)
+from promql.tokens import Token, tokenize, unquote
 from storage.labels import InvalidRegex, Matcher, MatchType
 
 _MATCH_TYPES = {
@@ -50,62 +57,98 @@ def _parse(text: str) -> promql_parser.Expr:
     try:
         return promql_parser.parse(text)
     except ValueError as exc:
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        raise parse_error(text, str(exc)) from None
     except _PANIC as exc:  # pragma: no cover - defensive: a panic inside the Rust parser
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        raise ParseError(str(exc), query=text) from None
 
 
-def convert_matchers(selector: promql_parser.VectorSelector) -> list[Matcher]:
-    """The matchers of a parsed vector selector, the metric name included as `__name__`."""
+def parse_error(text: str, message: str) -> ParseError:
+    """promql-parser's `message` about `text` as Prometheus words and places it."""
+    reason, position = locate(text, message, _REPARSE)
+    return ParseError(reason, query=text, position=position)
+
+
+def _error_of(text: str) -> str | None:
+    try:
+        promql_parser.parse(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _call_type(text: str) -> str | None:
+    try:
+        tree = promql_parser.parse(text)
+    except ValueError:
+        return None
+    if not isinstance(tree, promql_parser.Call):
+        return None
+    return _VALUE_TYPES.get(str(tree.func.return_type))
+
+
+_REPARSE = Reparse(error=_error_of, call_type=_call_type)
+
+
+def convert_matchers(selector: promql_parser.VectorSelector, text: str) -> list[Matcher]:
+    """The matchers of a parsed vector selector, the metric name included as `__name__`.
+
+    A regex RE2 refuses (promql-parser checks them with another engine) is a
+    parse error at its matcher in `text`.
+    """
     out = []
     if selector.name:
         out.append(Matcher(MatchType.EQ, "__name__", selector.name))
     for m in selector.matchers.matchers:
-        out.append(Matcher(_MATCH_TYPES[str(m.op)], m.name, m.value))
+        try:
+            out.append(Matcher(_MATCH_TYPES[str(m.op)], m.name, m.value))
+        except InvalidRegex as exc:
+            reason = regex_reason(m.value) or str(exc)
+            raise ParseError(reason, query=text, position=regex_position(text, m.value)) from None
     return out
 
 
 def parse_series_selector(text: str) -> list[Matcher]:
     """Parse a `match[]` series selector such as `up{job=~"api|web"}`.
 
-    Like Prometheus, a selector must have at least one matcher that does not
-    match the empty string, so that it cannot select every series.
+    Anything but a selector is refused where Prometheus's selector parser stops
+    (`1:5: parse error: unexpected "("`). Like Prometheus, a selector must have a
+    matcher that does not match the empty string, so that it cannot select every
+    series; that refusal is `InvalidQuery`, worded as Prometheus's API words it.
     """
-    expr = _parse(text)
-    if not isinstance(expr, promql_parser.VectorSelector):
-        raise ParseError(
-            f"parse error: expected a series selector, got {type(expr).__name__}: {text!r}",
-            query=text,
-        )
-    if expr.matchers.or_matchers:
-        raise ParseError("parse error: 'or' inside a series selector is not supported", query=text)
     try:
-        matchers = convert_matchers(expr)
-    except InvalidRegex as exc:
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        expr = _parse(text)
+    except ParseError as exc:
+        if exc.reason == _EMPTY_MATCHERS:  # promql-parser checks this for every selector
+            raise InvalidQuery(_MATCH_EMPTY, query=text) from None
+        raise
+    if not isinstance(expr, promql_parser.VectorSelector):
+        reason, position = selector_error(text)
+        raise ParseError(reason, query=text, position=position)
+    if expr.matchers.or_matchers:
+        raise ParseError("'or' inside a series selector is not supported", query=text)
+    matchers = convert_matchers(expr, text)
     if not any(not m.matches_empty for m in matchers):
-        raise ParseError(
-            "parse error: vector selector must contain at least one non-empty matcher",
-            query=text,
-        )
+        raise InvalidQuery(_MATCH_EMPTY, query=text)
     return matchers
+
+
+_EMPTY_MATCHERS = "vector selector must contain at least one non-empty matcher"
+_MATCH_EMPTY = "match[] must contain at least one non-empty matcher"
 
 
 def parse_expr(text: str) -> ast.Expr:
     """Parse a PromQL expression into our tree (positions are offsets into `text`)."""
     tree = _parse(text)
-    tokens = _tokenize(text)
+    tokens = tokenize(text)
     conv = _Converter(text, tokens)
     try:
         node = conv.convert(tree)
-    except InvalidRegex as exc:
-        raise ParseError(f"parse error: {exc}", query=text) from None
     except _PANIC as exc:  # pragma: no cover - defensive
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
+        if isinstance(exc, KeyboardInterrupt | SystemExit | ParseError):
             raise
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        raise ParseError(str(exc), query=text) from None
     _check(node, text)
     return node
 
@@ -139,7 +182,7 @@ def parse_duration_ms(text: str) -> int:
         total += int(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if pos != len(text) or not text:
-        raise ParseError(f'parse error: bad duration "{text}"')
+        raise ParseError(f'bad duration "{text}"')
     return sign * total
 
 
@@ -147,63 +190,20 @@ def _td_ms(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-# --- tokens -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str  # ident, number, duration, string, op
-    text: str
-    pos: int
-
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<ws>\s+|\#[^\n]*)
-  | (?P<duration>(?:[0-9]+(?:ms|[smhdwy]))+(?![A-Za-z0-9_:]))
-  | (?P<number>0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
-  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
-  | (?P<op>==|!=|>=|<=|=~|!~|[-+*/%^(){}\[\],:@=<>])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    out = []
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _TOKEN_RE.match(text, pos)
-        if m is None:
-            # The Rust parser accepted the text, so this is a character our
-            # simple lexer does not know; keep it as an opaque token.
-            out.append(_Tok("op", text[pos], pos))
-            pos += 1
-            continue
-        kind = m.lastgroup or "op"
-        if kind != "ws":
-            out.append(_Tok(kind, m.group(), pos))
-        pos = m.end()
-    out.append(_Tok("eof", "", n))
-    return out
-
-
 class _Converter:
     """Walks the promql-parser tree in source order, consuming our tokens."""
 
-    def __init__(self, text: str, tokens: list[_Tok]) -> None:
+    def __init__(self, text: str, tokens: list[Token]) -> None:
         self.text = text
         self.toks = tokens
         self.i = 0
 
     # token helpers
-    def peek(self, k: int = 0) -> _Tok:
+    def peek(self, k: int = 0) -> Token:
         j = min(self.i + k, len(self.toks) - 1)
         return self.toks[j]
 
-    def take(self) -> _Tok:
+    def take(self) -> Token:
         t = self.toks[self.i]
         if self.i < len(self.toks) - 1:
             self.i += 1
@@ -236,7 +236,7 @@ class _Converter:
         self.skip_plus()
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
-            raise ParseError(f"parse error: unsupported expression {type(node).__name__}")
+            raise ParseError(f"unsupported expression {type(node).__name__}", query=self.text)
         return method(node)
 
     def _NumberLiteral(self, node: promql_parser.NumberLiteral) -> ast.Expr:
@@ -311,9 +311,9 @@ class _Converter:
         offset, at = self._modifiers()
         if node.matchers.or_matchers:
             raise ParseError(
-                "parse error: 'or' inside a vector selector is not supported", query=self.text
+                "'or' inside a vector selector is not supported", query=self.text, position=pos
             )
-        matchers = tuple(convert_matchers(node))
+        matchers = tuple(convert_matchers(node, self.text))
         name = node.name or _name_from(matchers)
         return ast.VectorSelector(name, matchers, offset, at, pos)
 
@@ -325,9 +325,9 @@ class _Converter:
         vs_node = node.vector_selector
         if vs_node.matchers.or_matchers:
             raise ParseError(
-                "parse error: 'or' inside a vector selector is not supported", query=self.text
+                "'or' inside a vector selector is not supported", query=self.text, position=pos
             )
-        matchers = tuple(convert_matchers(vs_node))
+        matchers = tuple(convert_matchers(vs_node, self.text))
         name = vs_node.name or _name_from(matchers)
         vs = ast.VectorSelector(name, matchers, off2 or off1, at2 or at1, pos)
         return ast.MatrixSelector(vs, _td_ms(node.range), pos)
@@ -407,63 +407,6 @@ class _Converter:
         return ast.BinaryExpr(op, lhs, rhs, return_bool, matching, _first_pos(lhs))
 
 
-_ESCAPES = {
-    "a": 7,
-    "b": 8,
-    "f": 12,
-    "n": 10,
-    "r": 13,
-    "t": 9,
-    "v": 11,
-    "\\": 92,
-    "'": 39,
-    '"': 34,
-    "`": 96,
-}
-
-
-def unquote(text: str) -> str:
-    """Decode a PromQL (Go) string literal, quotes included.
-
-    Escapes produce bytes (`\\xff`, octal) or code points (`\\u00e4`); the
-    bytes are decoded as UTF-8 with `surrogateescape`, so invalid UTF-8 stays
-    detectable (label names must be valid UTF-8) instead of turning into
-    other characters.
-    """
-    quote, body = text[0], text[1:-1]
-    if quote == "`":
-        return body
-    out = bytearray()
-    i = 0
-    n = len(body)
-    while i < n:
-        c = body[i]
-        if c != "\\" or i + 1 >= n:
-            out += c.encode("utf-8", "surrogateescape")
-            i += 1
-            continue
-        e = body[i + 1]
-        if e in _ESCAPES:
-            out.append(_ESCAPES[e])
-            i += 2
-        elif e == "x":
-            out.append(int(body[i + 2 : i + 4], 16))
-            i += 4
-        elif e in "01234567":
-            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
-            i += 4
-        elif e == "u":
-            out += chr(int(body[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
-            i += 6
-        elif e == "U":
-            out += chr(int(body[i + 2 : i + 10], 16)).encode("utf-8", "surrogatepass")
-            i += 10
-        else:
-            out += ("\\" + e).encode()
-            i += 2
-    return out.decode("utf-8", "surrogateescape")
-
-
 def _matching(mod: promql_parser.BinModifier | None, op: str) -> ast.VectorMatching:
     if mod is None:
         card: ast.Cardinality = "many-to-many" if op in ast.SET_OPS else "one-to-one"
@@ -505,9 +448,7 @@ def _number(text: str) -> float:
 
 def _at_ms(seconds: float, query: str) -> int:
     if not math.isfinite(seconds):
-        raise ParseError(
-            f"parse error: timestamp out of bounds for @ modifier: {seconds}", query=query
-        )
+        raise ParseError(f"timestamp out of bounds for @ modifier: {seconds}", query=query)
     return round(seconds * 1000)
 
 
@@ -518,7 +459,7 @@ def _check(node: ast.Expr, text: str) -> None:
     for n in ast.walk(node):
         if isinstance(n, ast.VectorSelector) and not any(not m.matches_empty for m in n.matchers):
             raise ParseError(
-                "parse error: vector selector must contain at least one non-empty matcher",
+                _EMPTY_MATCHERS,
                 query=text,
                 position=n.pos,
             )
