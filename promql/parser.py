@@ -6,7 +6,8 @@ access, `str()` is not a faithful printer), so the conversion walks the tree in
 source order alongside our own token stream: each node consumes the tokens it
 was written with, which gives every node its position and lets modifiers
 (`offset`, `@`) be read from the text itself. Errors from the parser are
-translated here, once, into `ParseError`.
+translated here, once, into `ParseError` (`parse_error`), with the reason and
+position Prometheus gives (`promql.parse_errors`).
 """
 
 from __future__ import annotations
