@@ -32,7 +32,6 @@ from aggregator.api.context import (
 )
 from aggregator.api.federation import CLUSTERS
 from aggregator.api.promjson import LabelsJSONCache
-from aggregator.api.query import MAX_POINTS_PER_SERIES
 from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
 from aggregator.config import Config
@@ -83,9 +82,7 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
         lookback_ms=config.query.lookback_delta_ms,
         timeout_s=config.query.timeout_ms / 1000,
         max_samples=config.query.max_samples,
-        # The API refuses more than 11,000 steps *between* start and end, as Prometheus
-        # does; that is 11,001 points, which the engine must then accept.
-        max_points_per_series=MAX_POINTS_PER_SERIES + 1,
+        delayed_name_removal=config.query.delayed_name_removal,
     )
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))

@@ -33,6 +33,7 @@ query:
   pushdown: true                # aggregations a pull cluster can compute are sent to it
   stale_after: 5m               # freshness warning past this without a sample / health check
   workspace_label: ""           # e.g. workspace: KubeSphere workspace label at query time
+  delayed_name_removal: true    # Prometheus 3 `promql-delayed-name-removal` (README)
 ```
 
 A pull cluster (queried live, not copied) is an entry with `url:` instead
@@ -161,6 +162,9 @@ class QueryConfig:
     pushdown: bool = True
     stale_after_ms: int = 5 * 60_000
     workspace_label: str = ""
+    delayed_name_removal: bool = True
+    """Keep `__name__` until evaluation ends (Prometheus 3's feature flag, off there by
+    default); on here because the PromQL test data it is checked against expects it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +497,7 @@ def _parse_query(node: _Node) -> QueryConfig:
         pushdown=node.boolean("pushdown", d.pushdown),
         stale_after_ms=node.duration("stale_after", d.stale_after_ms, minimum=1),
         workspace_label=node.string("workspace_label", d.workspace_label),
+        delayed_name_removal=node.boolean("delayed_name_removal", d.delayed_name_removal),
     )
     if "cluster" in out.replica_labels:
         raise node.error(
@@ -555,6 +560,12 @@ class _Node:
             raise self.error(name, f"must be at least {minimum}, got {value}")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.pop(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {_kind(value)}")
+        return value
+
     def duration(self, name: str, default_ms: int, *, minimum: int = 0) -> int:
         value = self.pop(name, _MISSING)
         if value is _MISSING:
@@ -571,12 +582,6 @@ class _Node:
         if ms < minimum:
             raise self.error(name, f"must be greater than zero, got {value!r}")
         return ms
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.pop(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, got {_kind(value)}")
-        return value
 
     def label_names(self, name: str) -> tuple[str, ...]:
         """A list of label names (empty if absent)."""

@@ -7,7 +7,8 @@ tree over all steps at once. Large evaluations run in a worker thread so the
 event loop keeps serving; cancelling the awaiting task cancels the query.
 
 Limits (Prometheus's): a timeout, a maximum number of samples loaded or held
-in one array, and at most 11,000 points per series in a range query.
+in one array, and at most `MAX_POINTS_PER_SERIES` points per series in a
+range query.
 """
 
 from __future__ import annotations
@@ -52,7 +53,15 @@ from storage.errors import SampleLimitExceeded, StorageError
 from storage.interfaces import Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
-MAX_POINTS_PER_SERIES = 11_000
+MAX_POINTS_PER_SERIES = 11_001
+"""Most timestamps one series of a range query may have. Prometheus refuses a range
+query with more than 11,000 steps between start and end (`RESOLUTION_EXCEEDED`, whose
+"points" are those steps), so 11,001 timestamps, both ends included, is the most."""
+
+RESOLUTION_EXCEEDED = (
+    f"exceeded maximum resolution of {MAX_POINTS_PER_SERIES - 1:,} points per timeseries. "
+    "Try decreasing the query resolution (?step=XX)"
+)
 
 PUSHDOWN_LOOKBACK_MS = 300_000
 """Members evaluate with Prometheus's default lookback; pushdown only when ours is the same."""
@@ -103,14 +112,12 @@ class Engine:
         *,
         default_subquery_step_ms: int = 60_000,
         delayed_name_removal: bool = True,
-        max_points_per_series: int = MAX_POINTS_PER_SERIES,
     ) -> None:
         self.lookback_ms = lookback_ms
         self.timeout_s = timeout_s
         self.max_samples = max_samples
         self.default_subquery_step_ms = default_subquery_step_ms
         self.delayed_name_removal = delayed_name_removal
-        self.max_points_per_series = max_points_per_series
 
     @staticmethod
     def parse(query: str) -> ast.Expr:
@@ -141,11 +148,7 @@ class Engine:
             )
         if end_ms < start_ms:
             raise InvalidQuery("end timestamp must not be before start time")
-        if (end_ms - start_ms) // step_ms + 1 > self.max_points_per_series:
-            raise InvalidQuery(
-                "exceeded maximum resolution of 11,000 points per timeseries. "
-                "Try decreasing the query resolution (?step=XX)"
-            )
+        check_resolution(start_ms, end_ms, step_ms)
         return await self._run(
             queryable, query, start_ms, end_ms, step_ms, instant=False, opts=opts
         )
@@ -330,6 +333,12 @@ class Engine:
         return data
 
 
+def check_resolution(start_ms: int, end_ms: int, step_ms: int) -> None:
+    """Refuse a range query whose series would have more than `MAX_POINTS_PER_SERIES` points."""
+    if (end_ms - start_ms) // step_ms + 1 > MAX_POINTS_PER_SERIES:
+        raise InvalidQuery(RESOLUTION_EXCEEDED)
+
+
 def _is_selector(expr: ast.Expr) -> bool:
     while isinstance(expr, ast.ParenExpr):
         expr = expr.expr
@@ -421,4 +430,13 @@ def _range_result(rng: StepRange) -> Matrix:
     return Matrix(labels, offsets, ts, vals)
 
 
-__all__ = ["Engine", "QueryCanceled", "QueryOpts", "QueryStats", "Result"]
+__all__ = [
+    "MAX_POINTS_PER_SERIES",
+    "RESOLUTION_EXCEEDED",
+    "Engine",
+    "QueryCanceled",
+    "QueryOpts",
+    "QueryStats",
+    "Result",
+    "check_resolution",
+]

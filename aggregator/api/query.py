@@ -3,9 +3,10 @@
 Parameters, checks and messages follow Prometheus's `web/api/v1`: `time`
 defaults to now; `start`, `end` and `step` are required for a range query,
 `end` may not be before `start`, `step` must be positive and give at most
-11,000 points per series; `timeout` (a duration) shortens the configured
-query timeout. Results are encoded by `promjson` (Prometheus's exact JSON)
-and carry the engine's warnings and infos.
+`MAX_POINTS_PER_SERIES` points per series (`promql.engine.check_resolution`);
+`timeout` (a duration) shortens the configured query timeout. Results are
+encoded by `promjson` (Prometheus's exact JSON) and carry the engine's
+warnings and infos.
 """
 
 from __future__ import annotations
@@ -28,13 +29,10 @@ from aggregator.api.params import (
 from aggregator.api.promjson import encode_value
 from aggregator.api.responses import send_success, success
 from aggregator.errors import BadData
-from promql.engine import QueryOpts
+from promql.engine import QueryOpts, check_resolution
 from promql.errors import ParseError
 from promql.parser import parse_expr
 from promql.printer import format_expr
-
-MAX_POINTS_PER_SERIES = 11_000
-"""Prometheus refuses range queries with more than this many steps between start and end."""
 
 
 async def handle_query(request: web.Request) -> web.StreamResponse:
@@ -65,11 +63,7 @@ async def handle_query_range(request: web.Request) -> web.StreamResponse:
             'invalid parameter "step": zero or negative query resolution step widths are not '
             "accepted. Try a positive integer"
         )
-    if (end - start) // step > MAX_POINTS_PER_SERIES:
-        raise BadData(
-            "exceeded maximum resolution of 11,000 points per timeseries. "
-            "Try decreasing the query resolution (?step=XX)"
-        )
+    check_resolution(start, end, step)
     opts = query_options(params, request.app[CONFIG].query.timeout_ms)
     query = params.get("query", "")
     backend = fleet_queryable(request, params)

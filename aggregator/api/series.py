@@ -42,7 +42,7 @@ async def handle_series(request: web.Request) -> web.Response:
     start = time_param(params, "start", MIN_TIME_MS)
     end = time_param(params, "end", MAX_TIME_MS)
     check_time_range(start, end)
-    sets = matcher_sets(selectors)
+    sets = matcher_sets(selectors, name_param=True)
     limit = limit_param(params)
     backend = fleet_queryable(request, params)
 
@@ -86,7 +86,7 @@ async def _label_answer(request: web.Request, lookup: LabelLookup) -> web.Respon
     start = time_param(params, "start", MIN_TIME_MS)
     end = time_param(params, "end", MAX_TIME_MS)
     check_time_range(start, end)
-    sets = matcher_sets(params.getall("match[]", []))
+    sets = matcher_sets(params.getall("match[]", []), name_param=False)
     limit = limit_param(params)
     backend = fleet_queryable(request, params)
 

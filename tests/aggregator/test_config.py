@@ -34,6 +34,7 @@ def test_embedded_default_is_local_open_and_bounded() -> None:
     options = config.storage_options()
     assert options.retention_ms == 24 * 3_600_000
     assert options.wal_fsync is FsyncPolicy.BATCH
+    assert config.query.delayed_name_removal, "what the PromQL test data expects"
 
 
 def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
@@ -74,6 +75,7 @@ query:
   lookback_delta: 1m
   timeout: 30s
   max_samples: 1000
+  delayed_name_removal: false
 """,
         )
     )
@@ -102,6 +104,7 @@ query:
     assert options.wal_segment_bytes == 1 << 20
     assert (config.query.lookback_delta_ms, config.query.timeout_ms) == (60_000, 30_000)
     assert config.query.max_samples == 1000
+    assert config.query.delayed_name_removal is False
 
 
 def test_fsync_callback_reaches_storage_options() -> None:
@@ -150,6 +153,11 @@ def test_fsync_callback_reaches_storage_options() -> None:
         ("storage:\n  retention: 0\n", "storage.retention", "must be greater than zero"),
         ("storage:\n  retension: 1d\n", "storage.retension", "unknown key"),
         ("query:\n  timeout: 1x\n", "query.timeout", "not a valid duration"),
+        (
+            "query:\n  delayed_name_removal: 'no'\n",
+            "query.delayed_name_removal",
+            "must be true or false, got a string ('no')",
+        ),
         ("clusters: {name: a}\n", "clusters", "must be a list of clusters"),
         ("clusters:\n  - name: a\n", "clusters[0].token", "needs a token or a token_file"),
         ("clusters:\n  - token: t\n", "clusters[0].name", "is required"),
