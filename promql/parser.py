@@ -53,8 +53,58 @@ _CARDINALITY: dict[str, ast.Cardinality] = {
 
 _PANIC = BaseException  # pyo3 panics derive from BaseException
 
+MAX_QUERY_BYTES = 256 * 1024
+"""Longest query text accepted (Prometheus has no limit; see `check_complexity`)."""
+MAX_QUERY_DEPTH = 256
+"""Deepest query accepted, counted as `check_complexity` does."""
 
-def _parse(text: str) -> promql_parser.Expr:
+_OPERATORS = frozenset(
+    ("+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<=", "and", "or", "unless", "atan2")
+)
+
+
+def check_complexity(text: str, tokens: list[Token] | None = None) -> None:
+    """Refuse a query too long or too deep to parse and evaluate safely (InvalidQuery).
+
+    promql-parser needs time superlinear in the depth of a query (a chain of
+    2,000 `+` takes seconds) and overflows its stack, killing the process,
+    past a few thousand levels; the converter and the evaluator recurse once
+    per level too. So before anything parses a query, its depth is bounded
+    from its tokens alone: the deepest bracket nesting, plus every operator
+    outside braces, plus every `[` (ranges, subqueries). That is at least the
+    depth of any path through its tree, since each level of the tree is a
+    bracket, an operator or a range, and real queries stay far below the limit.
+    """
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > MAX_QUERY_BYTES:
+        raise InvalidQuery(
+            f"query is {size} bytes long, more than the limit of {MAX_QUERY_BYTES} bytes",
+            query=text,
+        )
+    nesting = deepest = operators = ranges = braces = 0
+    for token in tokens if tokens is not None else tokenize(text):
+        t = token.text
+        if t in ("(", "[", "{"):
+            nesting += 1
+            deepest = max(deepest, nesting)
+            braces += t == "{"
+            ranges += t == "["
+        elif t in (")", "]", "}"):
+            nesting -= 1
+            braces -= t == "}"
+        elif braces <= 0 and t in _OPERATORS and token.kind in ("op", "ident"):
+            operators += 1
+    depth = deepest + operators + ranges
+    if depth > MAX_QUERY_DEPTH:
+        raise InvalidQuery(
+            f"query is too deep: {deepest} nested brackets, {operators} operators and "
+            f"{ranges} ranges add up to {depth} levels, more than the limit of {MAX_QUERY_DEPTH}",
+            query=text,
+        )
+
+
+def _parse(text: str, tokens: list[Token] | None = None) -> promql_parser.Expr:
+    check_complexity(text, tokens)
     try:
         return promql_parser.parse(text)
     except ValueError as exc:
@@ -141,8 +191,8 @@ _MATCH_EMPTY = "match[] must contain at least one non-empty matcher"
 
 def parse_expr(text: str) -> ast.Expr:
     """Parse a PromQL expression into our tree (positions are offsets into `text`)."""
-    tree = _parse(text)
     tokens = tokenize(text)
+    tree = _parse(text, tokens)
     conv = _Converter(text, tokens)
     try:
         node = conv.convert(tree)

@@ -437,3 +437,46 @@ async def test_client_leaving_mid_answer_leaves_the_server_serving(
     assert status == 200
     assert body["data"]["result"][0]["value"][1] == "500"
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # Each of these crashed the process inside promql-parser (stack overflow) or held
+        # it for seconds before the depth limit; now they are refused before parsing.
+        ("+".join(["requests_total"] * 6000), "5999 operators"),
+        ("(" * 10_000 + "requests_total" + ")" * 10_000, "10000 nested brackets"),
+        ("-" * 16_000 + "requests_total", "16000 operators"),
+        ("sum(" * 300 + "requests_total" + ")" * 300, "300 nested brackets"),
+        ("requests_total" + " or requests_total" * 300, "300 operators"),
+    ],
+)
+async def test_too_deep_queries_are_refused_fast_and_the_service_lives(
+    service: Service, text: str, why: str
+) -> None:
+    started = time.monotonic()
+    status, body = await query(service, "/api/v1/query", {"query": text}, method="POST")
+    assert time.monotonic() - started < 2
+    assert status == 400
+    assert body["errorType"] == "bad_data"
+    assert "more than the limit of 256" in body["error"]
+    assert why in body["error"]
+    status, body = await query(service, "/api/v1/query", {"query": "sum(requests_total)"})
+    assert status == 200
+
+
+async def test_deep_query_within_the_limit_evaluates(service: Service) -> None:
+    text = "(" + "+".join(["requests_total"] * 200) + ") / 200"
+    status, body = await query(
+        service, "/api/v1/query", {"query": text, "time": str(NOW_S)}, method="POST"
+    )
+    assert status == 200, body
+    values = sorted(float(r["value"][1]) for r in body["data"]["result"])
+    assert values == [30.0, 120.0]
+
+
+async def test_query_text_over_the_size_limit_is_refused(service: Service) -> None:
+    text = 'requests_total{job=~"' + "a|" * 140_000 + 'api"}'
+    status, body = await query(service, "/api/v1/query", {"query": text}, method="POST")
+    assert status == 400
+    assert "more than the limit of 262144 bytes" in body["error"]
