@@ -244,6 +244,15 @@ class Head:
         dead = np.flatnonzero(self.index.alive & (self.max_ts[:limit] < horizon))
         if not len(dead):
             return 0
+        self.drop_series(dead)
+        log.info("head dropped series past retention", extra={"series": len(dead)})
+        return len(dead)
+
+    def drop_series(self, sids: NDArray[np.int64]) -> None:
+        """Take series out of the head (those still in it): the index, the
+        per-cluster counts, their state, the writers' key caches. Samples they
+        still have in parts are unreachable (ids are never reused)."""
+        dead = np.unique(sids[self.index.alive[sids]])
         self.index.remove(dead.tolist())
         counts = np.bincount(self.cluster_code[dead], minlength=len(self._cluster_counts))
         for code in np.flatnonzero(counts).tolist():
@@ -253,8 +262,6 @@ class Head:
         alive = self.index.alive
         for identity, cache in list(self._key_caches.items()):
             self._key_caches[identity] = {k: v for k, v in cache.items() if alive[v]}
-        log.info("head dropped series past retention", extra={"series": len(dead)})
-        return len(dead)
 
     # -- merges ----------------------------------------------------------------
 
