@@ -481,7 +481,9 @@ class Runner:
         return self.store.queryable
 
     async def load(self, cmd: Load) -> None:
-        floats: list[tuple[Labels, np.ndarray, np.ndarray]] = []
+        # A series defined twice in one block: the later line replaces the earlier
+        # (Prometheus's loader keeps one definition per series).
+        floats: dict[Labels, tuple[Labels, np.ndarray, np.ndarray]] = {}
         for labels, points in cmd.series:
             ts = []
             vals = []
@@ -496,9 +498,10 @@ class Runner:
                 vals.append(p.value)
             if has_hist:
                 self.histogram_series.append(labels)
+            floats.pop(labels, None)
             if ts:
-                floats.append((labels, np.array(ts, dtype=np.int64), np.array(vals)))
-        await self.store.add(floats)
+                floats[labels] = (labels, np.array(ts, dtype=np.int64), np.array(vals))
+        await self.store.add(list(floats.values()))
         if cmd.with_nhcb:
             for labels, _ in cmd.series:
                 name = labels.metric_name
