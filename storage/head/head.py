@@ -4,7 +4,10 @@ Per-series state lives in numpy arrays indexed by series id (newest timestamp
 and its value bits, oldest timestamp, cluster code), so ingest checks run over
 a whole batch at once. The head is single-threaded by design: every method
 runs on the event loop; only `merge_parts` (pure, on immutable parts) runs in
-worker threads, and `install_merge` puts the result back on the loop.
+worker threads, and `install_merge` puts the result back on the loop. The
+index enforces the rule for itself (`storage.index`: its reads mutate it), and
+so for every select; what the loop hands to threads are copies (a select's
+`SeriesSet`) or immutable parts.
 """
 
 from __future__ import annotations

@@ -124,6 +124,7 @@ class Index:
         built in Python. The write path has the pair ids already and calls
         `add_series`.
         """
+        self._check_thread()
         counts = np.fromiter(map(len, labels), dtype=np.int64, count=len(labels))
         flat = list(chain.from_iterable(labels))
         pids = self.pairs.ids_of(flat)
