@@ -10,9 +10,10 @@ room under the series limit; the rest are refused for the limit.
 
 Batches mix known and new series, sorted and unsorted labels, duplicate and
 invalid names, empty and too-long values, missing metric names, the same
-label set under several keys, identities None / "" / a name, wire-decoded
-(keyed) and built-in-code batches, replay mode (limits off, refused series
-skipped), and series dropped between batches.
+label set under several keys, series sent again exactly as before (found by
+their key), identities None / "" / a name, wire-decoded (keyed) and
+built-in-code batches, replay mode (limits off, refused series skipped), and
+series dropped between batches.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def batch_steps(draw: st.DrawFn) -> tuple[str, object]:
 
 
 steps = st.lists(
-    st.one_of(batch_steps(), batch_steps(), st.just(("drop", None))), min_size=1, max_size=6
+    st.one_of(batch_steps(), batch_steps(), st.just(("drop", None))), min_size=1, max_size=8
 )
 
 
@@ -143,11 +144,12 @@ class Reference:
         return wanted, rejected, refused
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(steps=steps, data=st.data())
 def test_resolution_equals_the_naive_reference(steps, data):
     head = Head(StorageOptions(series_limits=LIMITS, max_series_per_cluster=MAX_SERIES))
     ref = Reference()
+    history: dict[tuple[str | None, bool], list[LabelPairs]] = {}
     for kind, arg in steps:
         if kind == "drop":
             if ref.ids:
@@ -155,6 +157,12 @@ def test_resolution_equals_the_naive_reference(steps, data):
                 head.drop_series(np.array([ref.ids.pop(lbl) for lbl in gone], dtype=np.int64))
             continue
         rows, keyed, identity, replay, skip = arg
+        sent_before = history.setdefault((identity, keyed), [])
+        if sent_before and data.draw(st.booleans()):  # series a sender sends again
+            again = data.draw(st.lists(st.sampled_from(sent_before), min_size=1, max_size=6))
+            rows = again + rows
+            skip = [len(again) + i for i in skip]
+        sent_before += rows
         batch = WriteBatch.from_series([(row, [1000], [1.0]) for row in rows])
         if keyed:
             batch = decode_write_request(encode_write_request(batch)).batch
