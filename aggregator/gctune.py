@@ -8,8 +8,8 @@ each in the collector, and every full collection walks every series ever
 created. None of these objects form cycles: reference counting frees them.
 
 Two settings, applied by the CLI for the serving process only, and only on
-the interpreters they were measured on (`MEASURED_ON`: the collector's
-heuristics change between CPython versions, and 3.13 starts reworking them);
+the interpreters they were measured on (`MEASURED_ON`: the collector changes
+between CPython versions, 3.14's collects the old generation incrementally);
 elsewhere they are skipped with a log line:
 
 - `tune_collector`: collect the young generation every `GEN0_THRESHOLD` net
