@@ -234,15 +234,17 @@ def _candidates(
         clusters[k] = lbl.get(CLUSTER_LABEL)
     if redone:
         pids, offsets = replace_rows(pids, offsets, redone)
+    if not valid.all():  # rejected rows may hold unregistered labels (-1): leave them out
+        keep = np.flatnonzero(valid)
+        pids, offsets = take_rows(pids, offsets, keep)
+        rows = rows[keep]
+        clusters = list(map(clusters.__getitem__, keep.tolist()))
     flat = table.pairs(pids.tolist())
     edges = offsets.tolist()
     labels: list[Labels] = list(
         map(tuple.__new__, repeat(Labels), map(flat.__getitem__, map(slice, edges[:-1], edges[1:])))
     )
-    cand = _Candidates(labels, clusters, rows, pids, offsets)
-    if not valid.all():
-        cand = cand.take(np.flatnonzero(valid))
-    return cand
+    return _Candidates(labels, clusters, rows, pids, offsets)
 
 
 def _cluster_values(
