@@ -13,7 +13,8 @@ threads: evaluations offloaded to worker threads then reuse the same warm
 heap instead of growing per-thread heaps of their own (they allocate a few
 large arrays, so lock contention is no concern).
 
-Only glibc has `mallopt`; elsewhere this does nothing.
+Only glibc has `mallopt`; elsewhere this does nothing, as on interpreters the
+tuning was not measured on (`aggregator.gctune.MEASURED_ON`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+
+from aggregator.gctune import measured_here
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,11 @@ def keep_freed_memory(
 ) -> bool:
     """Serve blocks below `mmap_bytes` from one shared heap; keep up to `trim_bytes` freed.
 
-    Returns whether the allocator took the settings (False off glibc).
+    Returns whether the allocator took the settings (False off glibc, and
+    where the tuning is skipped).
     """
+    if not measured_here("allocator tuning"):
+        return False
     name = ctypes.util.find_library("c")
     if name is None:
         return False

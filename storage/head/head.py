@@ -4,7 +4,10 @@ Per-series state lives in numpy arrays indexed by series id (newest timestamp
 and its value bits, oldest timestamp, cluster code), so ingest checks run over
 a whole batch at once. The head is single-threaded by design: every method
 runs on the event loop; only `merge_parts` (pure, on immutable parts) runs in
-worker threads, and `install_merge` puts the result back on the loop.
+worker threads, and `install_merge` puts the result back on the loop. The
+index enforces the rule for itself (`storage.index`: its reads mutate it), and
+so for every select; what the loop hands to threads are copies (a select's
+`SeriesSet`) or immutable parts.
 """
 
 from __future__ import annotations
@@ -244,6 +247,15 @@ class Head:
         dead = np.flatnonzero(self.index.alive & (self.max_ts[:limit] < horizon))
         if not len(dead):
             return 0
+        self.drop_series(dead)
+        log.info("head dropped series past retention", extra={"series": len(dead)})
+        return len(dead)
+
+    def drop_series(self, sids: NDArray[np.int64]) -> None:
+        """Take series out of the head (those still in it): the index, the
+        per-cluster counts, their state, the writers' key caches. Samples they
+        still have in parts are unreachable (ids are never reused)."""
+        dead = np.unique(sids[self.index.alive[sids]])
         self.index.remove(dead.tolist())
         counts = np.bincount(self.cluster_code[dead], minlength=len(self._cluster_counts))
         for code in np.flatnonzero(counts).tolist():
@@ -253,8 +265,6 @@ class Head:
         alive = self.index.alive
         for identity, cache in list(self._key_caches.items()):
             self._key_caches[identity] = {k: v for k, v in cache.items() if alive[v]}
-        log.info("head dropped series past retention", extra={"series": len(dead)})
-        return len(dead)
 
     # -- merges ----------------------------------------------------------------
 

@@ -35,12 +35,12 @@ from remote_write.validate import (
     per_series,
     render_pairs,
 )
-from storage.csr import insert_into_rows, replace_rows, take_rows
 from storage.errors import SeriesLimitExceeded
 from storage.head import messages
 from storage.head.head import Head
+from storage.index.csr import insert_into_rows, replace_rows, take_rows
+from storage.index.pairs import PairTable
 from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, format_labels
-from storage.pairs import PairTable
 
 
 @dataclass(slots=True)
@@ -233,15 +233,17 @@ def _candidates(
         clusters[k] = lbl.get(CLUSTER_LABEL)
     if redone:
         pids, offsets = replace_rows(pids, offsets, redone)
+    if not valid.all():  # rejected rows may hold unregistered labels (-1): leave them out
+        keep = np.flatnonzero(valid)
+        pids, offsets = take_rows(pids, offsets, keep)
+        rows = rows[keep]
+        clusters = list(map(clusters.__getitem__, keep.tolist()))
     flat = table.pairs(pids.tolist())
     edges = offsets.tolist()
     labels: list[Labels] = list(
         map(tuple.__new__, repeat(Labels), map(flat.__getitem__, map(slice, edges[:-1], edges[1:])))
     )
-    cand = _Candidates(labels, clusters, rows, pids, offsets)
-    if not valid.all():
-        cand = cand.take(np.flatnonzero(valid))
-    return cand
+    return _Candidates(labels, clusters, rows, pids, offsets)
 
 
 def _cluster_values(

@@ -12,6 +12,10 @@ time, so that replay judges "too far in the future" as the live append did.
 refused for the series limit: a 429 told the sender they were not written, so
 replay must not write them either (replay does not apply the limit itself,
 because series that retention removed meanwhile are still counted then).
+
+`version` is `VERSION` (1 today). Any change to this layout is a new version:
+the writer writes it, and replay keeps decoding the older ones, which
+`tests/storage/wal/data/v<N>/` pins with a segment of each.
 """
 
 from __future__ import annotations

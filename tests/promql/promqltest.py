@@ -2,7 +2,7 @@
 
 It reads a script into commands (`load`, `clear`, `eval` with its `expect`
 lines and expected series), loads data into a real Queryable
-(`storage.memory.MemoryStorage`), runs each eval against our `Engine` the way
+(`storage.memory.MemoryStorage`, or any `Store`), runs each eval against our `Engine` the way
 Prometheus's own runner (`promql/promqltest/test.go`) does, and returns one
 `CaseResult` per eval: passed, failed (with the reason) or skipped (with the
 reason). Cases that need native histograms are skipped, never passed.
@@ -25,6 +25,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import re2
@@ -37,6 +38,7 @@ from promql.eval.functions.registry import FUNCTIONS
 from promql.parser import parse_duration_ms, parse_expr
 from promql.printer import format_expr
 from promql.value import Matrix, Scalar, String, Vector
+from storage.interfaces import Queryable
 from storage.labels import Labels, matches_all
 from storage.memory import MemoryStorage
 
@@ -435,15 +437,53 @@ def almost_equal(a: float, b: float) -> bool:
     return diff / min(abs_sum, 1.7976931348623157e308) < EPSILON
 
 
-class Runner:
-    """Runs the commands of one script in order against one engine."""
+class Store(Protocol):
+    """Where a script's `load`s go and its evals read from."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
+    @property
+    def queryable(self) -> Queryable: ...
+
+    async def add(self, series: list[tuple[Labels, np.ndarray, np.ndarray]]) -> None:
+        """Store one `load` block's float samples."""
+
+    async def clear(self) -> None:
+        """Forget everything (the `clear` command)."""
+
+
+class MemoryStore:
+    """The reference store: `storage.memory.MemoryStorage`, series held whole."""
+
+    def __init__(self) -> None:
+        self._storage = MemoryStorage()
+
+    @property
+    def queryable(self) -> Queryable:
+        return self._storage
+
+    async def add(self, series: list[tuple[Labels, np.ndarray, np.ndarray]]) -> None:
+        for labels, ts, vals in series:
+            self._storage.add(labels, ts, vals)
+
+    async def clear(self) -> None:
+        self._storage = MemoryStorage()
+
+
+class Runner:
+    """Runs the commands of one script in order against one engine and store."""
+
+    def __init__(self, engine: Engine | None = None, store: Store | None = None) -> None:
         self.engine = engine or Engine(max_samples=50_000_000)
-        self.storage = MemoryStorage()
+        self.store: Store = store or MemoryStore()
         self.histogram_series: list[Labels] = []
 
-    def load(self, cmd: Load) -> None:
+    @property
+    def storage(self) -> Queryable:
+        return self.store.queryable
+
+    async def load(self, cmd: Load) -> None:
+        # A series defined twice in one block: the later line replaces the earlier
+        # (Prometheus's loader keeps one definition per series).
+        floats: dict[Labels, tuple[Labels, np.ndarray, np.ndarray]] = {}
         for labels, points in cmd.series:
             ts = []
             vals = []
@@ -458,8 +498,10 @@ class Runner:
                 vals.append(p.value)
             if has_hist:
                 self.histogram_series.append(labels)
+            floats.pop(labels, None)
             if ts:
-                self.storage.add(labels, np.array(ts, dtype=np.int64), np.array(vals))
+                floats[labels] = (labels, np.array(ts, dtype=np.int64), np.array(vals))
+        await self.store.add(list(floats.values()))
         if cmd.with_nhcb:
             for labels, _ in cmd.series:
                 name = labels.metric_name
@@ -468,17 +510,17 @@ class Runner:
                         base = labels.without("le").with_("__name__", name[: -len(suffix)])
                         self.histogram_series.append(base)
 
-    def clear(self) -> None:
-        self.storage = MemoryStorage()
+    async def clear(self) -> None:
+        await self.store.clear()
         self.histogram_series = []
 
     async def run(self, cmds: list[Command]) -> Iterator[CaseResult]:
         results: list[CaseResult] = []
         for cmd in cmds:
             if isinstance(cmd, Load):
-                self.load(cmd)
+                await self.load(cmd)
             elif isinstance(cmd, Clear):
-                self.clear()
+                await self.clear()
             else:
                 results.append(await self.run_eval(cmd))
         return iter(results)

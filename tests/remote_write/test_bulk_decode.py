@@ -1,6 +1,6 @@
 """The bulk decoders agree with the exact per-item ones on every layout.
 
-Label keys cut from the wire in bulk must be `label_key` of what `_decode_label`
+Label keys cut from the wire in bulk must be `label_key` of what `decode_label`
 gives for each message, and decode back to it; `decode_write_request` must give
 the same columns whether a request takes the bulk path (labels first, then
 samples) or the per-series views (anything else).
@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remote_write.batch import label_columns
-from remote_write.codec import _decode_label, decode_write_request
+from remote_write.codec import decode_write_request
 from remote_write.errors import DecodeError
 from remote_write.labelkeys import decode_label_key, decode_label_keys, label_key
+from remote_write.wirelabels import decode_label
 
 
 def varint(n: int) -> bytes:
@@ -78,7 +79,7 @@ def test_label_keys_from_the_wire_agree_with_the_exact_decoder():
         batch = decode_write_request(body).batch
         pick = sorted(rng.sample(range(len(series)), rng.randint(1, len(series))))
         cols = label_columns(batch.series, pick)
-        expect = [[_decode_label(m) for m in series[i]] for i in pick]
+        expect = [[decode_label(m) for m in series[i]] for i in pick]
         flat = [pair for pairs in expect for pair in pairs]
         assert cols.keys == [label_key(*pair) for pair in flat]
         assert np.diff(cols.offsets).tolist() == [len(pairs) for pairs in expect]
@@ -88,7 +89,7 @@ def test_label_keys_from_the_wire_agree_with_the_exact_decoder():
 
 def test_decode_label_keys_agrees_with_one_by_one():
     rng = random.Random(8)
-    keys = [label_key(*_decode_label(m)) for m in MESSAGES]
+    keys = [label_key(*decode_label(m)) for m in MESSAGES]
     for _ in range(500):
         chosen = [rng.choice(keys) for _ in range(rng.randint(0, 12))]
         names, values = decode_label_keys(chosen)
@@ -175,7 +176,7 @@ def test_unusual_layouts_decode_exactly(series):
             payload = s[pos : pos + length]
             pos += length
             if tag >> 3 == 1:
-                labels.append(_decode_label(payload))
+                labels.append(decode_label(payload))
             elif tag >> 3 == 2:
                 ts = value = 0
                 j = 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from remote_write.codec import _decode_label, _decode_label_fields
+from remote_write.wirelabels import decode_label, decode_label_fields
 
 
 def field(number: int, payload: bytes) -> bytes:
@@ -30,10 +30,10 @@ def field(number: int, payload: bytes) -> bytes:
     ],
 )
 def test_fast_path_agrees_with_general_parser(raw):
-    assert _decode_label(raw) == _decode_label_fields(raw)
+    assert decode_label(raw) == decode_label_fields(raw)
 
 
 def test_invalid_utf8_survives_as_surrogate_escapes():
-    name, value = _decode_label(field(1, b"job") + field(2, b"a\xffb"))
+    name, value = decode_label(field(1, b"job") + field(2, b"a\xffb"))
     assert name == "job"
     assert value.encode("utf-8", "surrogateescape") == b"a\xffb"

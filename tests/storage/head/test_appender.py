@@ -191,6 +191,17 @@ def test_invalid_series_rejected_others_written():
     assert list(samples(head)) == ['up{job="x"}']
 
 
+@pytest.mark.parametrize("keyed", [False, True])
+def test_first_request_of_only_unusable_labels_is_rejected_not_crashed(keyed):
+    """No label of the request was ever valid, so none is registered (found by
+    tests/storage/head/test_resolve_property.py: it raised IndexError)."""
+    head = make_head()
+    res = apply(head, batch(((("zone", ""),), [(NOW, 1.0)]), keyed=keyed))
+    assert [r.reason for r in res.rejected] == ["missing_metric_name"]
+    assert res.accepted == 0
+    assert len(head.index) == 0
+
+
 def test_invalid_series_in_keyed_batch():
     head = make_head()
     res = apply(

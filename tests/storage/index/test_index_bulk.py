@@ -4,8 +4,9 @@ import random
 
 import numpy as np
 
-from storage import index as index_module
 from storage.index import Index
+from storage.index import index as index_module
+from storage.index import postings as postings_module
 from storage.labels import Labels, Matcher, MatchType
 
 
@@ -76,7 +77,7 @@ def test_queued_postings_folded_on_any_schedule(monkeypatch):
     reference = Index()
     for lo in range(0, 400, 50):
         reference.add_many(sets[lo : lo + 50])
-    monkeypatch.setattr(index_module, "PENDING_POSTINGS", 7)
+    monkeypatch.setattr(postings_module, "PENDING_POSTINGS", 7)
     eager = Index()
     for lo in range(0, 400, 50):
         eager.add_many(sets[lo : lo + 50])

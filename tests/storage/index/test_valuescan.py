@@ -4,8 +4,8 @@ import random
 
 import pytest
 
+from storage.index.valuescan import ValueScan, scan_safe
 from storage.labels import Matcher, MatchType
-from storage.valuescan import ValueScan, scan_safe
 
 VALUES = [
     "api",

@@ -3,7 +3,7 @@
 import numpy as np
 
 from remote_write.labelkeys import label_key
-from storage.pairs import PairTable
+from storage.index.pairs import PairTable
 
 
 def test_registered_pairs_are_found_by_key():
