@@ -35,10 +35,10 @@ from remote_write.validate import (
     per_series,
     render_pairs,
 )
+from storage.csr import insert_into_rows, replace_rows, take_rows
 from storage.errors import SeriesLimitExceeded
 from storage.head import messages
 from storage.head.head import Head
-from storage.index.csr import insert_into_rows, replace_rows, take_rows
 from storage.index.pairs import PairTable
 from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, format_labels
 

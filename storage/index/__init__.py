@@ -20,8 +20,9 @@ columns of pair ids. The jobs, one module each:
 - `postings`: series by pair, with the queue of entries not yet folded in;
 - `values`: pairs by label name (regexes, `label_values`, `label_names`);
 - `order`: every series' rank in label order (`sort_by_labels`);
-- `pairs`, `csr`, `valuescan`: the pair table, ragged rows in numpy, and
-  one-pass regex scans over many values.
+- `pairs`, `valuescan`: the pair table, and one-pass regex scans over many
+  values. (Ragged rows, `storage.csr`, stay beside the package: the head,
+  merges and block reads use them too.)
 
 Concurrency: reads mutate. A select or `label_values` folds queued postings
 in, and `sort_by_labels` may re-rank; so the index is not safe to read while

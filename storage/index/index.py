@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.labelkeys import label_key
+from storage.csr import ranges
 from storage.errors import StorageUnavailable
-from storage.index.csr import ranges
 from storage.index.order import LabelOrder
 from storage.index.pairs import PairTable
 from storage.index.postings import Postings, intersect_sorted, subtract_sorted

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.index.csr import insert_into_rows, offsets_of, replace_rows, take_rows
+from storage.csr import insert_into_rows, offsets_of, replace_rows, take_rows
 
 ROWS = st.lists(st.lists(st.integers(0, 50), max_size=5), min_size=1, max_size=8)
 

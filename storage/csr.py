@@ -2,7 +2,8 @@
 
 The write path keeps the label pair ids of many series this way (one flat
 column plus offsets), so that whole requests are reordered, filtered and
-edited with numpy instead of a Python list per series.
+edited with numpy instead of a Python list per series; merges, dedup and
+block reads use the same helpers for the samples of many series.
 """
 
 from __future__ import annotations
