@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aggregator.api import metadata, query, series, status, write
+from aggregator.api import metadata, query, ruler, rules, series, status, write
 from aggregator.api.context import METRICS
 from aggregator.api.responses import error_response
 
@@ -35,6 +35,17 @@ def add_routes(app: web.Application) -> None:
         r.add_route(method, "/api/v1/format_query", query.handle_format_query)
         r.add_route(method, "/api/v1/query_exemplars", query.handle_query_exemplars)
     r.add_get("/api/v1/metadata", metadata.handle_metadata)
+    for method in ("GET", "POST"):
+        r.add_route(method, "/api/v1/rules", rules.handle_rules)
+        r.add_route(method, "/api/v1/alerts", rules.handle_alerts)
+    for method in ("POST", "PUT"):
+        r.add_route(method, "/-/reload", rules.handle_reload)
+    r.add_get("/config/v1/rules", ruler.handle_list)
+    r.add_get("/config/v1/rules/{namespace}", ruler.handle_namespace)
+    r.add_post("/config/v1/rules/{namespace}", ruler.handle_set_group)
+    r.add_delete("/config/v1/rules/{namespace}", ruler.handle_delete_namespace)
+    r.add_get("/config/v1/rules/{namespace}/{group}", ruler.handle_group)
+    r.add_delete("/config/v1/rules/{namespace}/{group}", ruler.handle_delete_group)
     r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)
     r.add_get("/-/healthy", status.handle_healthy)
     r.add_get("/-/ready", status.handle_ready)
