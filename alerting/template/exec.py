@@ -136,7 +136,6 @@ class Executor:
         try:
             value = self.eval_pipeline(dot, node.pipe)
             if isinstance(value, Sample):
-                self.node = node
                 raise self.error(f"range can't iterate over {print_template_value(value)}")
             if isinstance(value, dict):
                 items = [(k, value[k]) for k in sorted(value)]
@@ -145,7 +144,6 @@ class Executor:
             elif value is None:
                 items = []
             else:
-                self.node = node
                 raise self.error(f"range can't iterate over {print_template_value(value)}")
             body_mark = len(self.vars)
             for index, elem in items:

@@ -249,10 +249,11 @@ class Parser:
             fields = []
             while self.peek().kind is Kind.FIELD:
                 fields.append(self.next().text[1:])
+            # Go places a chained field or variable at its first chained field.
             if isinstance(node, n.FieldNode):
-                return n.FieldNode(node.pos, node.idents + fields)
+                return n.FieldNode(pos, node.idents + fields)
             if isinstance(node, n.VariableNode):
-                return n.VariableNode(node.pos, node.idents + fields)
+                return n.VariableNode(pos, node.idents + fields)
             if isinstance(node, n.BoolNode | n.StringNode | n.NumberNode | n.NilNode | n.DotNode):
                 raise self.error(f"unexpected . after term {_q(str(node))}")
             return n.ChainNode(pos, node, fields)
