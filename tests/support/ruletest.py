@@ -15,6 +15,7 @@ Returns the failures as text, like promtool's output, so a test can show them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import tempfile
 from pathlib import Path
@@ -53,7 +54,7 @@ async def run_rule_tests(test_file: Path, observed: Observed | None = None) -> l
 
     `observed`, if given, receives the firing alerts each alert test looked at.
     """
-    spec = yaml.safe_load(test_file.read_text())
+    spec = yaml.safe_load(await asyncio.to_thread(test_file.read_text))
     base = test_file.parent
     sources = [RuleSource(base / f, f) for f in spec.get("rule_files", [])]
     eval_interval = _ms(spec.get("evaluation_interval", "1m"))
