@@ -20,7 +20,7 @@ import orjson
 
 from alerting.clock import Clock
 from alerting.metrics import NotifierMetrics
-from alerting.notify.sender import Sender, post_json
+from alerting.notify.sender import INITIAL_BACKOFF_S, Sender, post_json
 from alerting.notify.webhook import WebhookGrouper
 from alerting.notify.wire import postable_alert
 from alerting.settings import AlertingSettings, HTTPTarget, WebhookTarget
@@ -46,7 +46,11 @@ class _Alertmanager:
         self.url = alertmanager_url(target.url)
         self.hub = hub
         self.sender: Sender[Alert] = Sender(
-            self.url, self._deliver, hub.metrics, capacity=hub.settings.queue_capacity
+            self.url,
+            self._deliver,
+            hub.metrics,
+            capacity=hub.settings.queue_capacity,
+            initial_backoff_s=hub.initial_backoff_s,
         )
 
     async def _deliver(self, alerts: list[Alert]) -> None:
@@ -72,6 +76,7 @@ class _Webhook:
             capacity=hub.settings.queue_capacity,
             max_batch=1,
             count=lambda payloads: sum(len(p["alerts"]) for p in payloads),
+            initial_backoff_s=hub.initial_backoff_s,
         )
 
     async def _deliver(self, payloads: list[dict[str, Any]]) -> None:
@@ -89,8 +94,16 @@ class _Webhook:
 class NotifierHub:
     """Fans alerts out to Alertmanagers and webhooks; `start()` before `send()`."""
 
-    def __init__(self, settings: AlertingSettings, metrics: NotifierMetrics, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: AlertingSettings,
+        metrics: NotifierMetrics,
+        clock: Clock,
+        *,
+        initial_backoff_s: float = INITIAL_BACKOFF_S,
+    ) -> None:
         self.settings = settings
+        self.initial_backoff_s = initial_backoff_s
         self.metrics = metrics
         self.clock = clock
         self._session: aiohttp.ClientSession | None = None

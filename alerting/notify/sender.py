@@ -52,6 +52,7 @@ class Sender(Generic[T]):
         capacity: int = 10_000,
         max_batch: int = 64,
         count: Callable[[list[T]], int] = len,
+        initial_backoff_s: float = INITIAL_BACKOFF_S,
     ) -> None:
         self.name = name
         self._deliver = deliver
@@ -59,6 +60,7 @@ class Sender(Generic[T]):
         self._capacity = capacity
         self._max_batch = max_batch
         self._count = count  # alerts in a batch (a webhook payload holds several)
+        self._initial_backoff = initial_backoff_s
         self._queue: deque[T] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -96,7 +98,7 @@ class Sender(Generic[T]):
         return len(self._queue)
 
     async def _run(self) -> None:
-        backoff = INITIAL_BACKOFF_S
+        backoff = self._initial_backoff
         batch: list[T] = []
         while True:
             if not batch:
@@ -127,7 +129,7 @@ class Sender(Generic[T]):
             self._metrics.latency.labels(self.name).observe(time.perf_counter() - started)
             self._metrics.sent.labels(self.name).inc(self._count(batch))
             batch = []
-            backoff = INITIAL_BACKOFF_S
+            backoff = self._initial_backoff
 
 
 async def post_json(
