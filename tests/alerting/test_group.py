@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -15,6 +14,7 @@ from alerting.rules import AlertingRule
 from alerting.types import Alert, AlertState, RuleHealth
 from storage.db import Storage
 from tests.alerting.conftest import T0, Rig, make_manager
+from tests.support.waiting import until
 
 S = 10_000
 
@@ -27,13 +27,6 @@ groups:
     expr: up == 0
     for: {for_}
 """
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Let other tasks run until `condition` holds (they may wait on real I/O: the WAL)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.001)
 
 
 def alerting_rule(group: Group, index: int = 0) -> AlertingRule:
@@ -75,7 +68,8 @@ async def test_run_loop_evaluates_on_the_grid_and_counts_missed_ticks(tmp_path: 
     try:
         await manager.update(
             parse_groups(
-                "groups:\n- name: g\n  interval: 10s\n  rules:\n  - record: r\n    expr: vector(1)\n",
+                "groups:\n- name: g\n  interval: 10s\n  rules:\n"
+                "  - record: r\n    expr: vector(1)\n",
                 file="r.yml",
             ),
             run=False,

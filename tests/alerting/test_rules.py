@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 from alerting.rules import AlertingRule, RecordingRule
-from remote_write.batch import STALE_NAN
 from alerting.types import AlertState, RuleHealth
+from remote_write.batch import STALE_NAN
 from tests.alerting.conftest import T0, Rig
 
 S = 10_000  # the group interval in these tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from alerting.settings import AlertingSettings, HTTPTarget, WebhookTarget
 from alerting.types import Alert
 from storage.labels import Labels
 from tests.support.realparts import free_port
+from tests.support.waiting import until
 
 T = 1_700_000_000_000
 
@@ -41,12 +41,6 @@ class Receiver:
             return web.Response(status=self.fail.pop(0), text="nope")
         self.requests.append((request.path, dict(request.headers), await request.json()))
         return web.Response(status=200)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 Serve = Callable[[web.Application], Awaitable[Any]]
