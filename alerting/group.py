@@ -124,11 +124,7 @@ class Group:
 
     def eval_timestamp(self, now_ms: int) -> int:
         """The latest grid point at or before `now_ms` (Prometheus's `EvalTimestamp`)."""
-        interval_ns = self.interval_ms * 1_000_000
-        offset = labels_hash(Labels.from_pairs([("name", self.name), ("file", self.file)]))
-        offset %= interval_ns
-        adj = now_ms * 1_000_000 - offset
-        return (adj - adj % interval_ns + offset) // 1_000_000
+        return evaluation_grid_point(self.file, self.name, self.interval_ms, now_ms)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"rule-group {self.key}")
@@ -390,6 +386,20 @@ async def _last_for_state(
             continue
         out[lbl.without_metric_name()] = (int(found.timestamps[last]), float(value[0]))
     return out
+
+
+def evaluation_grid_point(file: str, name: str, interval_ms: int, now_ms: int) -> int:
+    """The latest evaluation time of group (`file`, `name`) at or before `now_ms`.
+
+    The grid is `k * interval + offset` with the offset Prometheus uses, the
+    hash of the labels `{file, name}` modulo the interval in nanoseconds, so a
+    group evaluates at the same times here as in a Prometheus given the same
+    file path (its evaluations are then comparable sample for sample).
+    """
+    interval_ns = interval_ms * 1_000_000
+    offset = labels_hash(Labels.from_pairs([("name", name), ("file", file)])) % interval_ns
+    adj = now_ms * 1_000_000 - offset
+    return (adj - adj % interval_ns + offset) // 1_000_000
 
 
 def generator_url(external_url: str, expr: str) -> str:
