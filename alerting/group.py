@@ -32,6 +32,7 @@ from alerting.metrics import RuleMetrics, group_key
 from alerting.rulefile import GroupSpec
 from alerting.rules import (
     ALERT_FOR_STATE_METRIC,
+    ALERT_METRIC,
     ALERT_NAME,
     AlertingRule,
     Output,
@@ -39,6 +40,7 @@ from alerting.rules import (
     RuleError,
     TemplateContext,
 )
+from alerting.selectcache import SelectCache
 from alerting.types import Alert, QueryFunc, RuleHealth
 from promql.errors import QueryCanceled, QueryError
 from promql.eval.gofmt import labels_hash
@@ -68,9 +70,10 @@ class RuleOptions:
 
 @dataclass(slots=True)
 class GroupEnv:
-    """What groups evaluate with: query and storage per cluster scope, where alerts go."""
+    """What groups evaluate with: a query function over a given Queryable, the Queryable
+    of each cluster scope, where results are written, and where alerts go."""
 
-    query_for: Callable[[str | None], QueryFunc]
+    query_for: Callable[[Queryable], QueryFunc]
     queryable_for: Callable[[str | None], Queryable]
     appendable: Appendable
     notify: NotifyFunc
@@ -97,7 +100,8 @@ class Group:
             for r in spec.rules
         ]
         self.key = group_key(spec.file, spec.name)
-        self.query = env.query_for(spec.cluster)
+        self.queryable = env.queryable_for(spec.cluster)
+        self.make_query = env.query_for
         self.should_restore = restore
         self.previous: list[set[Labels]] = [set() for _ in self.rules]
         self.stale_series: list[Labels] = []  # left over by a reload, marked stale next time
@@ -191,6 +195,8 @@ class Group:
         m = env.metrics
         query_ts = ts_ms - self.query_offset_ms
         appender = env.appendable.appender(cluster=self.spec.cluster)
+        cache = SelectCache(self.queryable)
+        query = self.make_query(cache)
         samples = 0
         wrote = False
         for i, rule in enumerate(self.rules):
@@ -202,10 +208,10 @@ class Group:
             try:
                 if isinstance(rule, AlertingRule):
                     output = await rule.eval(
-                        ts_ms, self.query, query_ts_ms=query_ts, limit=self.spec.limit
+                        ts_ms, query, query_ts_ms=query_ts, limit=self.spec.limit
                     )
                 else:
-                    output = await rule.eval(query_ts, self.query, limit=self.spec.limit)
+                    output = await rule.eval(query_ts, query, limit=self.spec.limit)
             except (QueryError, RuleError, StorageError) as exc:
                 self._failed(rule, i, exc)
                 output = None
@@ -215,7 +221,9 @@ class Group:
                 samples += len(output)
                 if isinstance(rule, AlertingRule):
                     self._send(rule, ts_ms)
-                wrote |= self._append(appender, rule, i, output, query_ts)
+                if self._append(appender, rule, i, output, query_ts):
+                    wrote = True
+                    cache.invalidate(_written_names(rule))
             took = time.perf_counter() - started
             m.eval_duration.observe(took)
             rule.status.evaluation_s = took
@@ -386,6 +394,13 @@ async def _last_for_state(
             continue
         out[lbl.without_metric_name()] = (int(found.timestamps[last]), float(value[0]))
     return out
+
+
+def _written_names(rule: Rule) -> tuple[str, ...]:
+    """The metric names a rule's output (and its stale markers) carry."""
+    if isinstance(rule, AlertingRule):
+        return (ALERT_METRIC, ALERT_FOR_STATE_METRIC)
+    return (rule.name,)
 
 
 def evaluation_grid_point(file: str, name: str, interval_ms: int, now_ms: int) -> int:

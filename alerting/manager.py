@@ -49,7 +49,7 @@ class RuleManager:
         self._make_query = query_func or (lambda q: EngineQuery(engine, q))
         self._scoped: dict[str | None, Queryable] = {None: queryable}
         self.env = GroupEnv(
-            query_for=self._query_for,
+            query_for=self._make_query,
             queryable_for=self._queryable_for,
             appendable=appendable,
             notify=notify,
@@ -68,9 +68,6 @@ class RuleManager:
             assert cluster is not None
             scoped = self._scoped[cluster] = ClusterScoped(self._queryable, cluster)
         return scoped
-
-    def _query_for(self, cluster: str | None) -> QueryFunc:
-        return self._make_query(self._queryable_for(cluster))
 
     @property
     def options(self) -> RuleOptions:

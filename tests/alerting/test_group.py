@@ -11,8 +11,9 @@ from alerting.clock import ManualClock
 from alerting.group import Group, RuleOptions
 from alerting.rulefile import parse_groups
 from alerting.rules import AlertingRule
-from alerting.types import Alert, AlertState, RuleHealth
+from alerting.types import Alert, AlertState, QueryFunc, RuleHealth
 from storage.db import Storage
+from storage.interfaces import Queryable
 from tests.alerting.conftest import T0, Rig, make_manager
 from tests.support.waiting import until
 
@@ -75,8 +76,15 @@ async def test_run_loop_evaluates_on_the_grid_and_counts_missed_ticks(tmp_path: 
             run=False,
         )
         group = manager.groups()[0]
-        inner = group.query
-        group.query = slow_query  # type: ignore[assignment]
+        make_query = group.make_query
+
+        def slowed(queryable: Queryable) -> QueryFunc:
+            nonlocal inner
+            inner = make_query(queryable)
+            return slow_query  # type: ignore[return-value]
+
+        inner: QueryFunc = make_query(storage)
+        group.make_query = slowed
         group.should_restore = False
         first = group.eval_timestamp(T0) + S
         task = asyncio.create_task(group.run())
