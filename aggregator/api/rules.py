@@ -10,6 +10,7 @@ rules endpoint takes Prometheus's filters: `type=alert|record`,
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from typing import Any
 
 from aiohttp import web
@@ -74,6 +75,15 @@ async def handle_reload(request: web.Request) -> web.Response:
     except Exception as exc:
         return web.Response(status=500, text=f"failed to reload config: {exc}\n")
     return web.Response(text="")
+
+
+async def handle_graph(request: web.Request) -> web.Response:
+    """`/graph?g0.expr=...`, where alerts' `generatorURL` points: the expression's
+    current value (the Prometheus query API), until a query page takes this path over."""
+    expr = request.query.get("g0.expr", "")
+    if not expr:
+        raise web.HTTPFound("/api/v1/status/buildinfo")
+    raise web.HTTPFound("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
 
 
 def _group_json(group: GroupView, rules: list[dict[str, Any]]) -> dict[str, Any]:

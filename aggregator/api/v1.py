@@ -40,6 +40,7 @@ def add_routes(app: web.Application) -> None:
         r.add_route(method, "/api/v1/alerts", rules.handle_alerts)
     for method in ("POST", "PUT"):
         r.add_route(method, "/-/reload", rules.handle_reload)
+    r.add_get("/graph", rules.handle_graph)
     r.add_get("/config/v1/rules", ruler.handle_list)
     r.add_get("/config/v1/rules/{namespace}", ruler.handle_namespace)
     r.add_post("/config/v1/rules/{namespace}", ruler.handle_set_group)

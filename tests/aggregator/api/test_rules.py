@@ -386,3 +386,10 @@ async def test_ruler_groups_survive_a_restart(
     assert list(yaml.safe_load(await resp.text())) == ["a/b"]
     groups = (await rules_of(again))["groups"]
     assert [(g["file"], g["name"]) for g in groups] == [("a/b", "nodes")]
+
+
+async def test_generator_url_leads_to_the_expression(make_service: MakeService) -> None:
+    service = await make_service()
+    resp = await service.client.get("/graph?g0.expr=up+%3D%3D+0&g0.tab=1", allow_redirects=False)
+    assert resp.status == 302
+    assert resp.headers["Location"] == "/api/v1/query?query=up+%3D%3D+0"

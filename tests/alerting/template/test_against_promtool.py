@@ -55,7 +55,7 @@ RENDERED = [
     '{{ printf "%5s|%-5s|%.2s|%5.1s|" "abc" "abc" "abc" "abc" }}',
     '{{ printf "%v %v %v %v" 1e-5 123456.0 1234567.0 0.0001 }}',
     '{{ printf "%.3g %.10g %g %.0f %.1f" 1234.5678 1.0 100000.0 2.5 0.05 }}',
-    '{{ printf "%v" (first (query "up")) }} {{ printf "%T %T" $value $labels }}',
+    '{{ printf "%v" (first (query `up{job="a"}`)) }} {{ printf "%T %T" $value $labels }}',
     '{{ print 1 2 "a" "b" 3 }} {{ println "x" 1 }}|',
     # control flow
     "{{ if gt $value 1000.0 }}big{{ else if gt $value 10.0 }}mid{{ else }}small{{ end }}",
@@ -63,15 +63,18 @@ RENDERED = [
     "{{ range $labels }}{{ . }}{{ break }}{{ end }}",
     '{{ with query "nothing" }}x{{ else }}none{{ end }}',
     '{{ range query "nothing" }}x{{ else }}empty{{ end }}',
-    # query results
-    '{{ range query "up" }}{{ .Labels.job }}={{ .Value }};{{ end }}',
-    '{{ range $i, $s := query "up" }}{{ $i }}:{{ $s.Labels.instance }} {{ end }}',
-    '{{ range $i, $e := query "up" }}{{ if eq $i 0 }}{{ continue }}{{ end }}'
+    # query results (Prometheus returns a selector's series in no defined order, this
+    # service sorted by labels: templates that care sort them, as these do)
+    '{{ range sortByLabel "job" (query "up") }}{{ .Labels.job }}={{ .Value }};{{ end }}',
+    '{{ range $i, $s := query "up" | sortByLabel "job" }}{{ $i }}:{{ $s.Labels.instance }} '
+    "{{ end }}",
+    '{{ range $i, $e := sortByLabel "job" (query "up") }}{{ if eq $i 0 }}{{ continue }}{{ end }}'
     "{{ $e.Value }}{{ end }}",
     '{{ query "up" | sortByLabel "job" | len }} {{ range sortByLabel "instance" (query "up") }}'
     '{{ label "instance" . }} {{ value . }}|{{ end }}',
-    '{{ (first (query "up")).Labels.job }} {{ query "up" | first | value }}',
-    '{{ first (query "up") }}',
+    '{{ (first (sortByLabel "job" (query "up"))).Labels.job }} '
+    '{{ query "up" | sortByLabel "job" | first | value }}',
+    '{{ first (query `up{job="a"}`) }}',
     '{{ first (query "nothing") }}',
     '{{ query "sum(up)" | first | value | humanize }}',
     # strings and regular expressions
