@@ -111,6 +111,7 @@ class NotifierHub:
         self._webhooks = [_Webhook(t, self) for t in settings.webhooks]
         self._ticker: asyncio.Task[None] | None = None
         self._external = settings.external_labels
+        self._started = False
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -121,6 +122,7 @@ class NotifierHub:
         return [a.sender for a in self._alertmanagers] + [w.sender for w in self._webhooks]
 
     async def start(self) -> None:
+        self._started = True
         for sender in self._senders():
             sender.start()
         self.metrics.targets.set(len(self._senders()))
@@ -162,14 +164,16 @@ class NotifierHub:
             am = old_am.pop(t, None)
             if am is None:
                 am = _Alertmanager(t, self)
-                am.sender.start()
+                if self._started:
+                    am.sender.start()
             alertmanagers.append(am)
         webhooks = []
         for w in settings.webhooks:
             wh = old_wh.pop(w, None)
             if wh is None:
                 wh = _Webhook(w, self)
-                wh.sender.start()
+                if self._started:
+                    wh.sender.start()
             webhooks.append(wh)
         retired += [a.sender for a in old_am.values()]
         retired += [w.sender for w in old_wh.values()]
@@ -177,7 +181,7 @@ class NotifierHub:
             await sender.stop()
         self._alertmanagers, self._webhooks = alertmanagers, webhooks
         self.metrics.targets.set(len(self._senders()))
-        if self._webhooks and self._ticker is None:
+        if self._started and self._webhooks and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(), name="notify webhook ticker")
 
     def send(self, alerts: Sequence[Alert]) -> None:

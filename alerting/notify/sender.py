@@ -68,7 +68,8 @@ class Sender(Generic[T]):
         metrics.queue_length.labels(name).set(0)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"notify {self.name}")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"notify {self.name}")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -165,7 +165,21 @@ def test_same_rules_same_data_same_alerts(tmp_path: Path) -> None:
         prom.stop()
 
 
+def iterations(url: str, prefix: str) -> float:
+    """How many times the group has been evaluated, from the service's own metrics."""
+    status, body = http_get(f"{url}/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(f"{prefix}_rule_group_iterations_total{{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _compare(prom_url: str, agg_url: str) -> None:
+    # Both must be evaluating (and past the restore after their second evaluation)
+    # before anything happens, or their alerts would start at different times.
+    for url, prefix in ((prom_url, "prometheus"), (agg_url, "aggregator")):
+        wait_for(lambda u=url, p=prefix: iterations(u, p) >= 3, timeout=30, what=f"{prefix} rules")
     now = int(time.time() * 1000)
     feeder = Feeder([prom_url, agg_url], evaluation_grid_point(str(RULES), GROUP, 1000, now))
     feeder.start()

@@ -193,3 +193,21 @@ async def test_reconfigure_keeps_unchanged_targets(aiohttp_server: Serve) -> Non
         assert sorted(r[0] for r in receiver.requests) == ["/api/v2/alerts", "/x/api/v2/alerts"]
     finally:
         await hub.stop()
+
+
+async def test_reconfigure_before_start_starts_each_target_once(aiohttp_server: Serve) -> None:
+    receiver = Receiver()
+    url = await start(receiver, aiohttp_server)
+    hub, _ = hub_for(AlertingSettings())
+    await hub.reconfigure(AlertingSettings(alertmanagers=(HTTPTarget(url),)))
+    hub.send([firing()])
+    assert hub.pending() == 1  # nothing delivers before start()
+    await hub.start()
+    try:
+        await until(lambda: len(receiver.requests) == 1)
+        hub.send([firing("B")])
+        await until(lambda: len(receiver.requests) == 2)
+        # one task per target: each alert delivered once
+        assert sorted(r[2][0]["labels"]["alertname"] for r in receiver.requests) == ["B", "Down"]
+    finally:
+        await hub.stop()
