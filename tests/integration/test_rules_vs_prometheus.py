@@ -125,10 +125,14 @@ class Feeder(threading.Thread):
     def run(self) -> None:
         try:
             now = int(time.time() * 1000)
-            start = evaluation_grid_point(str(RULES), GROUP, 1000, now) + 3000
-            base = start + 500 - HISTORY * 15_000
-            for k in range(HISTORY):  # all up, counters growing
+            grid = evaluation_grid_point(str(RULES), GROUP, 1000, now)
+            base = grid + 500 - HISTORY * 15_000
+            for k in range(HISTORY):  # all up, counters growing, up to `grid`
                 self.post(encode_write_request(batch(base + k * 15_000, -1, base)))
+            # The live phase starts once both hold the whole history: no evaluation
+            # that is compared may see one with more of it than the other.
+            now = int(time.time() * 1000)
+            start = evaluation_grid_point(str(RULES), GROUP, 1000, now) + 2000
             self.live_start = start
             for s in range(LIVE_SECONDS + 1):
                 ts = start + s * 1000 + 500  # half an interval after an evaluation
@@ -234,11 +238,18 @@ def _compare(prom_url: str, agg_url: str) -> None:
         return out
 
     theirs, ours = window(prom_samples), window(agg_samples)
-    assert sorted(ours) == sorted(theirs)
+    rel = {k: sorted(t - start for t in v) for k, v in ours.items()}
+    context = f"start={start} common={sorted(t - start for t in common)} ours={rel}"
+    assert sorted(ours) == sorted(theirs), context
     for key in theirs:
         for t, v in theirs[key].items():
             mine = ours[key].get(t)
-            assert mine is not None, (key, t)
+            assert mine is not None, (
+                key,
+                t - start,
+                sorted(x - start for x in theirs[key]),
+                context,
+            )
             assert math.isclose(mine, v, rel_tol=1e-9), (key, t, v, mine)
 
     # And what they wrote covers every state: pending, firing, kept firing, resolved.
