@@ -7,6 +7,10 @@ one evaluation: a select whose matchers were already selected over a range
 that contains this one is answered from the earlier answer, cut to this range,
 instead of from storage.
 
+The answer is keyed by matchers and range alone: the Querier contract makes
+select hints only hints, which never change an answer (a Querier that pushed
+work down through them would have to keep to that).
+
 Two things keep it exact. The group's own writes (recording results, ALERTS)
 drop every cached answer they could change before the next rule runs, so a
 rule reading an earlier rule's output sees it, as rules of a group must. And
