@@ -271,11 +271,23 @@ def outputs(base: str) -> dict[str, float]:
     return out
 
 
+DATA_AGE_S = 90.0
+"""Measuring starts this long after the data's last sample, in both servers alike:
+rates over [5m] then see the same samples (loading Prometheus takes up to a minute)."""
+
+
+def fresh_load() -> tuple[list[bytes], int, float]:
+    """The data set, ending now (bodies, bodies per point, last sample in seconds): built
+    right before each server's load, so that both evaluate over data of the same age."""
+    now_ms = int(time.time() * 1000)
+    first_ts = now_ms - now_ms % STEP_MS - (POINTS - 1) * STEP_MS
+    bodies, per_point = build_load(first_ts)
+    return bodies, per_point, (first_ts + (POINTS - 1) * STEP_MS) / 1000
+
+
 def run(
     name: str,
     start: Callable[[Path, Path], tuple[Process, str]],
-    bodies: list[bytes],
-    per_point: int,
     prefix: str,
     interval_s: float,
     intervals: int,
@@ -283,10 +295,12 @@ def run(
     with tempfile.TemporaryDirectory(prefix=f"bench-rules-{name}-") as tmp:
         rules = Path(tmp) / "rules.yml"
         rules.write_text(rule_file_text(f"{interval_s:g}s"))
+        bodies, per_point, last_s = fresh_load()
         proc, base = start(Path(tmp), rules)
         try:
             load_s = asyncio.run(push(f"{base}/api/v1/write", bodies, 4, per_point))
             print(f"{name}: loaded {len(bodies)} requests in {load_s:.1f}s", flush=True)
+            time.sleep(max(0.0, last_s + DATA_AGE_S - 2 * interval_s - time.time()))
             durations, cpu = measure(base, prefix, interval_s, intervals)
             return durations, cpu, outputs(base)
         finally:
@@ -342,10 +356,8 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1 and not args.in_process:
         os.sched_setaffinity(0, {1})
 
-    now_ms = int(time.time() * 1000)
-    first_ts = now_ms - now_ms % STEP_MS - (POINTS - 1) * STEP_MS
-    bodies, per_point = build_load(first_ts)
     if args.in_process:
+        bodies, per_point, _ = fresh_load()
         asyncio.run(in_process(bodies, per_point, args.intervals))
         return
 
@@ -364,8 +376,6 @@ def main() -> None:
     mine, mine_cpu, mine_out = run(
         "aggregator",
         ours,
-        bodies,
-        per_point,
         "aggregator_rule_group",
         args.interval,
         args.intervals,
@@ -373,8 +383,6 @@ def main() -> None:
     theirs, theirs_cpu, theirs_out = run(
         "prometheus",
         prometheus,
-        bodies,
-        per_point,
         "prometheus_rule_group",
         args.interval,
         args.intervals,
