@@ -340,9 +340,13 @@ async def in_process(bodies: list[bytes], per_point: int, rounds: int) -> None:
             now = int(time.time() * 1000)
             [group] = manager.groups()
             for r in range(rounds):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await group.eval(now + r * 10_000)
-                print(f"round {r}: {time.perf_counter() - started:.3f}s", flush=True)
+                print(
+                    f"round {r}: {time.perf_counter() - started:.3f}s, "
+                    f"CPU {time.process_time() - cpu:.3f}s",
+                    flush=True,
+                )
         finally:
             await storage.close()
 
