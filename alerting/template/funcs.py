@@ -22,6 +22,7 @@ from typing import Any
 import re2
 
 from alerting.durations import parse_duration_ms
+from alerting.template import builtins
 from alerting.template.exec import ANY, Function, FunctionError
 from alerting.template.values import (
     HTML,
@@ -30,7 +31,6 @@ from alerting.template.values import (
     Sample,
     go_type,
     is_true,
-    kind,
     sprint,
     sprintf,
     sprintln,
@@ -332,111 +332,6 @@ def _parse_duration(text: str) -> float:
         raise FunctionError(str(exc)) from None
 
 
-# -- Go builtins ----------------------------------------------------------------------
-
-
-def _basic_kind(value: Any) -> str:
-    k = kind(value)
-    if k in ("bool", "int", "float", "string"):
-        return k
-    raise FunctionError("invalid type for comparison")
-
-
-def _eq(arg1: Any, *others: Any) -> bool:
-    if not others:
-        raise FunctionError("missing argument for comparison")
-    k1 = kind(arg1)
-    for arg in others:
-        k2 = kind(arg)
-        if k1 != k2:
-            if arg1 is not None and arg is not None:
-                raise FunctionError("incompatible types for comparison")
-            truth = False
-        elif k1 in ("bool", "int", "float", "string"):
-            truth = arg1 == arg
-        elif k1 in ("map", "slice"):
-            raise FunctionError(
-                f"non-comparable types {sprint(arg1)}: {go_type(arg1)}, "
-                f"{go_type(arg)}: {sprint(arg)}"
-            )
-        else:
-            truth = arg1 is arg
-        if truth:
-            return True
-    return False
-
-
-def _lt(arg1: Any, arg2: Any) -> bool:
-    k1 = _basic_kind(arg1)
-    k2 = _basic_kind(arg2)
-    if k1 != k2:
-        raise FunctionError("incompatible types for comparison")
-    if k1 == "bool":
-        raise FunctionError("invalid type for comparison")
-    return bool(arg1 < arg2)
-
-
-def _le(arg1: Any, arg2: Any) -> bool:
-    return _lt(arg1, arg2) or _eq(arg1, arg2)
-
-
-def _len(item: Any) -> int:
-    if item is None:
-        raise FunctionError("len of nil pointer")
-    if isinstance(item, str):
-        return len(item.encode("utf-8", "surrogateescape"))
-    if isinstance(item, dict | list):
-        return len(item)
-    raise FunctionError(f"len of type {go_type(item)}")
-
-
-def _index(item: Any, *indexes: Any) -> Any:
-    if item is None:
-        raise FunctionError("index of untyped nil")
-    for index in indexes:
-        if isinstance(item, dict):
-            if not isinstance(index, str):
-                raise FunctionError(f"value has type {go_type(index)}; should be string")
-            missing = "" if go_type(item) == "map[string]string" else None
-            item = item.get(index, missing)
-        elif isinstance(item, list):
-            if isinstance(index, bool) or not isinstance(index, int):
-                raise FunctionError(f"cannot index slice/array with type {go_type(index)}")
-            if not 0 <= index < len(item):
-                raise FunctionError(f"index out of range: {index}")
-            item = item[index]
-        else:
-            raise FunctionError(f"can't index item of type {go_type(item)}")
-    return item
-
-
-def _eval_args(args: tuple[Any, ...]) -> str:
-    """Go's `evalArgs`: one plain string as is, anything else through `fmt.Sprint`."""
-    if len(args) == 1 and type(args[0]) is str:
-        return args[0]
-    return sprint(*args, deref=True)
-
-
-def _html(*args: Any) -> str:
-    text = _eval_args(args)
-    return (
-        text.replace("&", "&amp;")
-        .replace("'", "&#39;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&#34;")
-        .replace("\x00", "\ufffd")
-    )
-
-
-def _urlquery(*args: Any) -> str:
-    return urllib.parse.quote_plus(_eval_args(args), safe="")
-
-
-def _printf(fmt: str, *args: Any) -> str:
-    return sprintf(fmt, *args)
-
-
 def _not_available(name: str) -> Callable[..., Any]:
     def fail(*_: Any) -> Any:
         raise FunctionError(f"{name} is not available here")
@@ -470,19 +365,19 @@ _STATIC: dict[str, Function] = {
     "and": Function((ANY,), lambda *a: a[-1], variadic=ANY, lazy=True),
     "or": Function((ANY,), lambda *a: a[-1], variadic=ANY, lazy=True),
     "not": Function((ANY,), lambda a: not is_true(a)),
-    "len": Function((ANY,), _len),
-    "index": Function((ANY,), _index, variadic=ANY),
-    "eq": Function((ANY,), _eq, variadic=ANY),
-    "ne": Function((ANY, ANY), lambda a, b: not _eq(a, b)),
-    "lt": Function((ANY, ANY), _lt),
-    "le": Function((ANY, ANY), _le),
-    "gt": Function((ANY, ANY), lambda a, b: not _le(a, b)),
-    "ge": Function((ANY, ANY), lambda a, b: not _lt(a, b)),
+    "len": Function((ANY,), builtins.length),
+    "index": Function((ANY,), builtins.index, variadic=ANY),
+    "eq": Function((ANY,), builtins.eq, variadic=ANY),
+    "ne": Function((ANY, ANY), lambda a, b: not builtins.eq(a, b)),
+    "lt": Function((ANY, ANY), builtins.lt),
+    "le": Function((ANY, ANY), builtins.le),
+    "gt": Function((ANY, ANY), lambda a, b: not builtins.le(a, b)),
+    "ge": Function((ANY, ANY), lambda a, b: not builtins.lt(a, b)),
     "print": Function((), sprint, variadic=ANY),
-    "printf": Function(("string",), _printf, variadic=ANY),
+    "printf": Function(("string",), sprintf, variadic=ANY),
     "println": Function((), sprintln, variadic=ANY),
-    "html": Function((), _html, variadic=ANY),
-    "urlquery": Function((), _urlquery, variadic=ANY),
+    "html": Function((), builtins.html, variadic=ANY),
+    "urlquery": Function((), builtins.urlquery, variadic=ANY),
 }
 
 DYNAMIC = ("query", "externalURL", "pathPrefix")
