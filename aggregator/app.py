@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +28,8 @@ from aggregator.api.context import (
     LABELS_JSON,
     METRICS,
     QUERY_ENGINE,
+    RELOAD,
+    RULES,
     Backend,
     BackendSlot,
     BuildInfo,
@@ -34,11 +38,16 @@ from aggregator.api.federation import CLUSTERS
 from aggregator.api.promjson import LabelsJSONCache
 from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
-from aggregator.config import Config
+from aggregator.config import EMBEDDED_DEFAULT, Config, load_config
+from aggregator.errors import ConfigError
+from aggregator.federation.fleet import Fleet
 from aggregator.federation.metrics import FederationMetrics
 from aggregator.federation.registry import ClusterRegistry
 from aggregator.selfmetrics import SelfMetrics
 from aggregator.version import version
+from alerting.loader import RulesLoadError
+from alerting.service import Ruler
+from alerting.settings import AlertingSettings
 from promql.engine import Engine
 from storage.db import Storage
 from storage.options import StorageOptions
@@ -52,6 +61,8 @@ __all__ = [
     "LABELS_JSON",
     "METRICS",
     "QUERY_ENGINE",
+    "RELOAD",
+    "RULES",
     "StorageOpener",
     "build_app",
     "version",
@@ -86,10 +97,80 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
     )
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
+    ruler = Ruler(
+        engine=app[QUERY_ENGINE],
+        registry=metrics.registry,
+        rules=config.rules,
+        alerting=alerting_settings(config),
+        rules_dir=config.data_dir / "rules",
+    )
+    app[RULES] = ruler
+
+    async def reload() -> None:
+        await reload_config(config, ruler)
+
+    app[RELOAD] = reload
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     app.cleanup_ctx.append(_federation_component)
+    app.cleanup_ctx.append(_ruler_component(ruler))
     add_routes(app)
     return app
+
+
+def alerting_settings(config: Config) -> AlertingSettings:
+    """The `alerting:` settings, with the external URL defaulting to this server's address."""
+    settings = config.alerting
+    if settings.external_url:
+        return settings
+    host = config.listen.host or socket.gethostname()
+    host = f"[{host}]" if ":" in host else host
+    return replace(settings, external_url=f"http://{host}:{config.listen.port}")
+
+
+async def reload_config(config: Config, ruler: Ruler) -> None:
+    """Re-read the config file's `rules` and `alerting` sections and every rule file.
+
+    All or nothing: on any problem the running rules and notifiers stay as they
+    are, and the problem is raised (and logged, and counted in
+    `aggregator_config_last_reload_successful`). Other sections need a restart.
+    """
+    try:
+        fresh = load_config(config.source) if config.source != EMBEDDED_DEFAULT else config
+    except ConfigError as exc:
+        ruler.metrics.reload_success.set(0)
+        log.error("config reload failed, keeping the running rules", extra={"err": str(exc)})
+        raise
+    fresh = replace(fresh, listen=config.listen, data_dir=config.data_dir)
+    await ruler.reload(fresh.rules, alerting_settings(fresh))
+    log.info("config reloaded", extra={"config": config.source, "groups": len(ruler.groups())})
+
+
+def _ruler_component(ruler: Ruler) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def rules(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        try:
+            specs = ruler.load()
+        except RulesLoadError as exc:
+            raise ConfigError(config.source, "rules.files", "; ".join(exc.problems)) from None
+        log.info("rules checked", extra={"groups": len(specs)})
+        task = asyncio.create_task(_start_rules(app, ruler))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await ruler.stop()
+
+    return rules
+
+
+async def _start_rules(app: web.Application, ruler: Ruler) -> None:
+    """Run the rules once storage is open: they read the whole fleet and write storage."""
+    try:
+        backend = await app[BACKEND].wait_open()
+    except Exception:  # storage failed to open: the service exits; nothing to run
+        return
+    await ruler.start(Fleet(backend, app[CLUSTERS], app[CONFIG].query), backend)
 
 
 async def _open_storage(data_dir: Path, options: StorageOptions) -> Backend:

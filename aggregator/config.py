@@ -34,6 +34,27 @@ query:
   stale_after: 5m               # freshness warning past this without a sample / health check
   workspace_label: ""           # e.g. workspace: KubeSphere workspace label at query time
   delayed_name_removal: true    # Prometheus 3 `promql-delayed-name-removal` (README)
+rules:
+  files: []                     # globs of Prometheus rule files, relative to this file
+  evaluation_interval: 1m       # for groups without their own `interval`
+  query_offset: 0s              # for groups without their own `query_offset`
+alerting:
+  external_url: ""              # where alerts link back; default http://<listen address>
+  external_labels: {}           # added to alerts that lack them; templates' $externalLabels
+  resend_delay: 1m              # a firing alert is sent again this often
+  queue_capacity: 10000         # alerts (webhook: notifications) queued per target
+  alertmanagers:                # every Alertmanager gets every alert (API v2)
+    - url: http://alertmanager:9093
+      timeout: 10s
+      basic_auth: {username: u, password_file: am.pass}  # or bearer_token[_file]
+  webhooks:                     # Alertmanager webhook payloads, grouped per cluster
+    - url: http://notification-manager-svc:19093/api/v2/alerts
+      timeout: 10s
+      name: aggregator          # the payload's `receiver`
+      group_by: [cluster]
+      repeat_interval: 4h
+      send_resolved: true
+      max_alerts: 0             # 0: all alerts in one notification
 ```
 
 A pull cluster (queried live, not copied) is an entry with `url:` instead
@@ -55,11 +76,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from aggregator.errors import ConfigError
 from aggregator.units import parse_bytes, parse_duration_ms
+from alerting.settings import AlertingSettings, HTTPTarget, RulesSettings, WebhookTarget
 from remote_write.validate import SeriesLimits
 from storage.options import FsyncPolicy, StorageOptions
 
@@ -178,6 +201,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
     source: str = EMBEDDED_DEFAULT
 
     def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
@@ -262,6 +287,8 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     limits = _parse_limits(top.section("limits"))
     storage = _parse_storage(top.section("storage"))
     query = _parse_query(top.section("query"))
+    rules = _parse_rules(top.section("rules"), base_dir)
+    alerting = _parse_alerting(top.section("alerting"), base_dir)
     top.finish()
     return Config(
         listen=listen,
@@ -271,6 +298,8 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
         limits=limits,
         storage=storage,
         query=query,
+        rules=rules,
+        alerting=alerting,
         source=file,
     )
 
@@ -507,6 +536,128 @@ def _parse_query(node: _Node) -> QueryConfig:
         raise node.error("workspace_label", f"invalid label name {out.workspace_label!r}")
     node.finish()
     return out
+
+
+def _parse_rules(node: _Node, base_dir: Path) -> RulesSettings:
+    d = RulesSettings()
+    files = node.pop("files", [])
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+        raise node.error("files", "must be a list of file paths or globs, e.g. [rules/*.yml]")
+    out = RulesSettings(
+        files=tuple(files),
+        base_dir=base_dir,
+        evaluation_interval_ms=node.duration(
+            "evaluation_interval", d.evaluation_interval_ms, minimum=1
+        ),
+        query_offset_ms=node.duration("query_offset", d.query_offset_ms),
+    )
+    node.finish()
+    return out
+
+
+def _parse_alerting(node: _Node, base_dir: Path) -> AlertingSettings:
+    d = AlertingSettings()
+    external_url = node.string("external_url", "")
+    if external_url:
+        _check_url(node, "external_url", external_url)
+    labels = node.pop("external_labels", {})
+    if not isinstance(labels, dict):
+        raise node.error("external_labels", f"must be a mapping, got {_kind(labels)}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_NAME.fullmatch(key):
+            raise node.error("external_labels", f"invalid label name {key!r}")
+        if not isinstance(value, str):
+            raise node.error(f"external_labels.{key}", f"must be a string, got {_kind(value)}")
+    alertmanagers = tuple(_http_target(item, base_dir) for item in _items(node, "alertmanagers"))
+    webhooks = tuple(_webhook(item, base_dir) for item in _items(node, "webhooks"))
+    out = AlertingSettings(
+        alertmanagers=alertmanagers,
+        webhooks=webhooks,
+        external_url=external_url.rstrip("/"),
+        external_labels=tuple(sorted((k, v) for k, v in labels.items() if v)),
+        resend_delay_ms=node.duration("resend_delay", d.resend_delay_ms, minimum=1),
+        queue_capacity=node.integer("queue_capacity", d.queue_capacity, minimum=1),
+    )
+    node.finish()
+    return out
+
+
+def _items(node: _Node, name: str) -> list[_Node]:
+    items = node.pop(name, [])
+    if not isinstance(items, list):
+        raise node.error(name, f"must be a list, got {_kind(items)}")
+    return [_Node(node.file, f"{node.key(name)}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _http_target(node: _Node, base_dir: Path, *, finish: bool = True) -> HTTPTarget:
+    url = node.string("url", None)
+    _check_url(node, "url", url)
+    timeout_ms = node.duration("timeout", 10_000, minimum=1)
+    basic_auth = None
+    if "basic_auth" in node.mapping:
+        auth = node.section("basic_auth")
+        username = auth.string("username", "")
+        password = _secret(auth, "password", base_dir, required=False)
+        auth.finish()
+        basic_auth = (username, password or "")
+    bearer = _secret(node, "bearer_token", base_dir, required=False)
+    if bearer and basic_auth is not None:
+        raise node.error("bearer_token", "set either basic_auth or bearer_token, not both")
+    if finish:
+        node.finish()
+    return HTTPTarget(url=url, timeout_ms=timeout_ms, basic_auth=basic_auth, bearer_token=bearer)
+
+
+def _webhook(node: _Node, base_dir: Path) -> WebhookTarget:
+    d = WebhookTarget(HTTPTarget(""))
+    http = _http_target(node, base_dir, finish=False)
+    group_by = node.pop("group_by", list(d.group_by))
+    if not isinstance(group_by, list) or not all(
+        isinstance(g, str) and _LABEL_NAME.fullmatch(g) for g in group_by
+    ):
+        raise node.error("group_by", "must be a list of label names, e.g. [cluster]")
+    send_resolved = node.pop("send_resolved", d.send_resolved)
+    if not isinstance(send_resolved, bool):
+        raise node.error("send_resolved", f"must be true or false, got {_kind(send_resolved)}")
+    out = WebhookTarget(
+        http=http,
+        name=node.string("name", d.name),
+        group_by=tuple(group_by),
+        repeat_interval_ms=node.duration("repeat_interval", d.repeat_interval_ms, minimum=1),
+        send_resolved=send_resolved,
+        max_alerts=node.integer("max_alerts", d.max_alerts),
+    )
+    node.finish()
+    return out
+
+
+def _secret(node: _Node, name: str, base_dir: Path, *, required: bool) -> str | None:
+    """`name` or `name_file` (read and stripped), not both."""
+    file_key = f"{name}_file"
+    if name in node.mapping and file_key in node.mapping:
+        raise node.error(file_key, f"set either {name} or {file_key}, not both")
+    if file_key in node.mapping:
+        path = base_dir / node.string(file_key, None)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise node.error(file_key, f"file {str(path)!r} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise node.error(file_key, f"cannot read {str(path)!r}: {exc}") from None
+        if not value:
+            raise node.error(file_key, f"file {str(path)!r} is empty")
+        return value
+    if name in node.mapping or required:
+        return node.string(name, None)
+    return None
+
+
+def _check_url(node: _Node, name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise node.error(name, f"{url!r} is not an http(s) URL (e.g. http://alertmanager:9093)")
 
 
 _REQUIRED: Any = object()

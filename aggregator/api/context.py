@@ -21,6 +21,8 @@ from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.errors import NotReady
 from aggregator.selfmetrics import SelfMetrics
+from alerting.rulefile import GroupSpec
+from alerting.status import AlertStatus, GroupView
 from promql.engine import QueryOpts, Result
 from storage.interfaces import Appender, Querier, Queryable
 
@@ -56,6 +58,40 @@ class QueryEngine(Protocol):
     ) -> Result:
         """Evaluate at every step of [start_ms, end_ms]: a Matrix."""
         ...
+
+
+class RulesSource(Protocol):
+    """What the rules, alerts and ruler-config endpoints need (`alerting.service.Ruler`)."""
+
+    def groups(self) -> list[GroupView]:
+        """Snapshots of the running groups, sorted by file then name."""
+        ...
+
+    def alerts(self) -> list[AlertStatus]:
+        """Every pending and firing alert."""
+        ...
+
+    def namespaces(self) -> dict[str, list[GroupSpec]]:
+        """Groups managed through the ruler API, by namespace."""
+        ...
+
+    def namespace_groups(self, namespace: str) -> list[GroupSpec] | None:
+        """One namespace's groups (None: no such namespace)."""
+        ...
+
+    async def set_group(self, namespace: str, group: GroupSpec) -> None:
+        """Store and run a group; raises `RulesLoadError` (and keeps the old) if rules fail."""
+        ...
+
+    async def delete_group(self, namespace: str, name: str) -> bool: ...
+
+    async def delete_namespace(self, namespace: str) -> bool: ...
+
+
+class Reload(Protocol):
+    """Re-reads the rules and alerting config; raises, keeping the old, if it cannot."""
+
+    async def __call__(self) -> None: ...
 
 
 class Backend(MetadataSource, Protocol):
@@ -147,3 +183,7 @@ BUILD = web.AppKey("build", BuildInfo)
 QUERY_ENGINE = web.AppKey("query_engine", QueryEngine)
 LABELS_JSON = web.AppKey("labels_json", LabelsJSONCache)
 """Label sets already encoded for query responses (`promjson.LabelsJSONCache`)."""
+RULES = web.AppKey("rules", RulesSource)
+"""Global rules: running groups, alerts, ruler-API namespaces."""
+RELOAD = web.AppKey("reload", Reload)
+"""Re-read the config's `rules` / `alerting` sections and the rule files (SIGHUP, /-/reload)."""

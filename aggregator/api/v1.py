@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aggregator.api import federation, metadata, query, series, status, ui, write
+from aggregator.api import federation, metadata, query, ruler, rules, series, status, ui, write
 from aggregator.api.context import METRICS
 from aggregator.api.responses import error_response
 
@@ -37,6 +37,18 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/metadata", metadata.handle_metadata)
     r.add_get("/api/v1/clusters", federation.handle_clusters)
     r.add_post("/api/v1/read", federation.handle_read)
+    for method in ("GET", "POST"):
+        r.add_route(method, "/api/v1/rules", rules.handle_rules)
+        r.add_route(method, "/api/v1/alerts", rules.handle_alerts)
+    for method in ("POST", "PUT"):
+        r.add_route(method, "/-/reload", rules.handle_reload)
+    r.add_get("/graph", rules.handle_graph)
+    r.add_get("/config/v1/rules", ruler.handle_list)
+    r.add_get("/config/v1/rules/{namespace}", ruler.handle_namespace)
+    r.add_post("/config/v1/rules/{namespace}", ruler.handle_set_group)
+    r.add_delete("/config/v1/rules/{namespace}", ruler.handle_delete_namespace)
+    r.add_get("/config/v1/rules/{namespace}/{group}", ruler.handle_group)
+    r.add_delete("/config/v1/rules/{namespace}/{group}", ruler.handle_delete_group)
     r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)
     r.add_get("/-/healthy", status.handle_healthy)
     r.add_get("/-/ready", status.handle_ready)

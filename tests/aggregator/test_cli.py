@@ -68,11 +68,30 @@ def test_check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     good = tmp_path / "good.yml"
     good.write_text("clusters:\n  - name: a\n    token: t\n")
     assert main(["check-config", str(good)]) == 0
-    assert capsys.readouterr().out == f"{good}: ok (1 push clusters)\n"
+    assert capsys.readouterr().out == f"{good}: ok (1 push clusters, 0 rule groups)\n"
     bad = tmp_path / "bad.yml"
     bad.write_text("limits:\n  max_future: soon\n")
     assert main(["check-config", str(bad)]) == EXIT_CONFIG
     assert capsys.readouterr().err.startswith(f"error: {bad}: limits.max_future: ")
+
+
+def test_check_config_checks_the_rule_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "ok.yml").write_text("groups:\n- name: g\n  rules:\n  - record: r\n    expr: up\n")
+    config = tmp_path / "aggregator.yml"
+    config.write_text("rules:\n  files: [rules/*.yml]\n")
+    assert main(["check-config", str(config)]) == 0
+    assert capsys.readouterr().out == f"{config}: ok (0 push clusters, 1 rule groups)\n"
+    (rules / "broken.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up ==\n"
+    )
+    assert main(["check-config", str(config)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}: rules.files: {rules / 'broken.yml'}: 5:11: ")
+    assert 'group "g", rule 1, "A": could not parse expression' in err
 
 
 def test_python_dash_m_reports_config_errors_without_traceback(tmp_path: Path) -> None:

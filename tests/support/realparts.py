@@ -16,11 +16,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -223,3 +225,92 @@ def prometheus_beside_aggregator(
     finally:
         agg.stop()
         prom.stop()
+
+
+def start_alertmanager(
+    workdir: Path, config: str, *, port: int | None = None
+) -> tuple[Process, str]:
+    """A real Alertmanager 0.25 (Debian package) with `config` as its YAML; returns it
+    and its URL. No gossip port (`--cluster.listen-address=`)."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        raise RuntimeError("alertmanager is not installed (scripts/system-deps installs it)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "alertmanager.yml").write_text(config)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = Process(
+        "alertmanager",
+        [
+            binary,
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        workdir / "alertmanager.log",
+    )
+    proc.wait_ready(f"{url}/-/ready")
+    return proc, url
+
+
+class Sink:
+    """An HTTP server on loopback that records every POST body (JSON) by path."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[tuple[str, object]] = []
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    received.append((self.path, json.loads(body or b"null")))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._lock = lock
+        self._received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def bodies(self, path: str) -> list[object]:
+        """The JSON bodies POSTed to `path` so far, in arrival order."""
+        with self._lock:
+            return [body for p, body in self._received if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+def post_write_as(url: str, body: bytes, token: str | None, *, timeout: float = 10.0) -> int:
+    """POST a WriteRequest to `url`/api/v1/write as a cluster (its bearer token)."""
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}/api/v1/write", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        return int(resp.status)
+
+
+def wait_for(condition: Callable[[], T | None], *, timeout: float, what: str) -> T:
+    """Poll `condition` until it returns something truthy; fail saying `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
