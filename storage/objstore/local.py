@@ -9,6 +9,7 @@ runs in worker threads.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -81,12 +82,12 @@ class LocalStore:
         for key in keys if recursive else one_level(keys, prefix):
             yield key
 
-    def _all_keys(self, prefix: str) -> list[str]:
+    def _all_keys(self, prefix: str) -> builtins.list[str]:
         # Walk only the deepest folder the prefix names, not the whole store.
         folder = self.root / prefix[: prefix.rfind("/") + 1] if "/" in prefix else self.root
         if not folder.is_dir():
             return []
-        out = []
+        out: builtins.list[str] = []
         for dirpath, _, files in os.walk(folder):
             rel = os.path.relpath(dirpath, self.root)
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"

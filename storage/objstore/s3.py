@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,9 +172,8 @@ class S3Store:
                 args["Delimiter"] = "/"
             if token:
                 args["ContinuationToken"] = token
-            page = await self._call(
-                "listing", prefix, lambda a=args: self._client.list_objects_v2(**a)
-            )
+            call: Callable[[], Any] = partial(self._client.list_objects_v2, **args)
+            page = await self._call("listing", prefix, call)
             entries = [c["Key"] for c in page.get("Contents", ())]
             entries += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
             for key in sorted(entries):
