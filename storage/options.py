@@ -82,5 +82,9 @@ class TieringOptions:
     """Column chunks and series tables of blocks kept in memory for queries."""
     upload_retry_ms: tuple[int, int] = (1_000, 60_000)
     """First and longest wait between attempts of a failing upload (doubling)."""
+    late_cut_interval_ms: int | None = None
+    """Late samples in ranges cut before are cut into late blocks at most this often (or
+    with the next regular cut); None: a quarter of the block duration, up to 15 minutes."""
     compaction_interval_ms: int = 5 * 60_000
-    """How often compaction, downsampling and retention look for work."""
+    """How often compaction, downsampling and retention look for work (also after every
+    upload); 0: never by themselves (tests call `Tiering.maintain`)."""

@@ -75,6 +75,12 @@ class KindOf:
         return "cut"
 
 
+def distinct_series(jobs: list[CutJob]) -> int:
+    """How many different series the jobs' parts hold."""
+    keys = [p.keys >> KEY_SHIFT for job in jobs for parts in job.taken.values() for p in parts]
+    return len(np.unique(np.concatenate(keys))) if keys else 0
+
+
 async def build_block(head: Head, job: CutJob, directory: Path) -> BlockMeta | None:
     """Write the job's samples as a block under `directory/<id>`; None if there are none."""
     sids, offsets, ts, values = await asyncio.to_thread(_merge_parts, job)

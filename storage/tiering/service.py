@@ -48,7 +48,7 @@ from storage.tiering.compact import (
     plan_downsamples,
     plan_retention,
 )
-from storage.tiering.cut import CutJob, KindOf, build_block, take_ranges
+from storage.tiering.cut import CutJob, KindOf, build_block, distinct_series, take_ranges
 from storage.tiering.upload import delete_block, upload_block
 
 log = logging.getLogger(__name__)
@@ -153,15 +153,11 @@ class Tiering:
             self.stats.last_error = f"loading the block catalog from {self.store.name}: {exc}"
             log.warning("block catalog not loaded, retrying", extra={"error": str(exc)})
             loaded = False
-        self._tasks = [
-            *(
-                []
-                if loaded
-                else [asyncio.create_task(self._load_catalog(), name="tiering-catalog")]
-            ),
-            asyncio.create_task(self._pipeline(), name="tiering-pipeline"),
-            asyncio.create_task(self._maintenance(), name="tiering-compaction"),
-        ]
+        self._tasks = [asyncio.create_task(self._pipeline(), name="tiering-pipeline")]
+        if not loaded:
+            self._tasks.append(asyncio.create_task(self._load_catalog(), name="tiering-catalog"))
+        if self.options.compaction_interval_ms:
+            self._tasks.append(asyncio.create_task(self._maintenance(), name="tiering-compaction"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -208,9 +204,12 @@ class Tiering:
     def tick(self) -> None:
         """Cut closed ranges if due (called periodically on the event loop)."""
         boundary = self.boundary()
-        late_every = min(max(self.options.block_duration_ms / 4000, 1.0), 900.0)
+        late_every = self.options.late_cut_interval_ms
+        if late_every is None:
+            late_every = min(self.options.block_duration_ms // 4, 15 * 60_000)
         due = boundary > self._last_boundary or (
-            time.monotonic() - self._last_cut >= late_every and self._has_closed_parts(boundary)
+            (time.monotonic() - self._last_cut) * 1000 >= late_every
+            and self._has_closed_parts(boundary)
         )
         if due and boundary != NO_SAMPLE:
             self._cut(boundary, KindOf(set(self._cut_ranges)))
@@ -239,13 +238,13 @@ class Tiering:
         earlier = [f for _, f in self._jobs if all(f is not m for _, m in mine)]
         uploads = [p.done for p in self.pending]
         result = FlushResult()
+        result.series = await asyncio.to_thread(distinct_series, [job for job, _ in mine])
         for built in [*earlier, *(f for _, f in mine)]:
             pending = await asyncio.shield(built)
             if pending is not None:
                 uploads.append(pending.done)
                 if any(built is f for _, f in mine):
                     result.blocks += 1
-                    result.series += pending.meta.series
                     result.samples += pending.meta.samples
         if uploads:
             await asyncio.gather(*(asyncio.shield(f) for f in uploads))
