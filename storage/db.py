@@ -30,6 +30,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from math import gcd
 from pathlib import Path
+from typing import Any
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
@@ -47,7 +48,7 @@ from storage.objstore.instrumented import InstrumentedStore
 from storage.options import HOUR_MS, StorageOptions
 from storage.tiering.catalog import BlockCatalog
 from storage.tiering.querier import ReadOptions, TieredQuerier
-from storage.tiering.service import FlushResult, Tiering
+from storage.tiering.service import FlushResult, Tiering, TieringMetrics
 from storage.wal.replay import ReplayResult, replay
 from storage.wal.writer import WALWriter
 
@@ -236,6 +237,35 @@ class Storage:
 
     def stats(self) -> HeadStats:
         return self._head.stats()
+
+    def blocks_status(self) -> dict[str, Any]:
+        """The head, the blocks and the upload backlog (`/api/v1/status/blocks`)."""
+        head = self._head.stats()
+        out = self.tiering.status()
+        out["head"] = {
+            "series": head.series,
+            "samples": head.samples,
+            "minTime": self._head.start_time(),
+            "maxTime": self._head.max_time if head.samples else None,
+        }
+        return out
+
+    def tiering_metrics(self) -> TieringMetrics:
+        """Numbers for self-metrics, read at scrape time."""
+        backlog = self.tiering.backlog()
+        return TieringMetrics(
+            pending_blocks=int(backlog["blocks"]),
+            pending_bytes=int(backlog["bytes"]),
+            pending_samples=int(backlog["samples"]),
+            oldest_pending_s=float(backlog["oldestSeconds"]),
+            blocks=len(self.catalog),
+            block_bytes=sum(m.size for m in self.catalog.blocks),
+            stats=self.tiering.stats,
+            operations=self.object_store.stats,
+            cache_bytes=self.cache.size,
+            cache_hits=self.cache.hits,
+            cache_misses=self.cache.misses,
+        )
 
     @property
     def ready(self) -> bool:

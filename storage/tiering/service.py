@@ -34,11 +34,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storage.blocks.meta import RAW, BlockMeta
 from storage.head.head import NO_SAMPLE, Head
 from storage.head.parts import Part
 from storage.objstore.base import ObjectStore
+from storage.objstore.instrumented import OperationStats
 from storage.options import TieringOptions
 from storage.tiering.catalog import BlockCatalog
 from storage.tiering.compact import (
@@ -82,6 +84,23 @@ class FlushResult:
     blocks: int = 0
     series: int = 0
     samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TieringMetrics:
+    """A snapshot for self-metrics: backlog, blocks, totals, object-store operations."""
+
+    pending_blocks: int
+    pending_bytes: int
+    pending_samples: int
+    oldest_pending_s: float
+    blocks: int
+    block_bytes: int
+    stats: TieringStats
+    operations: dict[str, OperationStats]
+    cache_bytes: int
+    cache_hits: int
+    cache_misses: int
 
 
 @dataclass(slots=True)
@@ -432,6 +451,54 @@ class Tiering:
 
     def wake_maintenance(self) -> None:
         self._compact_wake.set()
+
+    # -- status ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Blocks, the upload backlog and recent trouble, for `/api/v1/status/blocks`."""
+        now = time.monotonic()
+        pending = [
+            {
+                **_block_json(p.meta),
+                "attempts": p.attempts,
+                "lastError": p.last_error,
+                "waitingSeconds": round(now - p.since, 3),
+            }
+            for p in self.pending
+        ]
+        return {
+            "objectStore": self.store.name,
+            "catalogLoaded": self.catalog.loaded,
+            "blocks": [_block_json(m) for m in self.catalog.blocks],
+            "pending": pending,
+            "backlog": self.backlog(),
+            "lastError": self.stats.last_error,
+        }
+
+    def backlog(self) -> dict[str, float]:
+        """What waits on local disk for its upload."""
+        now = time.monotonic()
+        return {
+            "blocks": len(self.pending),
+            "bytes": sum(p.meta.size for p in self.pending),
+            "samples": sum(p.meta.samples for p in self.pending),
+            "oldestSeconds": round(max((now - p.since for p in self.pending), default=0.0), 3),
+        }
+
+
+def _block_json(meta: BlockMeta) -> dict[str, Any]:
+    return {
+        "id": meta.id,
+        "minTime": meta.min_time,
+        "maxTime": meta.max_time,
+        "resolution": meta.resolution_ms,
+        "kind": meta.kind,
+        "series": meta.series,
+        "samples": meta.samples,
+        "bytes": meta.size,
+        "clusters": list(meta.clusters),
+        "sources": list(meta.sources),
+    }
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
