@@ -27,7 +27,7 @@ storage:
   block_duration: 2h            # closed head ranges of this length become blocks (divides 1d)
   late_window: 7d               # samples this far behind the newest are still accepted
   object_store_retention: 2y    # blocks older than this are deleted
-  block_cache_size: 512MiB      # column chunks and series tables kept for queries
+  block_cache_size: 1GiB        # block data kept in memory for queries (fetched and decoded)
   object_store:
     type: local                 # local (a folder) | s3
     path: <data_dir>/objects    # local: the folder (relative paths: to this file)
@@ -121,7 +121,7 @@ class StorageConfig:
     block_duration_ms: int = 2 * HOUR_MS
     late_window_ms: int = 7 * DAY_MS
     object_store_retention_ms: int = 2 * YEAR_MS
-    block_cache_bytes: int = 512 * MiB
+    block_cache_bytes: int = 1024 * MiB
     object_store: ObjectStoreConfig = field(default_factory=ObjectStoreConfig)
 
 

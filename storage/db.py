@@ -88,8 +88,10 @@ class Storage:
         self.object_store = InstrumentedStore(
             object_store or open_object_store(tiering.object_store, self.data_dir)
         )
-        self.cache = ChunkCache(tiering.block_cache_bytes)
-        self.catalog = BlockCatalog(self.object_store, self.cache)
+        # A quarter of the cache for compressed chunks, the rest for decoded row groups.
+        self.cache = ChunkCache(tiering.block_cache_bytes // 4)
+        self.decoded = ChunkCache(tiering.block_cache_bytes - self.cache.max_bytes)
+        self.catalog = BlockCatalog(self.object_store, self.cache, self.decoded)
         self.tiering = Tiering(
             self._head,
             self.object_store,
@@ -262,9 +264,9 @@ class Storage:
             block_bytes=sum(m.size for m in self.catalog.blocks),
             stats=self.tiering.stats,
             operations=self.object_store.stats,
-            cache_bytes=self.cache.size,
-            cache_hits=self.cache.hits,
-            cache_misses=self.cache.misses,
+            cache_bytes=self.cache.size + self.decoded.size,
+            cache_hits=self.cache.hits + self.decoded.hits,
+            cache_misses=self.cache.misses + self.decoded.misses,
         )
 
     @property

@@ -78,8 +78,9 @@ class TieringOptions:
     )
     """(resolution, age): compacted blocks older than `age` get a copy at `resolution`
     (Thanos's defaults: 5m after 40h, 1h after 10 days)."""
-    block_cache_bytes: int = 512 << 20
-    """Column chunks and series tables of blocks kept in memory for queries."""
+    block_cache_bytes: int = 1 << 30
+    """Memory for blocks' data queries read: a quarter for column chunks and series tables
+    as fetched, the rest for row groups decoded into arrays."""
     upload_retry_ms: tuple[int, int] = (1_000, 60_000)
     """First and longest wait between attempts of a failing upload (doubling)."""
     late_cut_interval_ms: int | None = None

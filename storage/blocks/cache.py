@@ -5,9 +5,11 @@ counted (requests, bytes fetched, bytes served from cache), and checked
 against the query's limits before the request is sent, so a query that
 would cost too much fails before the bill, naming the limit.
 
-`ChunkCache` keeps Parquet column chunks (and series tables' bytes) that
-queries fetched, up to a byte budget, least recently used out first. It is
-shared by every query; all access is on the event loop.
+`ChunkCache` keeps what queries fetched, up to a byte budget, least recently
+used out first: Parquet column chunks and series tables as fetched
+(compressed), and, in a second instance, row groups decoded into numpy (so
+a query that hits them again only gathers rows). Both are shared by every
+query; all access is on the event loop.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from storage.errors import ReadLimitExceeded
 
@@ -47,40 +50,45 @@ class ReadCost:
 
 
 class ChunkCache:
-    """Byte strings by key, at most `max_bytes` in total, least recently used evicted."""
+    """Values by key, at most `max_bytes` in total, least recently used evicted.
+
+    Values are bytes (their length is their size) or anything else with the
+    size given to `put`. Keys are tuples starting with the block id.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self.size = 0
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> bytes | None:
-        data = self._items.get(key)
-        if data is None:
+    def get(self, key: Hashable) -> Any:
+        item = self._items.get(key)
+        if item is None:
             self.misses += 1
             return None
         self._items.move_to_end(key)
         self.hits += 1
-        return data
+        return item[0]
 
-    def put(self, key: Hashable, data: bytes) -> None:
-        if len(data) > self.max_bytes // 4:  # one huge chunk must not flush everything else
+    def put(self, key: Hashable, data: Any, nbytes: int | None = None) -> None:
+        size = len(data) if nbytes is None else nbytes
+        if size > self.max_bytes // 4:  # one huge item must not flush everything else
             return
         old = self._items.pop(key, None)
         if old is not None:
-            self.size -= len(old)
-        self._items[key] = data
-        self.size += len(data)
+            self.size -= old[1]
+        self._items[key] = (data, size)
+        self.size += size
         while self.size > self.max_bytes and self._items:
-            _, dropped = self._items.popitem(last=False)
-            self.size -= len(dropped)
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.size -= dropped
 
     def drop_prefix(self, block_id: str) -> None:
         """Forget everything of a block (it was deleted)."""
         for key in [k for k in self._items if isinstance(k, tuple) and k[0] == block_id]:
-            self.size -= len(self._items.pop(key))
+            self.size -= self._items.pop(key)[1]
 
     def __len__(self) -> int:
         return len(self._items)

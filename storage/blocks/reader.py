@@ -3,20 +3,18 @@
 A select first matches series in the block's series table (fetched once and
 kept), which gives each matching series' exact row range in
 `samples.parquet`. From the file's footer (also fetched once) those ranges
-map to row groups, and the row groups to the byte ranges of just the wanted
-column chunks. Chunks already in the shared `ChunkCache` cost nothing; the
-others are fetched with as few ranged GETs as adjacent chunks allow (each
-charged to the query's `ReadCost` before it is sent), then decoded by
-pyarrow from those bytes alone (`_SparseFile`), in a worker thread. The
-series' rows are cut out of the decoded row groups with numpy, trimmed to
-the time range, and decimal-coded values turned back into float64.
+map to row groups, and the row groups to the byte ranges of their column
+chunks. Row groups already decoded in the cache cost nothing; for the others,
+chunks already fetched are taken from the cache, and the rest are fetched
+with as few ranged GETs as adjacent chunks allow (each charged to the
+query's `ReadCost` before it is sent), then decoded by pyarrow from those
+bytes alone (`rowgroups.SparseFile`), in a worker thread. The series' rows
+are gathered from the decoded groups and trimmed to the time range.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,9 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from storage.blocks import decimal
 from storage.blocks.cache import ChunkCache, ReadCost
 from storage.blocks.meta import SAMPLES_FILE, SERIES_FILE, BlockFormatError, BlockMeta
+from storage.blocks.rowgroups import DecodedGroup, SparseFile, decode_groups, gather
 from storage.blocks.schema import value_columns
 from storage.blocks.table import SeriesTable
 from storage.csr import ranges
@@ -41,6 +39,8 @@ COALESCE_GAP = 256 << 10
 MAX_REQUEST = 16 << 20
 """Longer ranges are split, so they download in parallel."""
 FETCH_CONCURRENCY = 8
+TRIM_ONE_BY_ONE = 2000
+"""Up to this many series are trimmed to the time range one by one (two searches each)."""
 _TIME_BITS = 40
 
 
@@ -59,7 +59,12 @@ class BlockData:
         counts = np.diff(self.offsets)
         has = counts > 0
         ids = self.ids[has]
-        order = np.argsort(table.label_rank[ids], kind="stable")
+        rank = table.label_rank[ids]
+        if has.all() and (len(rank) < 2 or bool((rank[1:] > rank[:-1]).all())):
+            # Block order is label order here (the usual case within one metric).
+            labels = [table.labels[i] for i in ids.tolist()]
+            return SeriesSet(labels, self.offsets, self.timestamps, values)
+        order = np.argsort(rank, kind="stable")
         sizes = counts[has][order]
         rows = ranges(self.offsets[:-1][has][order], sizes)
         offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
@@ -82,10 +87,17 @@ class _Footer:
 class BlockReader:
     """Reads one block through `store`, caching its series table and footer."""
 
-    def __init__(self, store: ObjectStore, meta: BlockMeta, cache: ChunkCache) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        meta: BlockMeta,
+        cache: ChunkCache,
+        decoded: ChunkCache | None = None,
+    ) -> None:
         self.store = store
         self.meta = meta
         self.cache = cache
+        self.decoded = decoded if decoded is not None else ChunkCache(0)
         self._table: SeriesTable | None = None
         self._footer: _Footer | None = None
         self._lock = asyncio.Lock()
@@ -149,7 +161,7 @@ class BlockReader:
             cost.reserve(1, footer_len - len(tail))
             head = await self.store.get_range(key, size - footer_len, footer_len - len(tail))
             tail = head + tail
-        sparse = _SparseFile(size, {size - len(tail): tail})
+        sparse = SparseFile(size, {size - len(tail): tail})
         metadata = pq.ParquetFile(sparse).metadata
         n_groups = metadata.num_row_groups
         names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
@@ -177,30 +189,62 @@ class BlockReader:
         """Samples in [start_ms, end_ms] of the series `ids` (ascending) of this block."""
         table = await self.series_table(cost)
         footer = await self.footer(cost)
-        if columns is None:
-            columns = value_columns(self.meta.resolution_ms)
-            if self.meta.resolution_ms:
-                columns = ("count", *columns)
-        wanted = ["timestamp"]
-        for name in columns:
-            wanted += [name, f"{name}_int"] if name != "count" else [name]
+        stored = value_columns(self.meta.resolution_ms)
+        if self.meta.resolution_ms:
+            stored = ("count", *stored)
+        columns = stored if columns is None else tuple(columns)
         lo = table.first_row[ids]
         counts = table.rows[ids]
-        groups = _needed_groups(footer.rg_start, lo, counts)
-        if not len(groups):
+        needed = _needed_groups(footer.rg_start, lo, counts)
+        if not len(needed):
             return _empty(ids, columns)
-        chunks = await self._fetch_chunks(footer, groups, wanted, cost)
         cost.blocks += 1
-        decoded = await asyncio.to_thread(
-            _decode, footer, groups, wanted, chunks, self.meta.file(SAMPLES_FILE).size
-        )
-        # Rows of the decoded groups, which sit back to back: where each series starts.
-        sizes = np.diff(footer.rg_start)[groups]
-        base = np.zeros(len(groups), dtype=np.int64)
-        np.cumsum(sizes[:-1], out=base[1:])
-        group_of = np.searchsorted(footer.rg_start, lo, side="right") - 1
-        pos = base[np.searchsorted(groups, group_of)] + lo - footer.rg_start[group_of]
-        return _cut(self.meta, table, ids, pos, counts, decoded, columns, start_ms, end_ms)
+        groups = await self._groups(table, footer, needed, stored, cost)
+        ts, cols = gather(groups, lo, counts, columns)
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if start_ms > self.meta.min_time or end_ms < self.meta.max_time:
+            ts, cols, offsets = _trim(ts, cols, offsets, self.meta.min_time, start_ms, end_ms)
+        return BlockData(ids, offsets, ts, cols)
+
+    async def _groups(
+        self,
+        table: SeriesTable,
+        footer: _Footer,
+        needed: NDArray[np.int64],
+        stored: Sequence[str],
+        cost: ReadCost,
+    ) -> list[DecodedGroup]:
+        """The decoded row groups `needed`: from the cache, else fetched and decoded."""
+        found: dict[int, DecodedGroup] = {}
+        missing = []
+        for g in needed.tolist():
+            group = self.decoded.get((self.meta.id, "group", g))
+            if group is None:
+                missing.append(g)
+            else:
+                found[g] = group
+                cost.cached_bytes += int(footer.chunk_length[g].sum())
+        if missing:
+            wanted = ["timestamp"]
+            for name in stored:
+                wanted += [name] if name == "count" else [name, f"{name}_int"]
+            chunks = await self._fetch_chunks(footer, np.asarray(missing), wanted, cost)
+            decoded = await asyncio.to_thread(
+                decode_groups,
+                footer.metadata,
+                self.meta.file(SAMPLES_FILE).size,
+                chunks,
+                missing,
+                footer.rg_start,
+                stored,
+                table.first_row,
+                table.scales,
+            )
+            for g, group in zip(missing, decoded, strict=True):
+                found[g] = group
+                self.decoded.put((self.meta.id, "group", g), group, group.nbytes)
+        return [found[g] for g in needed.tolist()]
 
     async def _fetch_chunks(
         self, footer: _Footer, groups: NDArray[np.int64], wanted: list[str], cost: ReadCost
@@ -270,122 +314,54 @@ def _coalesce(chunks: list[tuple[int, int]]) -> list[tuple[int, int, list[tuple[
     return spans
 
 
-class _SparseFile(io.RawIOBase):
-    """A read-only file of `size` bytes of which only some ranges are present.
-
-    pyarrow reads exactly the column chunks the footer names; any read
-    outside what was fetched is a bug, reported as such.
-    """
-
-    def __init__(self, size: int, pieces: dict[int, bytes]) -> None:
-        super().__init__()
-        self._size = size
-        self._starts = sorted(pieces)
-        self._pieces = pieces
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        i = bisect_right(self._starts, self._pos) - 1
-        if i >= 0:
-            start = self._starts[i]
-            piece = self._pieces[start]
-            at = self._pos - start
-            if at + want <= len(piece):
-                buffer[:want] = piece[at : at + want]
-                self._pos += want
-                return want
-        raise BlockFormatError(f"parquet reader asked for bytes {self._pos}+{want} not fetched")
-
-
-def _decode(
-    footer: _Footer,
-    groups: NDArray[np.int64],
-    wanted: list[str],
-    chunks: dict[int, bytes],
-    size: int,
-) -> dict[str, tuple[NDArray, NDArray[np.bool_] | None]]:
-    """Decode the wanted columns of `groups` from fetched chunks: (values, valid or None)."""
-    source = pq.ParquetFile(_SparseFile(size, chunks), metadata=footer.metadata, pre_buffer=False)
-    table = source.read_row_groups(groups.tolist(), columns=wanted, use_threads=False)
-    return {name: _numpy(table.column(name)) for name in wanted}
-
-
-def _numpy(column: pa.ChunkedArray) -> tuple[NDArray, NDArray[np.bool_] | None]:
-    """Values (nulls as zero) and validity (None if no nulls) of a numeric column."""
-    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if pa.types.is_timestamp(arr.type):
-        arr = arr.cast(pa.int64())
-    if arr.null_count == 0:
-        return arr.to_numpy(zero_copy_only=False), None
-    if arr.null_count == len(arr):
-        return np.zeros(len(arr), dtype=arr.type.to_pandas_dtype()), np.zeros(len(arr), bool)
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    return arr.fill_null(0).to_numpy(zero_copy_only=False), valid
-
-
-def _cut(
-    meta: BlockMeta,
-    table: SeriesTable,
-    ids: NDArray[np.int64],
-    pos: NDArray[np.int64],
-    counts: NDArray[np.int64],
-    decoded: dict[str, tuple[NDArray, NDArray[np.bool_] | None]],
-    columns: Sequence[str],
+def _trim(
+    ts: NDArray[np.int64],
+    cols: dict[str, NDArray],
+    offsets: NDArray[np.int64],
+    base: int,
     start_ms: int,
     end_ms: int,
-) -> BlockData:
-    """The series' rows out of the decoded row groups, trimmed to [start_ms, end_ms]."""
-    rows = ranges(pos, counts)
-    ts_all = decoded["timestamp"][0]
-    ts = ts_all[rows]
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    if start_ms > meta.min_time or end_ms < meta.max_time:
-        seg = np.repeat(np.arange(len(ids), dtype=np.int64), counts) << _TIME_BITS
-        keys = seg + (ts - meta.min_time)
+) -> tuple[NDArray[np.int64], dict[str, NDArray], NDArray[np.int64]]:
+    """Keep each series' samples in [start_ms, end_ms].
+
+    Only series with a sample outside are searched: one by one when few (the
+    usual case: the query starts a little after the block), else with two
+    searches over one sorted key for all of them.
+    """
+    n = len(offsets) - 1
+    counts = np.diff(offsets)
+    has = counts > 0
+    first = np.where(has, ts[np.minimum(offsets[:-1], len(ts) - 1)], start_ms)
+    last = np.where(has, ts[np.maximum(offsets[1:] - 1, 0)], end_ms)
+    need = has & ((first < start_ms) | (last > end_ms))
+    if not need.any():
+        return ts, cols, offsets
+    lo = offsets[:-1].copy()
+    hi = offsets[1:].copy()
+    which = np.flatnonzero(need)
+    if len(which) <= TRIM_ONE_BY_ONE:
+        for i in which.tolist():
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            piece = ts[a:b]
+            lo[i] = a + int(np.searchsorted(piece, start_ms, side="left"))
+            hi[i] = a + int(np.searchsorted(piece, end_ms, side="right"))
+    else:
+        seg = np.arange(n, dtype=np.int64) << _TIME_BITS
+        keys = np.repeat(seg, counts) + (ts - base)
         top = (1 << _TIME_BITS) - 1
-        lo_key = (np.arange(len(ids), dtype=np.int64) << _TIME_BITS) + min(
-            max(start_ms - meta.min_time, 0), top
-        )
-        hi_key = (np.arange(len(ids), dtype=np.int64) << _TIME_BITS) + min(
-            max(end_ms - meta.min_time + 1, 0), top
-        )
-        lo = np.searchsorted(keys, lo_key)
-        hi = np.searchsorted(keys, hi_key)
-        keep = ranges(lo, hi - lo)
-        rows = rows[keep]
-        ts = ts[keep]
-        counts = hi - lo
-        np.cumsum(counts, out=offsets[1:])
-    out: dict[str, NDArray] = {}
-    for name in columns:
-        if name == "count":
-            out[name] = decoded[name][0][rows]
-            continue
-        floats, _ = decoded[name]
-        ints, is_int = decoded[f"{name}_int"]
-        if is_int is None:  # every value of these rows is decimal-coded
-            is_int = np.ones(len(ints), dtype=bool)
-        row_scale = np.repeat(table.scales[name][ids], counts)
-        out[name] = decimal.join(floats[rows], ints[rows], is_int[rows], row_scale)
-    return BlockData(ids, offsets, ts, out)
+        lo = np.searchsorted(keys, seg + min(max(start_ms - base, 0), top))
+        hi = np.searchsorted(keys, seg + min(max(end_ms - base + 1, 0), top))
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(hi - lo, out=new_offsets[1:])
+    dropped = len(ts) - int(new_offsets[-1])
+    if dropped * 8 < len(ts):
+        # Few samples go (a head or tail per series): mark them, compress once.
+        keep = np.ones(len(ts), dtype=bool)
+        keep[ranges(offsets[:-1], lo - offsets[:-1])] = False
+        keep[ranges(hi, offsets[1:] - hi)] = False
+        return ts[keep], {c: v[keep] for c, v in cols.items()}, new_offsets
+    rows = ranges(lo, hi - lo)
+    return ts[rows], {c: v[rows] for c, v in cols.items()}, new_offsets
 
 
 def _empty(ids: NDArray[np.int64], columns: Sequence[str]) -> BlockData:

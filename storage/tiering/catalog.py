@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from storage.blocks.cache import ChunkCache
+from storage.blocks.cache import ChunkCache, ReadCost
 from storage.blocks.meta import BLOCKS_PREFIX, META_FILE, BlockFormatError, BlockMeta, is_block_id
 from storage.blocks.reader import BlockReader
 from storage.errors import ObjectNotFound
@@ -58,9 +58,12 @@ class CatalogSnapshot:
 class BlockCatalog:
     """Live blocks (readers) plus blocks on their way out; all access on the event loop."""
 
-    def __init__(self, store: ObjectStore, cache: ChunkCache) -> None:
+    def __init__(
+        self, store: ObjectStore, cache: ChunkCache, decoded: ChunkCache | None = None
+    ) -> None:
         self.store = store
         self.cache = cache
+        self.decoded = decoded if decoded is not None else ChunkCache(0)
         self._live: dict[str, _Entry] = {}
         self._leaving: dict[str, _Entry] = {}
         self.loaded = False
@@ -91,7 +94,7 @@ class BlockCatalog:
                 return None
 
         metas = [m for m in await asyncio.gather(*(read(i) for i in ids)) if m is not None]
-        live = {m.id: _Entry(BlockReader(self.store, m, self.cache)) for m in metas}
+        live = {m.id: _Entry(BlockReader(self.store, m, self.cache, self.decoded)) for m in metas}
         live.update(self._live)  # blocks this process added while the listing ran
         self._live = live
         self._settle()
@@ -118,7 +121,7 @@ class BlockCatalog:
 
     def add(self, meta: BlockMeta) -> None:
         """A block now safe in the store becomes visible (and retires what it supersedes)."""
-        self._live[meta.id] = _Entry(BlockReader(self.store, meta, self.cache))
+        self._live[meta.id] = _Entry(BlockReader(self.store, meta, self.cache, self.decoded))
         self._settle()
 
     def retire(self, ids: Iterable[str]) -> None:
@@ -137,6 +140,7 @@ class BlockCatalog:
         """The block's objects are gone: drop it and its cached bytes."""
         self._leaving.pop(block_id, None)
         self.cache.drop_prefix(block_id)
+        self.decoded.drop_prefix(block_id)
 
     def snapshot(self) -> CatalogSnapshot:
         """The live blocks, in write order (`origin`, then id), pinned for one query."""
@@ -151,6 +155,25 @@ class BlockCatalog:
         return sorted(
             (e.reader.meta for e in self._live.values()), key=lambda m: (m.min_time, m.id)
         )
+
+    async def prefetch(self, since_ms: int) -> int:
+        """Load the series tables and footers of live blocks reaching `since_ms` or later,
+        newest first, so the first queries over recent data fetch only their samples.
+        Returns how many blocks were loaded."""
+        entries = sorted(
+            (e for e in self._live.values() if e.reader.meta.max_time >= since_ms),
+            key=lambda e: -e.reader.meta.max_time,
+        )
+        cost = ReadCost()
+        loaded = 0
+        for entry in entries:
+            reader = entry.reader
+            if reader.id not in self._live or reader.loaded:
+                continue
+            await reader.series_table(cost)
+            await reader.footer(cost)
+            loaded += 1
+        return loaded
 
     def reader(self, block_id: str) -> BlockReader | None:
         entry = self._live.get(block_id)

@@ -41,7 +41,7 @@ from storage.head.head import NO_SAMPLE, Head
 from storage.head.parts import Part
 from storage.objstore.base import ObjectStore
 from storage.objstore.instrumented import OperationStats
-from storage.options import TieringOptions
+from storage.options import DAY_MS, TieringOptions
 from storage.tiering.catalog import BlockCatalog
 from storage.tiering.compact import (
     compact,
@@ -59,6 +59,8 @@ PENDING_DIR = "blocks-pending"
 WORK_DIR = "blocks-work"
 FLUSH = 1 << 62
 CATALOG_TIMEOUT_S = 60.0
+PREFETCH_MS = 7 * DAY_MS
+"""Blocks reaching this far back from the newest sample get their metadata loaded at start."""
 """How long start waits for the catalog before serving without it (and retrying)."""
 
 
@@ -164,6 +166,7 @@ class Tiering:
         for directory in (self.pending_dir, self.work_dir):
             await asyncio.to_thread(shutil.rmtree, directory, True)
             directory.mkdir(parents=True, exist_ok=True)
+        self._tasks = [asyncio.create_task(self._pipeline(), name="tiering-pipeline")]
         try:
             async with asyncio.timeout(CATALOG_TIMEOUT_S):
                 await self._read_catalog()
@@ -172,7 +175,6 @@ class Tiering:
             self.stats.last_error = f"loading the block catalog from {self.store.name}: {exc}"
             log.warning("block catalog not loaded, retrying", extra={"error": str(exc)})
             loaded = False
-        self._tasks = [asyncio.create_task(self._pipeline(), name="tiering-pipeline")]
         if not loaded:
             self._tasks.append(asyncio.create_task(self._load_catalog(), name="tiering-catalog"))
         if self.options.compaction_interval_ms:
@@ -209,6 +211,19 @@ class Tiering:
         await self.catalog.load()
         self._cut_ranges |= {m.range_start for m in self.catalog.blocks if m.resolution_ms == RAW}
         self._compact_wake.set()
+        self._tasks.append(asyncio.create_task(self._prefetch(), name="tiering-prefetch"))
+
+    async def _prefetch(self) -> None:
+        """Load recent blocks' series tables and footers in the background."""
+        newest = self.newest_time()
+        if newest == NO_SAMPLE:
+            return
+        try:
+            loaded = await self.catalog.prefetch(newest - PREFETCH_MS)
+        except Exception as exc:  # queries load what they need themselves
+            log.warning("block metadata prefetch failed", extra={"error": str(exc)})
+            return
+        log.info("block metadata loaded", extra={"blocks": loaded})
 
     # -- cutting ---------------------------------------------------------------
 
@@ -388,10 +403,16 @@ class Tiering:
         times = [t for t in (self.head.max_time, self.catalog.max_time) if t is not None]
         return max(times) if times else NO_SAMPLE
 
-    async def maintain(self) -> None:
-        """One round: compact closed ranges, downsample old blocks, apply retention, delete."""
+    async def maintain(self, *, closed_before: int | None = None) -> None:
+        """One round: compact closed ranges, downsample old blocks, apply retention, delete.
+
+        Ranges are closed once cut; `closed_before` overrides that (after a flush
+        everything is cut, so a caller may compact the open day too).
+        """
         opts = self.options
         boundary = min(self.boundary(), self._last_boundary)
+        if closed_before is not None:
+            boundary = closed_before
         for start, metas in plan_compactions(
             self.catalog.blocks, boundary, opts.compaction_range_ms
         ):
@@ -469,7 +490,11 @@ class Tiering:
         return {
             "objectStore": self.store.name,
             "catalogLoaded": self.catalog.loaded,
-            "blocks": [_block_json(m) for m in self.catalog.blocks],
+            "blocks": [
+                _block_json(m, r is not None and r.loaded)
+                for m in self.catalog.blocks
+                for r in (self.catalog.reader(m.id),)
+            ],
             "pending": pending,
             "backlog": self.backlog(),
             "lastError": self.stats.last_error,
@@ -486,7 +511,7 @@ class Tiering:
         }
 
 
-def _block_json(meta: BlockMeta) -> dict[str, Any]:
+def _block_json(meta: BlockMeta, loaded: bool | None = None) -> dict[str, Any]:
     return {
         "id": meta.id,
         "minTime": meta.min_time,
@@ -498,6 +523,7 @@ def _block_json(meta: BlockMeta) -> dict[str, Any]:
         "bytes": meta.size,
         "clusters": list(meta.clusters),
         "sources": list(meta.sources),
+        **({} if loaded is None else {"metadataLoaded": loaded}),
     }
 
 
