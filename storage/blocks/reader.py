@@ -15,6 +15,7 @@ are gathered from the decoded groups and trimmed to the time range.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,28 @@ class _Footer:
     chunk_length: NDArray[np.int64]
 
 
+class LoadedTables:
+    """Keeps at most `limit` readers' series tables and footers, least recently used
+    unloaded first (they are fetched again when needed); on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._readers: OrderedDict[int, BlockReader] = OrderedDict()
+
+    def touch(self, reader: BlockReader) -> None:
+        key = id(reader)
+        if key in self._readers:
+            self._readers.move_to_end(key)
+            return
+        self._readers[key] = reader
+        while len(self._readers) > self.limit:
+            _, old = self._readers.popitem(last=False)
+            old.unload()
+
+    def forget(self, reader: BlockReader) -> None:
+        self._readers.pop(id(reader), None)
+
+
 class BlockReader:
     """Reads one block through `store`, caching its series table and footer."""
 
@@ -98,6 +121,8 @@ class BlockReader:
         self.meta = meta
         self.cache = cache
         self.decoded = decoded if decoded is not None else ChunkCache(0)
+        self.loaded_tables: LoadedTables | None = None
+        """Bounds how many readers keep their series table (shared by a catalog)."""
         self._table: SeriesTable | None = None
         self._footer: _Footer | None = None
         self._lock = asyncio.Lock()
@@ -116,6 +141,8 @@ class BlockReader:
         self._footer = None
 
     async def series_table(self, cost: ReadCost) -> SeriesTable:
+        if self.loaded_tables is not None:
+            self.loaded_tables.touch(self)
         if self._table is None:
             async with self._lock:
                 if self._table is None:

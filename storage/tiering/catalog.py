@@ -24,13 +24,15 @@ from dataclasses import dataclass
 
 from storage.blocks.cache import ChunkCache, ReadCost
 from storage.blocks.meta import BLOCKS_PREFIX, META_FILE, BlockFormatError, BlockMeta, is_block_id
-from storage.blocks.reader import BlockReader
+from storage.blocks.reader import BlockReader, LoadedTables
 from storage.errors import ObjectNotFound
 from storage.objstore.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
 LOAD_CONCURRENCY = 16
+MAX_LOADED_TABLES = 64
+"""Blocks whose series tables and footers stay in memory (about two months of days)."""
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class BlockCatalog:
         self.store = store
         self.cache = cache
         self.decoded = decoded if decoded is not None else ChunkCache(0)
+        self.loaded_tables = LoadedTables(MAX_LOADED_TABLES)
         self._live: dict[str, _Entry] = {}
         self._leaving: dict[str, _Entry] = {}
         self.loaded = False
@@ -94,12 +97,17 @@ class BlockCatalog:
                 return None
 
         metas = [m for m in await asyncio.gather(*(read(i) for i in ids)) if m is not None]
-        live = {m.id: _Entry(BlockReader(self.store, m, self.cache, self.decoded)) for m in metas}
+        live = {m.id: _Entry(self._reader(m)) for m in metas}
         live.update(self._live)  # blocks this process added while the listing ran
         self._live = live
         self._settle()
         self.loaded = True
         log.info("block catalog loaded", extra={"blocks": len(self._live)})
+
+    def _reader(self, meta: BlockMeta) -> BlockReader:
+        reader = BlockReader(self.store, meta, self.cache, self.decoded)
+        reader.loaded_tables = self.loaded_tables
+        return reader
 
     def _settle(self) -> None:
         """Move superseded and stale blocks out of the live set."""
@@ -121,7 +129,7 @@ class BlockCatalog:
 
     def add(self, meta: BlockMeta) -> None:
         """A block now safe in the store becomes visible (and retires what it supersedes)."""
-        self._live[meta.id] = _Entry(BlockReader(self.store, meta, self.cache, self.decoded))
+        self._live[meta.id] = _Entry(self._reader(meta))
         self._settle()
 
     def retire(self, ids: Iterable[str]) -> None:
@@ -138,7 +146,9 @@ class BlockCatalog:
 
     def forget(self, block_id: str) -> None:
         """The block's objects are gone: drop it and its cached bytes."""
-        self._leaving.pop(block_id, None)
+        entry = self._leaving.pop(block_id, None)
+        if entry is not None:
+            self.loaded_tables.forget(entry.reader)
         self.cache.drop_prefix(block_id)
         self.decoded.drop_prefix(block_id)
 
