@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from storage.blocks import decimal
 from storage.blocks.meta import BlockFormatError
+from storage.blocks.schema import samples_schema, samples_writer_options
 from storage.csr import ranges
 
 MANY_PIECES = 256
@@ -100,11 +101,20 @@ def decode_groups(
     first_row: NDArray[np.int64],
     scales: dict[str, NDArray[np.int8]],
 ) -> list[DecodedGroup]:
-    """Decode `groups` from fetched chunks (runs in a worker thread)."""
+    """Decode `groups` from fetched chunks (runs in a worker thread).
+
+    The chunks are laid at their offsets in a zeroed buffer the size of the
+    file: pages never written are never touched (the allocation maps zero
+    pages lazily), and pyarrow reads it as memory, several times faster than
+    through a Python file object.
+    """
     wanted = ["timestamp"]
     for name in columns:
         wanted += [name] if name == "count" else [name, f"{name}_int"]
-    source = pq.ParquetFile(SparseFile(size, chunks), metadata=metadata, pre_buffer=False)
+    image = np.zeros(size, dtype=np.uint8)
+    for offset, data in chunks.items():
+        image[offset : offset + len(data)] = np.frombuffer(data, dtype=np.uint8)
+    source = pq.ParquetFile(pa.BufferReader(pa.py_buffer(image)), metadata=metadata)
     out = []
     for g in groups:
         table = source.read_row_group(g, columns=wanted, use_threads=False)
@@ -136,14 +146,20 @@ def _series_in(
 
 
 def _values(column: pa.ChunkedArray) -> tuple[NDArray, NDArray[np.bool_] | None]:
-    """Values (nulls as zero) and validity (None if no nulls) of a numeric column."""
+    """Values and validity (None if no nulls) of an int64/float64/timestamp column.
+
+    The values are a view of the decoded buffer; what null slots hold is
+    unspecified, and callers only read slots their validity marks.
+    """
     arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if pa.types.is_timestamp(arr.type):
-        arr = arr.cast(pa.int64())
+    dtype = np.float64 if pa.types.is_floating(arr.type) else np.int64
+    data = np.frombuffer(arr.buffers()[1], dtype=dtype, count=arr.offset + len(arr))
+    data = data[arr.offset :]
     if arr.null_count == 0:
-        return arr.to_numpy(zero_copy_only=False), None
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    return arr.fill_null(0).to_numpy(zero_copy_only=False), valid
+        return data, None
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    valid = np.unpackbits(bits, bitorder="little", count=arr.offset + len(arr))[arr.offset :]
+    return data, valid.view(bool)
 
 
 def _join(
@@ -159,7 +175,7 @@ def _join(
     used = series_scale[counts > 0]
     scale = int(used[0]) if len(used) and (used == used[0]).all() else None
     if scale == decimal.FLOAT:
-        return floats
+        return floats if is_int is None else np.where(is_int, 0.0, floats)
     out = ints.astype(np.float64)
     if scale is None:  # several scales in this group: one divisor per row
         out /= decimal.POW10[np.repeat(series_scale.clip(0), counts)]
@@ -218,3 +234,28 @@ def _concat(parts: list[NDArray]) -> NDArray:
     """One array of the parts; a single part is returned as is (a view of the cached
     group: SeriesSet arrays are read-only to their consumers)."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def warm_decoders() -> None:
+    """Write and decode a tiny block file in memory, so the first query in a fresh
+    process does not pay for the codecs' and allocators' first use (tens of ms)."""
+    n = 1024
+    ints = np.arange(n, dtype=np.int64)
+    table = pa.table(
+        {
+            "metric": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), ["warm"]),
+            "cluster": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [""]),
+            "series_id": pa.array(np.zeros(n, np.int32)),
+            "timestamp": pa.array(ints, pa.timestamp("ms", tz="UTC")),
+            "value": pa.array(ints * 0.5, mask=ints % 2 == 0),
+            "value_int": pa.array(ints, mask=ints % 2 == 1),
+        },
+        schema=samples_schema(0),
+    )
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, **samples_writer_options(0)) as writer:
+        writer.write_table(table)
+    data = sink.getvalue()
+    read = pq.ParquetFile(pa.BufferReader(data)).read_row_group(0, use_threads=False)
+    for name in ("timestamp", "value", "value_int"):
+        _values(read.column(name))

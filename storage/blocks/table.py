@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from storage.blocks import decimal
 from storage.blocks.schema import EXTRA_SERIES_COLUMNS, value_columns
-from storage.labels import Labels, Matcher, MatchType
+from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, Matcher, MatchType
 
 
 @dataclass(slots=True)
@@ -59,6 +60,10 @@ class SeriesTable:
         def ints(name: str) -> NDArray[np.int64]:
             return np.asarray(table.column(name).cast(pa.int64()).to_numpy(), dtype=np.int64)
 
+        columns = {
+            METRIC_NAME: _encoded(table.column("metric")),
+            CLUSTER_LABEL: _encoded(table.column("cluster")),
+        }
         return cls(
             labels=labels,
             first_row=ints("first_row"),
@@ -74,6 +79,7 @@ class SeriesTable:
                 for name in EXTRA_SERIES_COLUMNS
                 if name in table.column_names
             },
+            _columns=columns,
         )
 
     def _column(self, name: str) -> tuple[list[str], NDArray[np.int32]]:
@@ -116,6 +122,17 @@ class SeriesTable:
         uniq, codes = self._column(name)
         present = np.unique(codes[ids]) if len(ids) else np.zeros(0, dtype=np.int32)
         return {uniq[c] for c in present.tolist() if uniq[c]}
+
+
+def _encoded(column: pa.ChunkedArray) -> tuple[list[str], NDArray[np.int32]]:
+    """(sorted distinct values, code per row) of a string column, hashed by Arrow."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    values = encoded.dictionary.to_pylist()
+    order = sorted(range(len(values)), key=values.__getitem__)
+    rank = np.empty(len(values), dtype=np.int32)
+    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(values), dtype=np.int32)
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return [values[i] for i in order], codes
 
 
 def _labels(column: pa.MapArray) -> list[Labels]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.blocks.meta import RAW, BlockMeta
+from storage.blocks.rowgroups import warm_decoders
 from storage.head.head import NO_SAMPLE, Head
 from storage.head.parts import Part
 from storage.objstore.base import ObjectStore
@@ -167,6 +168,7 @@ class Tiering:
             await asyncio.to_thread(shutil.rmtree, directory, True)
             directory.mkdir(parents=True, exist_ok=True)
         self._tasks = [asyncio.create_task(self._pipeline(), name="tiering-pipeline")]
+        await asyncio.to_thread(warm_decoders)
         try:
             async with asyncio.timeout(CATALOG_TIMEOUT_S):
                 await self._read_catalog()
