@@ -30,11 +30,13 @@ from aggregator.api.context import (
     BackendSlot,
     BuildInfo,
 )
+from aggregator.api.federation import CLUSTERS
 from aggregator.api.promjson import LabelsJSONCache
-from aggregator.api.query import MAX_POINTS_PER_SERIES
 from aggregator.api.v1 import add_routes, observe
 from aggregator.auth import Authenticator
 from aggregator.config import Config
+from aggregator.federation.metrics import FederationMetrics
+from aggregator.federation.registry import ClusterRegistry
 from aggregator.selfmetrics import SelfMetrics
 from aggregator.version import version
 from promql.engine import Engine
@@ -45,6 +47,7 @@ __all__ = [
     "AUTH",
     "BACKEND",
     "BUILD",
+    "CLUSTERS",
     "CONFIG",
     "LABELS_JSON",
     "METRICS",
@@ -80,12 +83,12 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
         lookback_ms=config.query.lookback_delta_ms,
         timeout_s=config.query.timeout_ms / 1000,
         max_samples=config.query.max_samples,
-        # The API refuses more than 11,000 steps *between* start and end, as Prometheus
-        # does; that is 11,001 points, which the engine must then accept.
-        max_points_per_series=MAX_POINTS_PER_SERIES + 1,
+        delayed_name_removal=config.query.delayed_name_removal,
     )
     app[LABELS_JSON] = LabelsJSONCache()
+    app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
+    app.cleanup_ctx.append(_federation_component)
     add_routes(app)
     return app
 
@@ -136,3 +139,13 @@ async def _open_into(
         "storage open",
         extra={"data_dir": str(data_dir), "duration_s": round(time.monotonic() - started, 3)},
     )
+
+
+async def _federation_component(app: web.Application) -> AsyncIterator[None]:
+    """Sessions to the pull clusters and their health checks (after storage, before the API)."""
+    registry = app[CLUSTERS]
+    await registry.start()
+    try:
+        yield
+    finally:
+        await registry.close()

@@ -41,9 +41,20 @@ query:
   lookback_delta: 5m
   timeout: 2m
   max_samples: 50000000
+  partial_response: true        # a failing pull cluster is left out with a warning (false: 503)
+  replica_labels: []            # e.g. [replica, prometheus_replica]: HA pairs answered as one
+  pushdown: true                # aggregations a pull cluster can compute are sent to it
+  stale_after: 5m               # freshness warning past this without a sample / health check
+  workspace_label: ""           # e.g. workspace: KubeSphere workspace label at query time
+  delayed_name_removal: true    # Prometheus 3 `promql-delayed-name-removal` (README)
   max_object_store_bytes: 4GiB  # per query, read from the object store (0: no limit)
   max_object_store_requests: 20000
 ```
+
+A pull cluster (queried live, not copied) is an entry with `url:` instead
+of a token (see `_parse_pull_cluster` for its keys). Several pull entries
+may share a name: they are replicas of one cluster (an HA pair), told
+apart by a replica label.
 
 Durations are Prometheus durations (`30s`, `24h`, `1d`); sizes are bytes or
 `KiB/MiB/GiB` (`KB/MB/GB` mean the same powers of 1024, as in Prometheus).
@@ -75,6 +86,7 @@ COMMAND_LINE = "command line"
 
 MiB = 1 << 20
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,40 @@ class PushCluster:
     name: str
     token: str = field(repr=False)
     token_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuth:
+    """Credentials a pull cluster's Prometheus wants (password read from a file at start)."""
+
+    username: str
+    password: str = field(repr=False)
+    password_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """How to reach a pull cluster over HTTPS (Prometheus `tls_config` names)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PullCluster:
+    """A member cluster queried live by remote read at `url` (its Prometheus)."""
+
+    name: str
+    url: str
+    timeout_ms: int = 30_000
+    bearer_token: str | None = field(default=None, repr=False)
+    bearer_token_file: Path | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TLSConfig | None = None
+    external_labels_drop: tuple[str, ...] = ()
+    health_check_interval_ms: int = 15_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +178,14 @@ class QueryConfig:
     lookback_delta_ms: int = 5 * 60_000
     timeout_ms: int = 2 * 60_000
     max_samples: int = 50_000_000
+    partial_response: bool = True
+    replica_labels: tuple[str, ...] = ()
+    pushdown: bool = True
+    stale_after_ms: int = 5 * 60_000
+    workspace_label: str = ""
+    delayed_name_removal: bool = True
+    """Keep `__name__` until evaluation ends (Prometheus 3's feature flag, off there by
+    default); on here because the PromQL test data it is checked against expects it."""
     max_object_store_bytes: int = 4 << 30
     """Bytes one query may read from the object store (0: no limit)."""
     max_object_store_requests: int = 20_000
@@ -145,6 +199,7 @@ class Config:
     listen: ListenAddress = field(default_factory=lambda: parse_listen(DEFAULT_LISTEN))
     data_dir: Path = DEFAULT_DATA_DIR
     clusters: tuple[PushCluster, ...] = ()
+    pull_clusters: tuple[PullCluster, ...] = ()
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
@@ -235,7 +290,7 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     except ValueError as exc:
         raise ConfigError(file, "listen", str(exc)) from None
     data_dir = base_dir / top.string("data_dir", str(DEFAULT_DATA_DIR))
-    clusters = _parse_clusters(top, base_dir)
+    clusters, pull_clusters = _parse_clusters(top, base_dir)
     limits = _parse_limits(top.section("limits"))
     storage = _parse_storage(top.section("storage"), base_dir)
     query = _parse_query(top.section("query"))
@@ -244,6 +299,7 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
         listen=listen,
         data_dir=data_dir,
         clusters=clusters,
+        pull_clusters=pull_clusters,
         limits=limits,
         storage=storage,
         query=query,
@@ -251,14 +307,17 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     )
 
 
-def _parse_clusters(top: _Node, base_dir: Path) -> tuple[PushCluster, ...]:
+def _parse_clusters(
+    top: _Node, base_dir: Path
+) -> tuple[tuple[PushCluster, ...], tuple[PullCluster, ...]]:
     items = top.pop("clusters", None)
     if items is None:
-        return ()
+        return (), ()
     if not isinstance(items, list):
         raise top.error("clusters", f"must be a list of clusters, got {_kind(items)}")
     clusters: list[PushCluster] = []
-    names: dict[str, str] = {}
+    pulls: list[PullCluster] = []
+    names: dict[str, tuple[str, bool]] = {}
     tokens: dict[str, tuple[str, str]] = {}
     for i, item in enumerate(items):
         node = _Node(top.file, f"clusters[{i}]", item)
@@ -269,15 +328,15 @@ def _parse_clusters(top: _Node, base_dir: Path) -> tuple[PushCluster, ...]:
                 f"invalid cluster name {name!r}: use letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit, at most 63 characters",
             )
+        is_pull = "url" in node.mapping
         if name in names:
-            raise node.error("name", f"duplicate cluster name {name!r} (also {names[name]})")
-        names[name] = node.path
-        if "url" in node.mapping:
-            raise node.error(
-                "url",
-                "pull clusters (a Prometheus url to query) are not supported yet; "
-                "configure this cluster to remote_write with a token instead",
-            )
+            other_path, other_pull = names[name]
+            if not (is_pull and other_pull):  # pull entries sharing a name are replicas
+                raise node.error("name", f"duplicate cluster name {name!r} (also {other_path})")
+        names.setdefault(name, (node.path, is_pull))
+        if is_pull:
+            pulls.append(_parse_pull_cluster(node, name, base_dir))
+            continue
         token_key, token, token_file = _cluster_token(node, base_dir)
         if token in tokens:
             other_path, other_name = tokens[token]
@@ -288,7 +347,102 @@ def _parse_clusters(top: _Node, base_dir: Path) -> tuple[PushCluster, ...]:
         tokens[token] = (node.path, name)
         node.finish()
         clusters.append(PushCluster(name=name, token=token, token_file=token_file))
-    return tuple(clusters)
+    return tuple(clusters), tuple(pulls)
+
+
+def _parse_pull_cluster(node: _Node, name: str, base_dir: Path) -> PullCluster:
+    """A pull cluster: url, timeout, bearer_token[_file], basic_auth, tls, external_labels_drop."""
+    url = node.string("url", None).rstrip("/")
+    if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+        raise node.error(
+            "url",
+            f"must be an http:// or https:// URL of the member's Prometheus "
+            f"(e.g. http://prometheus.eu-1:9090), got {url!r}",
+        )
+    if "token" in node.mapping or "token_file" in node.mapping:
+        key = "token" if "token" in node.mapping else "token_file"
+        raise node.error(
+            key, "a pull cluster (with url) has no push token; use bearer_token to reach it"
+        )
+    timeout_ms = node.duration("timeout", 30_000, minimum=1)
+    interval_ms = node.duration("health_check_interval", 15_000, minimum=1)
+    bearer = None
+    bearer_file = None
+    if "bearer_token" in node.mapping and "bearer_token_file" in node.mapping:
+        raise node.error("bearer_token_file", "set either bearer_token or bearer_token_file")
+    if "bearer_token" in node.mapping:
+        bearer = node.string("bearer_token", None).strip()
+        if not bearer:
+            raise node.error("bearer_token", "must not be empty")
+    elif "bearer_token_file" in node.mapping:
+        bearer_file = base_dir / node.string("bearer_token_file", None)
+        bearer = _read_secret(node, "bearer_token_file", bearer_file)
+    basic = None
+    if "basic_auth" in node.mapping:
+        auth = node.section("basic_auth")
+        username = auth.string("username", None)
+        has_pw, has_file = "password" in auth.mapping, "password_file" in auth.mapping
+        if has_pw == has_file:
+            raise auth.error("password", "set exactly one of password or password_file")
+        if has_pw:
+            basic = BasicAuth(username, auth.string("password", None))
+        else:
+            pw_file = base_dir / auth.string("password_file", None)
+            basic = BasicAuth(username, _read_secret(auth, "password_file", pw_file), pw_file)
+        auth.finish()
+        if bearer is not None:
+            raise node.error("basic_auth", "set either bearer_token[_file] or basic_auth")
+    tls = None
+    if "tls" in node.mapping:
+        tnode = node.section("tls")
+        files = {}
+        for key in ("ca_file", "cert_file", "key_file"):
+            if key in tnode.mapping:
+                path = base_dir / tnode.string(key, None)
+                if not path.is_file():
+                    raise tnode.error(key, f"file {str(path)!r} does not exist")
+                files[key] = path
+            else:
+                tnode.pop(key, None)
+        if ("cert_file" in files) != ("key_file" in files):
+            raise tnode.error("key_file", "cert_file and key_file go together")
+        tls = TLSConfig(
+            ca_file=files.get("ca_file"),
+            cert_file=files.get("cert_file"),
+            key_file=files.get("key_file"),
+            insecure_skip_verify=tnode.boolean("insecure_skip_verify", False),
+        )
+        tnode.finish()
+    drop = node.label_names("external_labels_drop")
+    if "cluster" in drop:
+        raise node.error(
+            "external_labels_drop",
+            "cluster is always replaced by the cluster's name; it cannot be dropped",
+        )
+    node.finish()
+    return PullCluster(
+        name=name,
+        url=url,
+        timeout_ms=timeout_ms,
+        bearer_token=bearer,
+        bearer_token_file=bearer_file,
+        basic_auth=basic,
+        tls=tls,
+        external_labels_drop=drop,
+        health_check_interval_ms=interval_ms,
+    )
+
+
+def _read_secret(node: _Node, key: str, path: Path) -> str:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise node.error(key, f"file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise node.error(key, f"cannot read file {str(path)!r}: {exc}") from None
+    if not secret:
+        raise node.error(key, f"file {str(path)!r} is empty")
+    return secret
 
 
 def _cluster_token(node: _Node, base_dir: Path) -> tuple[str, str, Path | None]:
@@ -421,11 +575,23 @@ def _parse_query(node: _Node) -> QueryConfig:
         lookback_delta_ms=node.duration("lookback_delta", d.lookback_delta_ms, minimum=1),
         timeout_ms=node.duration("timeout", d.timeout_ms, minimum=1),
         max_samples=node.integer("max_samples", d.max_samples, minimum=1),
+        partial_response=node.boolean("partial_response", d.partial_response),
+        replica_labels=node.label_names("replica_labels"),
+        pushdown=node.boolean("pushdown", d.pushdown),
+        stale_after_ms=node.duration("stale_after", d.stale_after_ms, minimum=1),
+        workspace_label=node.string("workspace_label", d.workspace_label),
+        delayed_name_removal=node.boolean("delayed_name_removal", d.delayed_name_removal),
         max_object_store_bytes=node.size("max_object_store_bytes", d.max_object_store_bytes),
         max_object_store_requests=node.integer(
             "max_object_store_requests", d.max_object_store_requests
         ),
     )
+    if "cluster" in out.replica_labels:
+        raise node.error(
+            "replica_labels", "cluster tells clusters apart; it is not a replica label"
+        )
+    if out.workspace_label and not _LABEL_NAME.fullmatch(out.workspace_label):
+        raise node.error("workspace_label", f"invalid label name {out.workspace_label!r}")
     node.finish()
     return out
 
@@ -481,6 +647,12 @@ class _Node:
             raise self.error(name, f"must be at least {minimum}, got {value}")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.pop(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {_kind(value)}")
+        return value
+
     def duration(self, name: str, default_ms: int, *, minimum: int = 0) -> int:
         value = self.pop(name, _MISSING)
         if value is _MISSING:
@@ -497,6 +669,16 @@ class _Node:
         if ms < minimum:
             raise self.error(name, f"must be greater than zero, got {value!r}")
         return ms
+
+    def label_names(self, name: str) -> tuple[str, ...]:
+        """A list of label names (empty if absent)."""
+        value = self.pop(name, [])
+        if not isinstance(value, list):
+            raise self.error(name, f"must be a list of label names, got {_kind(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not _LABEL_NAME.fullmatch(item):
+                raise self.error(f"{name}[{i}]", f"invalid label name {item!r}")
+        return tuple(value)
 
     def size(self, name: str, default: int, *, minimum: int = 0) -> int:
         value = self.pop(name, _MISSING)

@@ -85,8 +85,11 @@ def context(name: str, steps: np.ndarray) -> FunctionContext:
         name=name,
         steps=steps,
         annotations=Annotations(),
-        arg_exprs=call.args,
         delayed_name_removal=True,
+        query_start_ms=int(steps[0]),
+        query_end_ms=int(steps[-1]),
+        query_step_ms=int(steps[1] - steps[0]) if len(steps) > 1 else 0,
+        arg_exprs=call.args,
     )
 
 

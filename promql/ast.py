@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from promql.errors import line_col
 from storage.labels import Matcher
 
 ValueType = Literal["scalar", "vector", "matrix", "string"]
@@ -259,10 +260,7 @@ def render_position(text: str, pos: int) -> str:
     """Prometheus's `line:col` (both 1-based) of offset `pos` in `text`, "" if unknown."""
     if pos < 0:
         return ""
-    before = text[:pos]
-    line = before.count("\n") + 1
-    col = pos - (before.rfind("\n") + 1) + 1
-    return f"{line}:{col}"
+    return line_col(text, pos)
 
 
 def unwrap_parens(expr: Expr) -> Expr:

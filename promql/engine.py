@@ -7,7 +7,8 @@ tree over all steps at once. Large evaluations run in a worker thread so the
 event loop keeps serving; cancelling the awaiting task cancels the query.
 
 Limits (Prometheus's): a timeout, a maximum number of samples loaded or held
-in one array, and at most 11,000 points per series in a range query.
+in one array, and at most `MAX_POINTS_PER_SERIES` points per series in a
+range query.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import operator
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
 from promql import ast
+from promql.distribute import Distributable, PushedAggregate, RemoteEngine, plan_pushdown
 from promql.errors import (
     ExecutionError,
     InvalidQuery,
@@ -50,7 +53,18 @@ from storage.errors import ReadLimitExceeded, SampleLimitExceeded, StorageError
 from storage.interfaces import Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
-MAX_POINTS_PER_SERIES = 11_000
+MAX_POINTS_PER_SERIES = 11_001
+"""Most timestamps one series of a range query may have. Prometheus refuses a range
+query with more than 11,000 steps between start and end (`RESOLUTION_EXCEEDED`, whose
+"points" are those steps), so 11,001 timestamps, both ends included, is the most."""
+
+RESOLUTION_EXCEEDED = (
+    f"exceeded maximum resolution of {MAX_POINTS_PER_SERIES - 1:,} points per timeseries. "
+    "Try decreasing the query resolution (?step=XX)"
+)
+
+PUSHDOWN_LOOKBACK_MS = 300_000
+"""Members evaluate with Prometheus's default lookback; pushdown only when ours is the same."""
 
 # Evaluations that load more samples than this run in a worker thread.
 _OFFLOAD_SAMPLES = 200_000
@@ -98,14 +112,12 @@ class Engine:
         *,
         default_subquery_step_ms: int = 60_000,
         delayed_name_removal: bool = True,
-        max_points_per_series: int = MAX_POINTS_PER_SERIES,
     ) -> None:
         self.lookback_ms = lookback_ms
         self.timeout_s = timeout_s
         self.max_samples = max_samples
         self.default_subquery_step_ms = default_subquery_step_ms
         self.delayed_name_removal = delayed_name_removal
-        self.max_points_per_series = max_points_per_series
 
     @staticmethod
     def parse(query: str) -> ast.Expr:
@@ -136,11 +148,7 @@ class Engine:
             )
         if end_ms < start_ms:
             raise InvalidQuery("end timestamp must not be before start time")
-        if (end_ms - start_ms) // step_ms + 1 > self.max_points_per_series:
-            raise InvalidQuery(
-                "exceeded maximum resolution of 11,000 points per timeseries. "
-                "Try decreasing the query resolution (?step=XX)"
-            )
+        check_resolution(start_ms, end_ms, step_ms)
         return await self._run(
             queryable, query, start_ms, end_ms, step_ms, instant=False, opts=opts
         )
@@ -169,6 +177,12 @@ class Engine:
                 "must be Scalar or instant Vector"
             )
         stats = QueryStats()
+        pushed: list[PushedAggregate] = []
+        if lookback == PUSHDOWN_LOOKBACK_MS and hasattr(queryable, "remote_engines"):
+            dist = cast(Distributable, queryable)
+            expr, pushed = plan_pushdown(
+                expr, dist.remote_engines(), opaque_labels=dist.opaque_labels
+            )
         plan = plan_query(
             expr,
             start_ms,
@@ -182,7 +196,19 @@ class Engine:
         try:
             # asyncio.timeout runs the fetch in this task (wait_for wraps it in a new one).
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
-                data = await self._fetch(queryable, plan, annotations, stats, max_samples)
+                fetches = [self._fetch(queryable, plan, annotations, stats, max_samples)]
+                fetches += [
+                    self._fetch_pushed(
+                        cast(Distributable, queryable),
+                        p,
+                        (start_ms, end_ms, step_ms, instant, lookback),
+                        annotations,
+                        stats,
+                        max_samples,
+                    )
+                    for p in pushed
+                ]
+                data = (await asyncio.gather(*fetches))[0]
         except TimeoutError:
             raise QueryTimeout(f"query timed out in query execution after {timeout:g}s") from None
         stats.fetch_s = time.monotonic() - began
@@ -265,6 +291,54 @@ class Engine:
         if stats.samples_loaded > max_samples:
             raise TooManySamples(TOO_MANY_SAMPLES)
         return data
+
+    async def _fetch_pushed(
+        self,
+        queryable: Distributable,
+        node: PushedAggregate,
+        when: tuple[int, int, int, bool, int],
+        annotations: Annotations,
+        stats: QueryStats,
+        max_samples: int,
+    ) -> dict[SelectorKey, SeriesSet]:
+        """A pushed aggregation's local series and its members' partial answers."""
+        start_ms, end_ms, step_ms, instant, lookback = when
+        local_plan = plan_query(
+            node.agg,
+            start_ms,
+            end_ms,
+            step_ms,
+            lookback_ms=lookback,
+            default_subquery_step_ms=self.default_subquery_step_ms,
+        )
+        local = queryable.without(node.pushed_names)
+
+        async def ask(engine: RemoteEngine, query: str) -> Matrix | None:
+            try:
+                return await engine.query(query, start_ms, end_ms, step_ms, instant=instant)
+            except StorageError as exc:
+                if not queryable.partial_response:
+                    raise StorageUnavailable(f"pushdown: {exc}") from exc
+                annotations.warn(f"partial response: {engine.name} left out of the answer: {exc}")
+                return None
+
+        async def part(i: int) -> None:
+            p = node.parts[i]
+            node.results[i] = list(await asyncio.gather(*(ask(p.engine, q) for q in p.queries)))
+
+        fetched = await asyncio.gather(
+            self._fetch(local, local_plan, annotations, stats, max_samples),
+            *(part(i) for i in range(len(node.parts))),
+        )
+        data = cast(dict[SelectorKey, SeriesSet], fetched[0])
+        node.local_data.update(data)
+        return data
+
+
+def check_resolution(start_ms: int, end_ms: int, step_ms: int) -> None:
+    """Refuse a range query whose series would have more than `MAX_POINTS_PER_SERIES` points."""
+    if (end_ms - start_ms) // step_ms + 1 > MAX_POINTS_PER_SERIES:
+        raise InvalidQuery(RESOLUTION_EXCEEDED)
 
 
 def _is_selector(expr: ast.Expr) -> bool:
@@ -358,4 +432,13 @@ def _range_result(rng: StepRange) -> Matrix:
     return Matrix(labels, offsets, ts, vals)
 
 
-__all__ = ["Engine", "QueryCanceled", "QueryOpts", "QueryStats", "Result"]
+__all__ = [
+    "MAX_POINTS_PER_SERIES",
+    "RESOLUTION_EXCEEDED",
+    "Engine",
+    "QueryCanceled",
+    "QueryOpts",
+    "QueryStats",
+    "Result",
+    "check_resolution",
+]

@@ -6,20 +6,28 @@ access, `str()` is not a faithful printer), so the conversion walks the tree in
 source order alongside our own token stream: each node consumes the tokens it
 was written with, which gives every node its position and lets modifiers
 (`offset`, `@`) be read from the text itself. Errors from the parser are
-translated here, once, into `ParseError`.
+translated here, once, into `ParseError` (`parse_error`), with the reason and
+position Prometheus gives (`promql.parse_errors`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 
 import promql_parser
 
 from promql import ast
-from promql.errors import ParseError
+from promql.errors import InvalidQuery, ParseError
+from promql.parse_errors import (
+    Reparse,
+    locate,
+    regex_position,
+    regex_reason,
+    selector_error,
+)
+from promql.tokens import Token, tokenize, unquote
 from storage.labels import InvalidRegex, Matcher, MatchType
 
 _MATCH_TYPES = {
@@ -45,68 +53,153 @@ _CARDINALITY: dict[str, ast.Cardinality] = {
 
 _PANIC = BaseException  # pyo3 panics derive from BaseException
 
+MAX_QUERY_BYTES = 256 * 1024
+"""Longest query text accepted (Prometheus has no limit; see `check_complexity`)."""
+MAX_QUERY_DEPTH = 256
+"""Deepest query accepted, counted as `check_complexity` does."""
 
-def _parse(text: str) -> object:
+_OPERATORS = frozenset(
+    ("+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<=", "and", "or", "unless", "atan2")
+)
+
+
+def check_complexity(text: str, tokens: list[Token] | None = None) -> None:
+    """Refuse a query too long or too deep to parse and evaluate safely (InvalidQuery).
+
+    promql-parser needs time superlinear in the depth of a query (a chain of
+    2,000 `+` takes seconds) and overflows its stack, killing the process,
+    past a few thousand levels; the converter and the evaluator recurse once
+    per level too. So before anything parses a query, its depth is bounded
+    from its tokens alone: the deepest bracket nesting, plus every operator
+    outside braces, plus every `[` (ranges, subqueries). That is at least the
+    depth of any path through its tree, since each level of the tree is a
+    bracket, an operator or a range, and real queries stay far below the limit.
+    """
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > MAX_QUERY_BYTES:
+        raise InvalidQuery(
+            f"query is {size} bytes long, more than the limit of {MAX_QUERY_BYTES} bytes",
+            query=text,
+        )
+    nesting = deepest = operators = ranges = braces = 0
+    for token in tokens if tokens is not None else tokenize(text):
+        t = token.text
+        if t in ("(", "[", "{"):
+            nesting += 1
+            deepest = max(deepest, nesting)
+            braces += t == "{"
+            ranges += t == "["
+        elif t in (")", "]", "}"):
+            nesting -= 1
+            braces -= t == "}"
+        elif braces <= 0 and t in _OPERATORS and token.kind in ("op", "ident"):
+            operators += 1
+    depth = deepest + operators + ranges
+    if depth > MAX_QUERY_DEPTH:
+        raise InvalidQuery(
+            f"query is too deep: {deepest} nested brackets, {operators} operators and "
+            f"{ranges} ranges add up to {depth} levels, more than the limit of {MAX_QUERY_DEPTH}",
+            query=text,
+        )
+
+
+def _parse(text: str, tokens: list[Token] | None = None) -> promql_parser.Expr:
+    check_complexity(text, tokens)
     try:
         return promql_parser.parse(text)
     except ValueError as exc:
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        raise parse_error(text, str(exc)) from None
     except _PANIC as exc:  # pragma: no cover - defensive: a panic inside the Rust parser
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        raise ParseError(str(exc), query=text) from None
 
 
-def convert_matchers(selector: object) -> list[Matcher]:
-    """The matchers of a parsed vector selector, the metric name included as `__name__`."""
+def parse_error(text: str, message: str) -> ParseError:
+    """promql-parser's `message` about `text` as Prometheus words and places it."""
+    reason, position = locate(text, message, _REPARSE)
+    return ParseError(reason, query=text, position=position)
+
+
+def _error_of(text: str) -> str | None:
+    try:
+        promql_parser.parse(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _call_type(text: str) -> str | None:
+    try:
+        tree = promql_parser.parse(text)
+    except ValueError:
+        return None
+    if not isinstance(tree, promql_parser.Call):
+        return None
+    return _VALUE_TYPES.get(str(tree.func.return_type))
+
+
+_REPARSE = Reparse(error=_error_of, call_type=_call_type)
+
+
+def convert_matchers(selector: promql_parser.VectorSelector, text: str) -> list[Matcher]:
+    """The matchers of a parsed vector selector, the metric name included as `__name__`.
+
+    A regex RE2 refuses (promql-parser checks them with another engine) is a
+    parse error at its matcher in `text`.
+    """
     out = []
-    name = getattr(selector, "name", None)
-    if name:
-        out.append(Matcher(MatchType.EQ, "__name__", name))
-    for m in selector.matchers.matchers:  # type: ignore[attr-defined]
-        out.append(Matcher(_MATCH_TYPES[str(m.op)], m.name, m.value))
+    if selector.name:
+        out.append(Matcher(MatchType.EQ, "__name__", selector.name))
+    for m in selector.matchers.matchers:
+        try:
+            out.append(Matcher(_MATCH_TYPES[str(m.op)], m.name, m.value))
+        except InvalidRegex as exc:
+            reason = regex_reason(m.value) or str(exc)
+            raise ParseError(reason, query=text, position=regex_position(text, m.value)) from None
     return out
 
 
 def parse_series_selector(text: str) -> list[Matcher]:
     """Parse a `match[]` series selector such as `up{job=~"api|web"}`.
 
-    Like Prometheus, a selector must have at least one matcher that does not
-    match the empty string, so that it cannot select every series.
+    Anything but a selector is refused where Prometheus's selector parser stops
+    (`1:5: parse error: unexpected "("`). Like Prometheus, a selector must have a
+    matcher that does not match the empty string, so that it cannot select every
+    series; that refusal is `InvalidQuery`, worded as Prometheus's API words it.
     """
-    expr = _parse(text)
-    if not isinstance(expr, promql_parser.VectorSelector):
-        raise ParseError(
-            f"parse error: expected a series selector, got {type(expr).__name__}: {text!r}",
-            query=text,
-        )
-    if expr.matchers.or_matchers:
-        raise ParseError("parse error: 'or' inside a series selector is not supported", query=text)
     try:
-        matchers = convert_matchers(expr)
-    except InvalidRegex as exc:
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        expr = _parse(text)
+    except ParseError as exc:
+        if exc.reason == _EMPTY_MATCHERS:  # promql-parser checks this for every selector
+            raise InvalidQuery(_MATCH_EMPTY, query=text) from None
+        raise
+    if not isinstance(expr, promql_parser.VectorSelector):
+        reason, position = selector_error(text)
+        raise ParseError(reason, query=text, position=position)
+    if expr.matchers.or_matchers:
+        raise ParseError("'or' inside a series selector is not supported", query=text)
+    matchers = convert_matchers(expr, text)
     if not any(not m.matches_empty for m in matchers):
-        raise ParseError(
-            "parse error: vector selector must contain at least one non-empty matcher",
-            query=text,
-        )
+        raise InvalidQuery(_MATCH_EMPTY, query=text)
     return matchers
+
+
+_EMPTY_MATCHERS = "vector selector must contain at least one non-empty matcher"
+_MATCH_EMPTY = "match[] must contain at least one non-empty matcher"
 
 
 def parse_expr(text: str) -> ast.Expr:
     """Parse a PromQL expression into our tree (positions are offsets into `text`)."""
-    tree = _parse(text)
-    tokens = _tokenize(text)
+    tokens = tokenize(text)
+    tree = _parse(text, tokens)
     conv = _Converter(text, tokens)
     try:
         node = conv.convert(tree)
-    except InvalidRegex as exc:
-        raise ParseError(f"parse error: {exc}", query=text) from None
     except _PANIC as exc:  # pragma: no cover - defensive
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
+        if isinstance(exc, KeyboardInterrupt | SystemExit | ParseError):
             raise
-        raise ParseError(f"parse error: {exc}", query=text) from None
+        raise ParseError(str(exc), query=text) from None
     _check(node, text)
     return node
 
@@ -140,7 +233,7 @@ def parse_duration_ms(text: str) -> int:
         total += int(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if pos != len(text) or not text:
-        raise ParseError(f'parse error: bad duration "{text}"')
+        raise ParseError(f'bad duration "{text}"')
     return sign * total
 
 
@@ -148,63 +241,20 @@ def _td_ms(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-# --- tokens -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Tok:
-    kind: str  # ident, number, duration, string, op
-    text: str
-    pos: int
-
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<ws>\s+|\#[^\n]*)
-  | (?P<duration>(?:[0-9]+(?:ms|[smhdwy]))+(?![A-Za-z0-9_:]))
-  | (?P<number>0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
-  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
-  | (?P<op>==|!=|>=|<=|=~|!~|[-+*/%^(){}\[\],:@=<>])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    out = []
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _TOKEN_RE.match(text, pos)
-        if m is None:
-            # The Rust parser accepted the text, so this is a character our
-            # simple lexer does not know; keep it as an opaque token.
-            out.append(_Tok("op", text[pos], pos))
-            pos += 1
-            continue
-        kind = m.lastgroup or "op"
-        if kind != "ws":
-            out.append(_Tok(kind, m.group(), pos))
-        pos = m.end()
-    out.append(_Tok("eof", "", n))
-    return out
-
-
 class _Converter:
     """Walks the promql-parser tree in source order, consuming our tokens."""
 
-    def __init__(self, text: str, tokens: list[_Tok]) -> None:
+    def __init__(self, text: str, tokens: list[Token]) -> None:
         self.text = text
         self.toks = tokens
         self.i = 0
 
     # token helpers
-    def peek(self, k: int = 0) -> _Tok:
+    def peek(self, k: int = 0) -> Token:
         j = min(self.i + k, len(self.toks) - 1)
         return self.toks[j]
 
-    def take(self) -> _Tok:
+    def take(self) -> Token:
         t = self.toks[self.i]
         if self.i < len(self.toks) - 1:
             self.i += 1
@@ -233,36 +283,36 @@ class _Converter:
             self.take()
 
     # conversion
-    def convert(self, node: object) -> ast.Expr:
+    def convert(self, node: promql_parser.Expr) -> ast.Expr:
         self.skip_plus()
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
-            raise ParseError(f"parse error: unsupported expression {type(node).__name__}")
+            raise ParseError(f"unsupported expression {type(node).__name__}", query=self.text)
         return method(node)
 
-    def _NumberLiteral(self, node: object) -> ast.Expr:
+    def _NumberLiteral(self, node: promql_parser.NumberLiteral) -> ast.Expr:
         pos = self.peek().pos
         while self.peek().text in ("+", "-"):
             self.take()
         self.take()
-        return ast.NumberLiteral(float(node.val), pos)  # type: ignore[attr-defined]
+        return ast.NumberLiteral(float(node.val), pos)
 
-    def _StringLiteral(self, node: object) -> ast.Expr:
+    def _StringLiteral(self, node: promql_parser.StringLiteral) -> ast.Expr:
         tok = self.take()
-        value = str(node.val)  # type: ignore[attr-defined]
+        value = node.val
         if tok.kind == "string":
             value = unquote(tok.text)
         return ast.StringLiteral(value, tok.pos)
 
-    def _ParenExpr(self, node: object) -> ast.Expr:
+    def _ParenExpr(self, node: promql_parser.ParenExpr) -> ast.Expr:
         pos = self.take().pos  # (
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         self.skip(")")
         return ast.ParenExpr(inner, pos)
 
-    def _UnaryExpr(self, node: object) -> ast.Expr:
+    def _UnaryExpr(self, node: promql_parser.UnaryExpr) -> ast.Expr:
         pos = self.take().pos  # -
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         return ast.UnaryExpr(inner, pos)
 
     def _selector_head(self) -> int:
@@ -307,57 +357,57 @@ class _Converter:
             else:
                 return offset, at
 
-    def _VectorSelector(self, node: object) -> ast.Expr:
+    def _VectorSelector(self, node: promql_parser.VectorSelector) -> ast.Expr:
         pos = self._selector_head()
         offset, at = self._modifiers()
-        if node.matchers.or_matchers:  # type: ignore[attr-defined]
+        if node.matchers.or_matchers:
             raise ParseError(
-                "parse error: 'or' inside a vector selector is not supported", query=self.text
+                "'or' inside a vector selector is not supported", query=self.text, position=pos
             )
-        matchers = tuple(convert_matchers(node))
-        name = node.name or _name_from(matchers)  # type: ignore[attr-defined]
+        matchers = tuple(convert_matchers(node, self.text))
+        name = node.name or _name_from(matchers)
         return ast.VectorSelector(name, matchers, offset, at, pos)
 
-    def _MatrixSelector(self, node: object) -> ast.Expr:
+    def _MatrixSelector(self, node: promql_parser.MatrixSelector) -> ast.Expr:
         pos = self._selector_head()
         off1, at1 = self._modifiers()
         self.skip_balanced("[", "]")
         off2, at2 = self._modifiers()
-        vs_node = node.vector_selector  # type: ignore[attr-defined]
+        vs_node = node.vector_selector
         if vs_node.matchers.or_matchers:
             raise ParseError(
-                "parse error: 'or' inside a vector selector is not supported", query=self.text
+                "'or' inside a vector selector is not supported", query=self.text, position=pos
             )
-        matchers = tuple(convert_matchers(vs_node))
+        matchers = tuple(convert_matchers(vs_node, self.text))
         name = vs_node.name or _name_from(matchers)
         vs = ast.VectorSelector(name, matchers, off2 or off1, at2 or at1, pos)
-        return ast.MatrixSelector(vs, _td_ms(node.range), pos)  # type: ignore[attr-defined]
+        return ast.MatrixSelector(vs, _td_ms(node.range), pos)
 
-    def _SubqueryExpr(self, node: object) -> ast.Expr:
+    def _SubqueryExpr(self, node: promql_parser.SubqueryExpr) -> ast.Expr:
         pos = self.peek().pos
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         self.skip_balanced("[", "]")
         offset, at = self._modifiers()
-        step = node.step  # type: ignore[attr-defined]
+        step = node.step
         return ast.SubqueryExpr(
             inner,
-            _td_ms(node.range),  # type: ignore[attr-defined]
+            _td_ms(node.range),
             _td_ms(step) if step is not None else 0,
             offset,
             at,
             pos,
         )
 
-    def _Call(self, node: object) -> ast.Expr:
+    def _Call(self, node: promql_parser.Call) -> ast.Expr:
         pos = self.take().pos  # name
         self.skip("(")
         args = []
-        for k, arg in enumerate(node.args):  # type: ignore[attr-defined]
+        for k, arg in enumerate(node.args):
             if k:
                 self.skip(",")
             args.append(self.convert(arg))
         self.skip(")")
-        func = node.func  # type: ignore[attr-defined]
+        func = node.func
         ret = _VALUE_TYPES.get(str(func.return_type), "vector")
         return ast.Call(func.name, tuple(args), ret, pos)
 
@@ -366,28 +416,28 @@ class _Converter:
             self.take()
             self.skip_balanced("(", ")")
 
-    def _AggregateExpr(self, node: object) -> ast.Expr:
+    def _AggregateExpr(self, node: promql_parser.AggregateExpr) -> ast.Expr:
         pos = self.take().pos  # op
         self._grouping_clause()
         self.skip("(")
         param = None
-        if node.param is not None:  # type: ignore[attr-defined]
-            param = self.convert(node.param)  # type: ignore[attr-defined]
+        if node.param is not None:
+            param = self.convert(node.param)
             self.skip(",")
-        inner = self.convert(node.expr)  # type: ignore[attr-defined]
+        inner = self.convert(node.expr)
         self.skip(")")
         self._grouping_clause()
-        mod = node.modifier  # type: ignore[attr-defined]
+        mod = node.modifier
         grouping: tuple[str, ...] = ()
         without = False
         if mod is not None:
             grouping = tuple(mod.labels)
             without = str(mod.type) == str(promql_parser.AggModifierType.Without)
-        return ast.AggregateExpr(str(node.op).lower(), inner, param, grouping, without, pos)  # type: ignore[attr-defined]
+        return ast.AggregateExpr(str(node.op).lower(), inner, param, grouping, without, pos)
 
-    def _BinaryExpr(self, node: object) -> ast.Expr:
-        lhs = self.convert(node.lhs)  # type: ignore[attr-defined]
-        op = str(node.op).lower()  # type: ignore[attr-defined]
+    def _BinaryExpr(self, node: promql_parser.BinaryExpr) -> ast.Expr:
+        lhs = self.convert(node.lhs)
+        op = str(node.op).lower()
         self.take()  # operator token
         while self.peek().kind == "ident" and self.peek().text.lower() in (
             "bool",
@@ -399,8 +449,8 @@ class _Converter:
             self.take()
             if self.peek().text == "(":
                 self.skip_balanced("(", ")")
-        rhs = self.convert(node.rhs)  # type: ignore[attr-defined]
-        mod = node.modifier  # type: ignore[attr-defined]
+        rhs = self.convert(node.rhs)
+        mod = node.modifier
         return_bool = bool(mod is not None and mod.return_bool)
         matching = None
         if lhs.type == "vector" and rhs.type == "vector":
@@ -408,77 +458,20 @@ class _Converter:
         return ast.BinaryExpr(op, lhs, rhs, return_bool, matching, _first_pos(lhs))
 
 
-_ESCAPES = {
-    "a": 7,
-    "b": 8,
-    "f": 12,
-    "n": 10,
-    "r": 13,
-    "t": 9,
-    "v": 11,
-    "\\": 92,
-    "'": 39,
-    '"': 34,
-    "`": 96,
-}
-
-
-def unquote(text: str) -> str:
-    """Decode a PromQL (Go) string literal, quotes included.
-
-    Escapes produce bytes (`\\xff`, octal) or code points (`\\u00e4`); the
-    bytes are decoded as UTF-8 with `surrogateescape`, so invalid UTF-8 stays
-    detectable (label names must be valid UTF-8) instead of turning into
-    other characters.
-    """
-    quote, body = text[0], text[1:-1]
-    if quote == "`":
-        return body
-    out = bytearray()
-    i = 0
-    n = len(body)
-    while i < n:
-        c = body[i]
-        if c != "\\" or i + 1 >= n:
-            out += c.encode("utf-8", "surrogateescape")
-            i += 1
-            continue
-        e = body[i + 1]
-        if e in _ESCAPES:
-            out.append(_ESCAPES[e])
-            i += 2
-        elif e == "x":
-            out.append(int(body[i + 2 : i + 4], 16))
-            i += 4
-        elif e in "01234567":
-            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
-            i += 4
-        elif e == "u":
-            out += chr(int(body[i + 2 : i + 6], 16)).encode("utf-8", "surrogatepass")
-            i += 6
-        elif e == "U":
-            out += chr(int(body[i + 2 : i + 10], 16)).encode("utf-8", "surrogatepass")
-            i += 10
-        else:
-            out += ("\\" + e).encode()
-            i += 2
-    return out.decode("utf-8", "surrogateescape")
-
-
-def _matching(mod: object, op: str) -> ast.VectorMatching:
+def _matching(mod: promql_parser.BinModifier | None, op: str) -> ast.VectorMatching:
     if mod is None:
         card: ast.Cardinality = "many-to-many" if op in ast.SET_OPS else "one-to-one"
         return ast.VectorMatching(card)
-    card = _CARDINALITY.get(str(mod.card), "one-to-one")  # type: ignore[attr-defined]
+    card = _CARDINALITY.get(str(mod.card), "one-to-one")
     if op in ast.SET_OPS:
         card = "many-to-many"
     on = False
     labels: tuple[str, ...] = ()
-    m = mod.matching  # type: ignore[attr-defined]
+    m = mod.matching
     if m is not None:
         on = str(m.type) == str(promql_parser.LabelModifierType.Include)
         labels = tuple(m.labels)
-    include = tuple(mod.group_labels or ())  # type: ignore[attr-defined]
+    include = tuple(mod.group_labels or ())
     return ast.VectorMatching(card, on, labels, include)
 
 
@@ -506,9 +499,7 @@ def _number(text: str) -> float:
 
 def _at_ms(seconds: float, query: str) -> int:
     if not math.isfinite(seconds):
-        raise ParseError(
-            f"parse error: timestamp out of bounds for @ modifier: {seconds}", query=query
-        )
+        raise ParseError(f"timestamp out of bounds for @ modifier: {seconds}", query=query)
     return round(seconds * 1000)
 
 
@@ -519,7 +510,7 @@ def _check(node: ast.Expr, text: str) -> None:
     for n in ast.walk(node):
         if isinstance(n, ast.VectorSelector) and not any(not m.matches_empty for m in n.matchers):
             raise ParseError(
-                "parse error: vector selector must contain at least one non-empty matcher",
+                _EMPTY_MATCHERS,
                 query=text,
                 position=n.pos,
             )

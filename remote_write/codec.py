@@ -108,6 +108,16 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
     resembles.
     """
     raw = decompress(body, max_decoded_bytes=max_decoded_bytes)
+    return decode_series_message(raw, encoded=body)
+
+
+def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = None) -> DecodedWrite:
+    """Decode an uncompressed message whose field 1 is repeated TimeSeries.
+
+    That is a WriteRequest, and equally a remote-read `QueryResult` (same
+    field number, same TimeSeries), so the read client decodes answers with
+    the write path's bulk decoder. `encoded` is kept on the batch for the WAL.
+    """
     try:
         request = fast_pb2.SeriesWriteRequest.FromString(raw)
     except ProtobufDecodeError as exc:
@@ -133,7 +143,7 @@ def decode_write_request(body: bytes, *, max_decoded_bytes: int = 0) -> DecodedW
         values=values,
         metadata=[_decode_metadata(m) for m in request.metadata],
         series_keys=keys,
-        encoded=body,
+        encoded=encoded,
     )
     return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
 

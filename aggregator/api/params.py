@@ -149,14 +149,21 @@ def limit_param(params: MultiMapping[str], name: str = "limit") -> int | None:
     return limit or None
 
 
-def matcher_sets(values: Sequence[str]) -> list[list[Matcher]]:
-    """Parse every `match[]` selector; each must have a matcher that rejects the empty string."""
+def matcher_sets(values: Sequence[str], *, name_param: bool) -> list[list[Matcher]]:
+    """Parse every `match[]` selector; each must have a matcher that rejects the empty string.
+
+    Errors are the parser's (`1:4: parse error: ...`); with `name_param` they start
+    with `invalid parameter "match[]": `, as Prometheus's series endpoint words them
+    (its label endpoints do not).
+    """
     out = []
     for text in values:
         try:
             out.append(parse_series_selector(text))
         except ParseError as exc:
-            raise BadData(f'invalid parameter "match[]": {exc}') from None
+            raise BadData(
+                f'invalid parameter "match[]": {exc}' if name_param else str(exc)
+            ) from None
     return out
 
 

@@ -3,9 +3,10 @@
 Parameters, checks and messages follow Prometheus's `web/api/v1`: `time`
 defaults to now; `start`, `end` and `step` are required for a range query,
 `end` may not be before `start`, `step` must be positive and give at most
-11,000 points per series; `timeout` (a duration) shortens the configured
-query timeout. Results are encoded by `promjson` (Prometheus's exact JSON)
-and carry the engine's warnings and infos.
+`MAX_POINTS_PER_SERIES` points per series (`promql.engine.check_resolution`);
+`timeout` (a duration) shortens the configured query timeout. Results are
+encoded by `promjson` (Prometheus's exact JSON) and carry the engine's
+warnings and infos.
 
 Two parameters concern the blocks in the object store:
 
@@ -30,7 +31,8 @@ import time
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import BACKEND, CONFIG, LABELS_JSON, METRICS, QUERY_ENGINE
+from aggregator.api.context import CONFIG, LABELS_JSON, METRICS, QUERY_ENGINE
+from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -43,16 +45,13 @@ from aggregator.api.promjson import encode_value, go_json
 from aggregator.api.responses import send_success, success
 from aggregator.config import QueryConfig
 from aggregator.errors import BadData
-from promql.engine import QueryOpts, QueryStats
+from promql.engine import QueryOpts, QueryStats, check_resolution
 from promql.errors import ParseError
 from promql.parser import parse_expr
 from promql.printer import format_expr
 from storage.blocks.cache import ReadCost
 from storage.blocks.resolution import Resolution
 from storage.tiering.querier import ReadOptions
-
-MAX_POINTS_PER_SERIES = 11_000
-"""Prometheus refuses range queries with more than this many steps between start and end."""
 
 
 async def handle_query(request: web.Request) -> web.StreamResponse:
@@ -63,7 +62,7 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
     opts = query_options(params, config.timeout_ms)
     read = read_options(params, config)
     query = params.get("query", "")
-    queryable = request.app[BACKEND].get().scoped(read)
+    queryable = fleet_queryable(request, params, read)
     try:
         result = await request.app[QUERY_ENGINE].instant_query(queryable, query, ts, opts=opts)
     except ParseError as exc:
@@ -88,16 +87,12 @@ async def handle_query_range(request: web.Request) -> web.StreamResponse:
             'invalid parameter "step": zero or negative query resolution step widths are not '
             "accepted. Try a positive integer"
         )
-    if (end - start) // step > MAX_POINTS_PER_SERIES:
-        raise BadData(
-            "exceeded maximum resolution of 11,000 points per timeseries. "
-            "Try decreasing the query resolution (?step=XX)"
-        )
+    check_resolution(start, end, step)
     config = request.app[CONFIG].query
     opts = query_options(params, config.timeout_ms)
     read = read_options(params, config)
     query = params.get("query", "")
-    queryable = request.app[BACKEND].get().scoped(read)
+    queryable = fleet_queryable(request, params, read)
     try:
         result = await request.app[QUERY_ENGINE].range_query(
             queryable, query, start, end, step, opts=opts

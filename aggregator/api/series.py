@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
-from aggregator.api.context import BACKEND
+from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
     MIN_TIME_MS,
@@ -42,9 +42,9 @@ async def handle_series(request: web.Request) -> web.Response:
     start = time_param(params, "start", MIN_TIME_MS)
     end = time_param(params, "end", MAX_TIME_MS)
     check_time_range(start, end)
-    sets = matcher_sets(selectors)
+    sets = matcher_sets(selectors, name_param=True)
     limit = limit_param(params)
-    backend = request.app[BACKEND].get()
+    backend = fleet_queryable(request, params)
 
     hints = SelectHints(start_ms=start, end_ms=end, func="series", limit=limit)
     warnings = Annotations()
@@ -86,9 +86,9 @@ async def _label_answer(request: web.Request, lookup: LabelLookup) -> web.Respon
     start = time_param(params, "start", MIN_TIME_MS)
     end = time_param(params, "end", MAX_TIME_MS)
     check_time_range(start, end)
-    sets = matcher_sets(params.getall("match[]", []))
+    sets = matcher_sets(params.getall("match[]", []), name_param=False)
     limit = limit_param(params)
-    backend = request.app[BACKEND].get()
+    backend = fleet_queryable(request, params)
 
     warnings = Annotations()
     found: set[str] = set()

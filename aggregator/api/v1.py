@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aggregator.api import metadata, query, series, status, tiering, write
+from aggregator.api import federation, metadata, query, series, status, tiering, ui, write
 from aggregator.api.context import METRICS
 from aggregator.api.responses import error_response
 
@@ -35,12 +35,15 @@ def add_routes(app: web.Application) -> None:
         r.add_route(method, "/api/v1/format_query", query.handle_format_query)
         r.add_route(method, "/api/v1/query_exemplars", query.handle_query_exemplars)
     r.add_get("/api/v1/metadata", metadata.handle_metadata)
+    r.add_get("/api/v1/clusters", federation.handle_clusters)
+    r.add_post("/api/v1/read", federation.handle_read)
     r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)
     r.add_get("/api/v1/status/blocks", tiering.handle_blocks_status)
     r.add_post("/api/v1/admin/flush", tiering.handle_flush)
     r.add_get("/-/healthy", status.handle_healthy)
     r.add_get("/-/ready", status.handle_ready)
     r.add_get("/metrics", status.handle_metrics)
+    ui.add_ui_routes(app)
 
 
 def route_name(request: web.Request) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from aggregator.api.context import AUTH, BACKEND, CONFIG, METRICS
+from aggregator.api.federation import CLUSTERS
 from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
 from aggregator.auth import CHALLENGES
 from aggregator.errors import UnsupportedMediaType
@@ -70,6 +71,9 @@ async def _receive(request: web.Request) -> web.Response:
     result = appender.append(batch)
     await appender.commit()
 
+    registry = request.app.get(CLUSTERS)
+    if registry is not None and result.accepted:
+        registry.observe_push(identity.cluster, result.accepted, int(batch.timestamps.max()))
     metrics.count_rejections(cluster_label, result.rejected)
     dropped = dict(decoded.dropped)
     for kind, count in result.dropped.items():

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from promql import ast
 from promql.errors import ExecutionError
 from promql.eval.gofmt import labels_string
-from promql.eval.vectors import drop_flags, marked
+from promql.eval.vectors import drop_flags, name_dropped
 from promql.value import StepScalar, StepVector
 from storage.labels import METRIC_NAME, Labels
 
@@ -58,9 +58,18 @@ def scalar_binop(op: str, lhs: StepScalar, rhs: StepScalar) -> StepScalar:
 
 
 def vector_scalar_binop(
-    op: str, vec: StepVector, scalar: StepScalar, *, scalar_left: bool, return_bool: bool
+    op: str,
+    vec: StepVector,
+    scalar: StepScalar,
+    *,
+    scalar_left: bool,
+    return_bool: bool,
+    delayed: bool,
 ) -> StepVector:
-    """`vector op scalar` or `scalar op vector`; comparisons keep the vector's value."""
+    """`vector op scalar` or `scalar op vector`; comparisons keep the vector's value.
+
+    Arithmetic and `bool` comparisons drop `__name__` (`delayed`: see `name_dropped`).
+    """
     s = scalar.values[None, :]
     left, right = (s, vec.values) if scalar_left else (vec.values, s)
     with np.errstate(all="ignore"):
@@ -68,14 +77,14 @@ def vector_scalar_binop(
             cond = COMPARISON[op](left, right)
             if return_bool:
                 out = StepVector(vec.labels, cond.astype(np.float64), vec.present.copy())
-                return marked(out)
+                return name_dropped(out, delayed=delayed)
             return StepVector(vec.labels, vec.values, vec.present & cond, vec.drop_name)
         values = np.broadcast_to(ARITHMETIC[op](left, right), vec.values.shape)
-    return marked(StepVector(vec.labels, np.array(values), vec.present))
+    return name_dropped(StepVector(vec.labels, np.array(values), vec.present), delayed=delayed)
 
 
-def unary_minus(vec: StepVector) -> StepVector:
-    return marked(StepVector(vec.labels, -vec.values, vec.present))
+def unary_minus(vec: StepVector, *, delayed: bool) -> StepVector:
+    return name_dropped(StepVector(vec.labels, -vec.values, vec.present), delayed=delayed)
 
 
 # --- signatures --------------------------------------------------------------
@@ -165,8 +174,13 @@ def vector_binop(
     matching: ast.VectorMatching,
     *,
     return_bool: bool,
+    delayed: bool,
 ) -> StepVector:
-    """One-to-one, many-to-one (`group_left`) or one-to-many (`group_right`) matching."""
+    """One-to-one, many-to-one (`group_left`) or one-to-many (`group_right`) matching.
+
+    Arithmetic and `bool` comparisons drop `__name__`: marked under delayed name
+    removal, removed before the uniqueness check otherwise (as Prometheus does).
+    """
     card = matching.card
     swapped = card == "one-to-many"
     many, one = (rhs, lhs) if swapped else (lhs, rhs)
@@ -217,13 +231,16 @@ def vector_binop(
         else:
             values = ARITHMETIC[op](lv, rv)
     drop_all = (not is_cmp) or return_bool
-    many_drop = drop_flags(many)
-    labels = []
-    drop = np.zeros(len(mi), dtype=bool)
-    for k, (m, o) in enumerate(zip(pair_many, pair_one, strict=True)):
-        labels.append(_result_metric(many.labels[m], one.labels[o], matching))
-        drop[k] = drop_all or bool(many_drop[m])
-    out = StepVector(labels, values, present, drop if drop.any() else None)
+    many_labels, one_labels = many.labels, one.labels
+    labels = [
+        _result_metric(many_labels[m], one_labels[o], matching)
+        for m, o in zip(pair_many, pair_one, strict=True)
+    ]
+    if drop_all:
+        out = name_dropped(StepVector(labels, values, present), delayed=delayed)
+    else:  # a filtering comparison keeps the many side's labels and marks
+        drop = drop_flags(many)[mi] if many.drop_name is not None else None
+        out = StepVector(labels, values, present, drop if drop is not None and drop.any() else None)
     if card != "one-to-one":
         _check_result_unique(out)
     return out

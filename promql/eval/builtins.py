@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from promql import ast
 from promql.errors import ExecutionError
 from promql.eval.gofmt import natural_key
-from promql.eval.vectors import compact, marked, take_rows
+from promql.eval.vectors import compact, name_dropped, take_rows
 from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
 from storage.labels import METRIC_NAME, Labels, MatchType
 
@@ -60,10 +60,11 @@ def _timestamp(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
         vec, ts = ev.select_vector(arg, steps, with_timestamps=True)
         assert ts is not None
         out = StepVector(vec.labels, ts.astype(np.float64) / 1000.0, vec.present)
-        return compact(marked(out))
+        return compact(name_dropped(out, delayed=ev.ctx.delayed_name_removal))
     vec = ev.eval_vector(e.args[0], steps)
     values = np.broadcast_to(steps.astype(np.float64) / 1000.0, vec.values.shape).copy()
-    return marked(StepVector(vec.labels, values, vec.present, vec.drop_name))
+    out = StepVector(vec.labels, values, vec.present, vec.drop_name)
+    return name_dropped(out, delayed=ev.ctx.delayed_name_removal)
 
 
 def absent_labels(expr: ast.Expr) -> Labels:

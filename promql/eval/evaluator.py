@@ -5,22 +5,30 @@ a `StepScalar`, `StepVector`, `StepRange` or `String`. Subqueries call `eval`
 again with their own, finer step grid. The selected data was fetched before
 evaluation starts (see `promql.plan`), so evaluation is synchronous numpy work
 that checks the deadline and cancellation between nodes.
+
+`__name__` removal follows `EvalContext.delayed_name_removal`. On (Prometheus
+3 with `promql-delayed-name-removal`): operations mark series instead, and the
+engine removes the names once evaluation ends, so `label_replace` and
+`by (__name__)` still see them. Off (Prometheus 3's default): each operation
+removes the name at once, and series that end up with one label set are
+merged where they never meet; two at one step is the duplicate-labelset error
+(`vectors.merge_same_labels`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from promql import ast
+from promql.distribute import PushedAggregate
 from promql.errors import ExecutionError
 from promql.eval import binary, builtins, selectors
 from promql.eval.aggregations import aggregate
 from promql.eval.context import EvalContext, selector_key
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
-from promql.eval.vectors import apply_name_drop, compact, empty_vector, merge_same_labels
+from promql.eval.pushed import evaluate_pushed
+from promql.eval.vectors import compact, empty_vector, merge_same_labels
 from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
 
 I64 = NDArray[np.int64]
@@ -38,8 +46,6 @@ class Evaluator:
         if method is None:
             raise ExecutionError(f"unsupported expression {type(expr).__name__}")
         out: EvalValue = method(expr, steps)
-        if not self.ctx.delayed_name_removal and isinstance(out, StepVector):
-            out = merge_same_labels(apply_name_drop(out))
         return out
 
     def eval_vector(self, expr: ast.Expr, steps: I64) -> StepVector:
@@ -84,7 +90,8 @@ class Evaluator:
         if isinstance(inner, StepScalar):
             return StepScalar(-inner.values)
         if isinstance(inner, StepVector):
-            return binary.unary_minus(inner)
+            out = binary.unary_minus(inner, delayed=self.ctx.delayed_name_removal)
+            return out if self.ctx.delayed_name_removal else merge_same_labels(out)
         raise ExecutionError("unary minus is only defined for scalars and instant vectors")
 
     def select_vector(
@@ -136,28 +143,40 @@ class Evaluator:
     # --- operators --------------------------------------------------------
 
     def _eval_BinaryExpr(self, e: ast.BinaryExpr, steps: I64) -> EvalValue:
+        out = self._binary(e, steps)
+        if self.ctx.delayed_name_removal or not isinstance(out, StepVector):
+            return out
+        return merge_same_labels(out)
+
+    def _binary(self, e: ast.BinaryExpr, steps: I64) -> EvalValue:
         lhs = self.eval(e.lhs, steps)
         rhs = self.eval(e.rhs, steps)
+        delayed = self.ctx.delayed_name_removal
         if isinstance(lhs, StepScalar) and isinstance(rhs, StepScalar):
             return binary.scalar_binop(e.op, lhs, rhs)
         if isinstance(lhs, StepVector) and isinstance(rhs, StepScalar):
             return binary.vector_scalar_binop(
-                e.op, lhs, rhs, scalar_left=False, return_bool=e.return_bool
+                e.op, lhs, rhs, scalar_left=False, return_bool=e.return_bool, delayed=delayed
             )
         if isinstance(lhs, StepScalar) and isinstance(rhs, StepVector):
             return binary.vector_scalar_binop(
-                e.op, rhs, lhs, scalar_left=True, return_bool=e.return_bool
+                e.op, rhs, lhs, scalar_left=True, return_bool=e.return_bool, delayed=delayed
             )
         if isinstance(lhs, StepVector) and isinstance(rhs, StepVector):
             matching = e.matching or ast.VectorMatching()
             if e.op in ast.SET_OPS:
                 return compact(binary.set_binop(e.op, lhs, rhs, matching))
-            out = binary.vector_binop(e.op, lhs, rhs, matching, return_bool=e.return_bool)
+            out = binary.vector_binop(
+                e.op, lhs, rhs, matching, return_bool=e.return_bool, delayed=delayed
+            )
             return compact(out)
         raise ExecutionError(
             f"binary operator {e.op!r} is not defined between "
             f"{type(lhs).__name__} and {type(rhs).__name__}"
         )
+
+    def _eval_PushedAggregate(self, e: PushedAggregate, steps: I64) -> EvalValue:
+        return evaluate_pushed(self, e, steps)
 
     def _eval_AggregateExpr(self, e: ast.AggregateExpr, steps: I64) -> EvalValue:
         param = None
@@ -172,34 +191,35 @@ class Evaluator:
     # --- calls ------------------------------------------------------------
 
     def _eval_Call(self, e: ast.Call, steps: I64) -> EvalValue:
+        ctx = self.ctx
         special = builtins.SPECIAL.get(e.func)
         if special is not None:
-            return special(self, e, steps)
+            out = special(self, e, steps)
+            if ctx.delayed_name_removal or not isinstance(out, StepVector):
+                return out
+            return merge_same_labels(out)
         fdef = FUNCTIONS.get(e.func)
         if fdef is None:
             raise ExecutionError(f"function {e.func!r} is not implemented")
         args = [self.eval(a, steps) for a in e.args]
-        kwargs: dict[str, Any] = {
-            "name": e.func,
-            "steps": steps,
-            "annotations": self.ctx.annotations,
-            "arg_exprs": e.args,
-            "arg_positions": [self.ctx.position(a) for a in e.args],
-            "delayed_name_removal": True,
-            "extra": {"position": self.ctx.position(e), "lookback_ms": self.ctx.lookback_ms},
-            "query_start_ms": self.ctx.query_start_ms,
-            "query_end_ms": self.ctx.query_end_ms,
-            "query_step_ms": self.ctx.query_step_ms,
-        }
-        fctx = FunctionContext(**{k: v for k, v in kwargs.items() if k in _FCTX_FIELDS})
+        fctx = FunctionContext(
+            name=e.func,
+            steps=steps,
+            annotations=ctx.annotations,
+            delayed_name_removal=ctx.delayed_name_removal,
+            query_start_ms=ctx.query_start_ms,
+            query_end_ms=ctx.query_end_ms,
+            query_step_ms=ctx.query_step_ms,
+            arg_exprs=e.args,
+            arg_positions=tuple([ctx.position(a) for a in e.args]),
+        )
         out = fdef.impl(fctx, args)
-        if isinstance(out, StepVector):
-            out = _propagate_drop(e.func, args, out)
-            out = compact(out)
-        return out
+        if not isinstance(out, StepVector):
+            return out
+        out = compact(_propagate_drop(e.func, args, out))
+        return out if ctx.delayed_name_removal else merge_same_labels(out)
 
 
-_FCTX_FIELDS = frozenset(FunctionContext.__dataclass_fields__)
 _KEEPS_NAME = frozenset({"last_over_time", "first_over_time"})
 
 

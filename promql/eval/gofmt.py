@@ -20,7 +20,7 @@ from storage.labels import Labels
 def go_quote(value: str) -> str:
     """Go `strconv.Quote`: escapes quotes, backslashes, control and invalid UTF-8 bytes.
 
-    Invalid UTF-8 arrives as surrogate escapes (see `promql.parser.unquote`)
+    Invalid UTF-8 arrives as surrogate escapes (see `promql.tokens.unquote`)
     and prints as `\\xNN`, as Go prints the raw byte.
     """
     out = []

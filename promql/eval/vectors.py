@@ -28,6 +28,19 @@ def marked(vec: StepVector) -> StepVector:
     return StepVector(vec.labels, vec.values, vec.present, np.ones(len(vec.labels), dtype=bool))
 
 
+def name_dropped(vec: StepVector, *, delayed: bool) -> StepVector:
+    """`vec` as an operation that drops `__name__` returns it.
+
+    With delayed name removal every series is marked and keeps its name until
+    the end of evaluation (`apply_name_drop`); without, the name goes now, as
+    in Prometheus without the `promql-delayed-name-removal` flag.
+    """
+    if delayed:
+        return marked(vec)
+    labels = [lbl.without_metric_name() for lbl in vec.labels]
+    return StepVector(labels, vec.values, vec.present, None)
+
+
 def take_rows(vec: StepVector, rows: NDArray[np.intp] | list[int]) -> StepVector:
     rows = np.asarray(rows, dtype=np.intp)
     labels = [vec.labels[i] for i in rows.tolist()]

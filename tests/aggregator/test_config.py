@@ -34,6 +34,7 @@ def test_embedded_default_is_local_open_and_bounded() -> None:
     options = config.storage_options()
     assert options.retention_ms == 24 * 3_600_000
     assert options.wal_fsync is FsyncPolicy.BATCH
+    assert config.query.delayed_name_removal, "what the PromQL test data expects"
 
 
 def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
@@ -74,6 +75,7 @@ query:
   lookback_delta: 1m
   timeout: 30s
   max_samples: 1000
+  delayed_name_removal: false
 """,
         )
     )
@@ -102,6 +104,7 @@ query:
     assert options.wal_segment_bytes == 1 << 20
     assert (config.query.lookback_delta_ms, config.query.timeout_ms) == (60_000, 30_000)
     assert config.query.max_samples == 1000
+    assert config.query.delayed_name_removal is False
 
 
 def test_fsync_callback_reaches_storage_options() -> None:
@@ -150,6 +153,11 @@ def test_fsync_callback_reaches_storage_options() -> None:
         ("storage:\n  retention: 0\n", "storage.retention", "must be greater than zero"),
         ("storage:\n  retension: 1d\n", "storage.retension", "unknown key"),
         ("query:\n  timeout: 1x\n", "query.timeout", "not a valid duration"),
+        (
+            "query:\n  delayed_name_removal: 'no'\n",
+            "query.delayed_name_removal",
+            "must be true or false, got a string ('no')",
+        ),
         ("clusters: {name: a}\n", "clusters", "must be a list of clusters"),
         ("clusters:\n  - name: a\n", "clusters[0].token", "needs a token or a token_file"),
         ("clusters:\n  - token: t\n", "clusters[0].name", "is required"),
@@ -180,10 +188,38 @@ def test_fsync_callback_reaches_storage_options() -> None:
             "same token as clusters[0] ('a')",
         ),
         (
-            "clusters:\n  - name: remote\n    url: http://prom:9090\n",
+            "clusters:\n  - name: remote\n    url: ftp://prom:9090\n",
             "clusters[0].url",
-            "pull clusters (a Prometheus url to query) are not supported yet",
+            "must be an http:// or https:// URL of the member's Prometheus",
         ),
+        (
+            "clusters:\n  - name: remote\n    url: http://prom:9090\n    token: x\n",
+            "clusters[0].token",
+            "a pull cluster (with url) has no push token",
+        ),
+        (
+            "clusters:\n  - name: a\n    token: x\n  - name: a\n    url: http://p:1\n",
+            "clusters[1].name",
+            "duplicate cluster name 'a' (also clusters[0])",
+        ),
+        (
+            "clusters:\n  - {name: a, url: 'http://p:1', basic_auth: {username: u}}\n",
+            "clusters[0].basic_auth.password",
+            "set exactly one of password or password_file",
+        ),
+        (
+            "clusters:\n  - {name: a, url: 'http://p:1', external_labels_drop: [cluster]}\n",
+            "clusters[0].external_labels_drop",
+            "cluster is always replaced",
+        ),
+        (
+            "clusters:\n  - {name: a, url: 'http://p:1', tls: {cert_file: /nope}}\n",
+            "clusters[0].tls.cert_file",
+            "does not exist",
+        ),
+        ("query:\n  partial_response: maybe\n", "query.partial_response", "must be true or false"),
+        ("query:\n  replica_labels: [replica, 1x]\n", "query.replica_labels[1]", "invalid label"),
+        ("query:\n  stale_after: 5\n", "query.stale_after", "must be a duration string"),
         ("data_dir: [a]\n", "data_dir", "must be a string, got a list"),
         (
             "storage:\n  block_duration: 7h\n",
@@ -314,6 +350,41 @@ def test_parse_listen(text: str, expected: ListenAddress) -> None:
 def test_parse_listen_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"HOST:PORT|brackets"):
         parse_listen(text)
+
+
+def test_pull_clusters_with_their_options(tmp_path):
+    (tmp_path / "pw").write_text("secret\n")
+    path = tmp_path / "a.yml"
+    path.write_text(
+        "clusters:\n"
+        "  - {name: edge, token: t1}\n"
+        "  - name: eu-1\n"
+        "    url: https://prom.eu-1:9090/\n"
+        "    timeout: 10s\n"
+        "    basic_auth: {username: agg, password_file: pw}\n"
+        "    tls: {insecure_skip_verify: true}\n"
+        "    external_labels_drop: [prometheus_replica]\n"
+        "  - {name: eu-1, url: 'http://prom-b.eu-1:9090'}\n"
+        "query:\n"
+        "  partial_response: false\n"
+        "  replica_labels: [replica]\n"
+        "  pushdown: false\n"
+        "  stale_after: 1m\n"
+        "  workspace_label: workspace\n"
+    )
+    config = load_config(path)
+    assert [c.name for c in config.clusters] == ["edge"]
+    first, second = config.pull_clusters
+    assert (first.name, first.url, first.timeout_ms) == ("eu-1", "https://prom.eu-1:9090", 10_000)
+    assert first.basic_auth is not None
+    assert first.basic_auth.password == "secret"
+    assert first.tls is not None
+    assert first.tls.insecure_skip_verify
+    assert first.external_labels_drop == ("prometheus_replica",)
+    assert (second.name, second.timeout_ms, second.basic_auth) == ("eu-1", 30_000, None)
+    q = config.query
+    assert (q.partial_response, q.replica_labels, q.pushdown) == (False, ("replica",), False)
+    assert (q.stale_after_ms, q.workspace_label) == (60_000, "workspace")
 
 
 def test_tiering_settings_reach_storage_options(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import numpy as np
 import pytest
 
-from promql.engine import Engine, QueryOpts
+from promql.engine import MAX_POINTS_PER_SERIES, Engine, QueryOpts
 from promql.errors import ExecutionError, InvalidQuery, QueryTimeout, TooManySamples
 from promql.value import Matrix, Scalar, Vector
 from storage.interfaces import SelectHints, SeriesSet
@@ -125,9 +125,17 @@ async def test_annotation_carries_position(store: MemoryStorage) -> None:
     ]
 
 
-async def test_too_many_points_per_series(store: MemoryStorage) -> None:
-    with pytest.raises(InvalidQuery, match="11,000 points"):
-        await Engine().range_query(store, "x", 0, 11_000_000, 1000)
+async def test_points_per_series_limit_is_prometheus_s(store: MemoryStorage) -> None:
+    # 11,000 steps between start and end (11,001 points) is the most Prometheus takes
+    res = await Engine().range_query(store, "time()", 0, 11_000_000, 1000)
+    assert isinstance(res.value, Matrix)
+    assert len(res.value.timestamps) == MAX_POINTS_PER_SERIES == 11_001
+    with pytest.raises(InvalidQuery) as info:
+        await Engine().range_query(store, "time()", 0, 11_001_000, 1000)
+    assert str(info.value) == (
+        "exceeded maximum resolution of 11,000 points per timeseries. "
+        "Try decreasing the query resolution (?step=XX)"
+    )
 
 
 async def test_too_many_samples(store: MemoryStorage) -> None:

@@ -9,6 +9,7 @@ in ranges already cut (late blocks overlapping earlier ones).
 """
 
 import random
+from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from storage.interfaces import SelectHints
 from storage.labels import Labels, Matcher
 from storage.labels import MatchType as T
 from storage.memory import MemoryStorage
+from storage.merge import MergeQuerier
 from storage.objstore import MemoryStore
 from storage.options import StorageOptions, TieringOptions
 
@@ -98,11 +100,34 @@ async def load_memory(tmp_path, data):
     return mem
 
 
-@pytest.fixture(params=["memory", "storage", "storage-blocks", "storage-half"])
+class MergedMemories:
+    """MergeQuerier over two stores that split the series, sharing every 10th (whose
+    samples are partly in one store, partly in the other, and partly in both)."""
+
+    def __init__(self, data):
+        self.a, self.b = MemoryStorage(), MemoryStorage()
+        for i, (labels, ts, values) in enumerate(data):
+            if i % 10 == 0:
+                self.a.add(labels, ts[::2], values[::2])
+                self.b.add(labels, ts[len(ts) // 3 :], values[len(ts) // 3 :])
+                self.a.add(labels, ts[: len(ts) // 3], values[: len(ts) // 3])
+            else:
+                (self.a if i % 2 else self.b).add(labels, ts, values)
+
+    @asynccontextmanager
+    async def querier(self, start, end):
+        async with self.a.querier(start, end) as qa, self.b.querier(start, end) as qb:
+            yield MergeQuerier([qa], [qb])
+
+
+@pytest.fixture(params=["memory", "storage", "storage-blocks", "storage-half", "merge"])
 async def queryable(request, tmp_path):
     data = dataset()
     if request.param == "memory":
         yield await load_memory(tmp_path, data)
+        return
+    if request.param == "merge":
+        yield MergedMemories(data)
         return
     flush_after = {"storage": None, "storage-blocks": -1, "storage-half": 30}[request.param]
     storage = await load_storage(tmp_path, data, flush_after)

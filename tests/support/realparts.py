@@ -223,15 +223,20 @@ def post_write(url: str, body: bytes, *, timeout: float = 30.0) -> int:
 
 
 @contextmanager
-def prometheus_beside_aggregator(workdir: Path) -> Iterator[tuple[str, str]]:
-    """A Prometheus remote-write receiver and the service, both running: their URLs."""
+def prometheus_beside_aggregator(
+    workdir: Path, *, aggregator_config: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """A Prometheus remote-write receiver and the service, both running: their URLs.
+
+    `aggregator_config` is the service's YAML config (None: the embedded default).
+    """
     prom, prom_url = start_prometheus(
         workdir / "prom",
         "global:\n  scrape_interval: 1m\n",
         extra_args=["--web.enable-remote-write-receiver"],
     )
     try:
-        agg, agg_url = start_aggregator(workdir / "agg")
+        agg, agg_url = start_aggregator(workdir / "agg", config=aggregator_config)
     except BaseException:
         prom.stop()
         raise

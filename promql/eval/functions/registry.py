@@ -14,12 +14,12 @@ of this package; `promql.eval.functions` imports them all.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from promql import ast
 from promql.value import EvalValue
 from storage.annotations import Annotations
 from storage.labels import Labels
@@ -27,27 +27,32 @@ from storage.labels import Labels
 
 @dataclass(slots=True)
 class FunctionContext:
-    """What a function sees besides its arguments."""
+    """What a function sees besides its arguments; the evaluator builds one per call.
+
+    Every field is explicit and typed: a function needing something new adds
+    a field here and the evaluator fills it, so what a function may depend on
+    is visible in one place.
+    """
 
     name: str
     steps: NDArray[np.int64]
     """Evaluation timestamps of the query, in ms, one per step."""
     annotations: Annotations
     """Add warnings / infos here (messages as Prometheus words them, see `position`)."""
-    arg_exprs: Sequence[Any] = ()
-    """The argument expressions (promql.ast nodes), for the few functions that look at them."""
-    arg_positions: Sequence[str] = ()
+    delayed_name_removal: bool
+    """Prometheus 3 'promql-delayed-name-removal': True marks series whose
+    `__name__` is to go (`drop_name`) and the evaluator removes it at the end;
+    False removes it at once, as Prometheus 3 does without the feature flag."""
+    query_start_ms: int
+    """Start of the whole query (ms), for `start()` / `range()`."""
+    query_end_ms: int
+    """End of the whole query (ms), for `end()` / `range()`."""
+    query_step_ms: int
+    """Step of the whole query (ms), for `step()`; 0 for an instant query."""
+    arg_exprs: tuple[ast.Expr, ...] = ()
+    """The argument expressions, for the few functions that look at them."""
+    arg_positions: tuple[str, ...] = ()
     """Each argument's position rendered for annotation messages, e.g. "(1:6)"."""
-    delayed_name_removal: bool = False
-    """Prometheus 3 'promql-delayed-name-removal': mark instead of dropping __name__."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    query_start_ms: int | None = None
-    """Start of the whole query (ms), for `start()` / `range()`; None: `steps[0]`."""
-    query_end_ms: int | None = None
-    """End of the whole query (ms), for `end()` / `range()`; None: `steps[-1]`."""
-    query_step_ms: int | None = None
-    """Step of the whole query (ms, 0 for an instant query), for `step()`;
-    None: the spacing of `steps` (0 with a single step)."""
 
     def position(self, arg: int = 0) -> str:
         """The rendered position of argument `arg` ("" when unknown)."""

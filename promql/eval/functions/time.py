@@ -110,14 +110,7 @@ for _name, _part in {
 
 
 def _bounds(ctx: FunctionContext) -> tuple[int, int, int]:
-    steps = np.asarray(ctx.steps, dtype=np.int64)
-    start = ctx.query_start_ms if ctx.query_start_ms is not None else int(steps[0])
-    end = ctx.query_end_ms if ctx.query_end_ms is not None else int(steps[-1])
-    if ctx.query_step_ms is not None:
-        step = ctx.query_step_ms
-    else:
-        step = int(steps[1] - steps[0]) if len(steps) > 1 else 0
-    return start, end, step
+    return ctx.query_start_ms, ctx.query_end_ms, ctx.query_step_ms
 
 
 def _const(ctx: FunctionContext, seconds: float) -> StepScalar:

@@ -111,15 +111,21 @@ def test_limit_param() -> None:
 
 
 def test_matcher_sets() -> None:
-    sets = matcher_sets(['up{job="a"}', '{__name__=~"x.*"}'])
+    sets = matcher_sets(['up{job="a"}', '{__name__=~"x.*"}'], name_param=True)
     assert sets == [
         [Matcher(MatchType.EQ, "__name__", "up"), Matcher(MatchType.EQ, "job", "a")],
         [Matcher(MatchType.RE, "__name__", "x.*")],
     ]
-    with pytest.raises(BadData, match=r'^invalid parameter "match\[\]": .*unexpected end'):
-        matcher_sets(["up{"])
+    with pytest.raises(BadData) as info:
+        matcher_sets(["up{"], name_param=True)
+    assert str(info.value) == (
+        'invalid parameter "match[]": 1:4: parse error: unexpected end of input inside braces'
+    )
+    with pytest.raises(BadData) as info:
+        matcher_sets(["up{"], name_param=False)
+    assert str(info.value) == "1:4: parse error: unexpected end of input inside braces"
     with pytest.raises(BadData, match="at least one non-empty matcher"):
-        matcher_sets(['{a=""}'])
+        matcher_sets(['{a=""}'], name_param=False)
 
 
 def test_label_name() -> None:

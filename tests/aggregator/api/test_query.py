@@ -13,7 +13,7 @@ from multidict import MultiDict
 from aggregator.api.query import query_options
 from aggregator.api.responses import classify
 from aggregator.config import Config, QueryConfig
-from promql.engine import QueryOpts
+from promql.engine import MAX_POINTS_PER_SERIES, QueryOpts
 from promql.errors import QueryCanceled, QueryTimeout
 from tests.aggregator.conftest import MakeService, Service, encode
 
@@ -120,11 +120,32 @@ async def test_range_query_of_a_scalar(service: Service) -> None:
     }
 
 
-async def test_range_query_allows_exactly_11000_steps(service: Service) -> None:
-    params = {"query": "1", "start": "0", "end": "11000", "step": "1"}
+@pytest.mark.parametrize(
+    ("end", "step", "accepted"),
+    [
+        ("11000", "1", True),  # 11,000 steps between start and end: 11,001 points
+        ("11001", "1", False),
+        ("22001", "2", True),  # 11,000.5 steps: the half step adds no point
+        ("22002", "2", False),
+        ("1100.0", "0.1", True),
+        ("1100.1", "0.1", False),
+    ],
+)
+async def test_range_query_resolution_limit_is_prometheus_s(
+    service: Service, end: str, step: str, accepted: bool
+) -> None:
+    # Answers checked against Prometheus 2.42 for the same parameters.
+    params = {"query": "1", "start": "0", "end": end, "step": step}
     status, body = await query(service, "/api/v1/query_range", params)
-    assert status == 200
-    assert len(body["data"]["result"][0]["values"]) == 11_001
+    if accepted:
+        assert status == 200
+        assert len(body["data"]["result"][0]["values"]) == MAX_POINTS_PER_SERIES == 11_001
+    else:
+        assert (status, body["errorType"]) == (400, "bad_data")
+        assert body["error"] == (
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)"
+        )
 
 
 @pytest.mark.parametrize(
@@ -133,12 +154,12 @@ async def test_range_query_allows_exactly_11000_steps(service: Service) -> None:
         (
             "/api/v1/query",
             {"query": "sum(", "time": "1"},
-            'invalid parameter "query": parse error: unclosed left parenthesis',
+            'invalid parameter "query": 1:5: parse error: unclosed left parenthesis',
         ),
         (
             "/api/v1/query",
             {"time": "1"},
-            'invalid parameter "query": parse error: no expression found in input',
+            'invalid parameter "query": 1:1: parse error: no expression found in input',
         ),
         (
             "/api/v1/query",
@@ -187,12 +208,12 @@ async def test_range_query_allows_exactly_11000_steps(service: Service) -> None:
         (
             "/api/v1/format_query",
             {"query": "sum(up"},
-            'invalid parameter "query": parse error: unclosed left parenthesis',
+            'invalid parameter "query": 1:7: parse error: unclosed left parenthesis',
         ),
         (
             "/api/v1/query_exemplars",
             {"query": "up{"},
-            "parse error: unexpected end of input inside braces",
+            "1:4: parse error: unexpected end of input inside braces",
         ),
         (
             "/api/v1/query_exemplars",
@@ -207,6 +228,57 @@ async def test_bad_requests(
     status, body = await query(service, path, params)
     assert status == 400
     assert body == {"status": "error", "errorType": "bad_data", "error": message}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        # Prometheus 2.42's answers to the same queries (position, wording, quoting)
+        ("sum(", "1:5: parse error: unclosed left parenthesis"),
+        ("foo bar", '1:5: parse error: unexpected identifier "bar"'),
+        ("up +", "1:5: parse error: unexpected end of input"),
+        ("1 +* 2", "1:4: parse error: unexpected <op:*>"),
+        ("sum(up) by", '1:11: parse error: unexpected end of input in grouping opts, expected "("'),
+        (
+            'x{a="b" c="d"}',
+            '1:9: parse error: unexpected identifier "c" in label matching, expected "," or "}"',
+        ),
+        ("a +\n b c", '2:4: parse error: unexpected identifier "c"'),
+        ("up[5m", "1:6: parse error: unclosed left bracket"),
+        ("a}", "1:2: parse error: unexpected character: '}'"),
+        (
+            "rate(up)",
+            '1:6: parse error: expected type range vector in call to function "rate", '
+            "got instant vector",
+        ),
+        (
+            "round(x, y)",
+            '1:10: parse error: expected type scalar in call to function "round", '
+            "got instant vector",
+        ),
+        ("abs(x, y)", '1:1: parse error: expected 1 argument(s) in call to "abs", got 2'),
+        ("foo()", '1:1: parse error: unknown function with name "foo"'),
+        (
+            '1 + "a"',
+            "1:5: parse error: binary expression must contain only scalar and instant vector types",
+        ),
+        ('{a=""}', "1:1: parse error: vector selector must contain at least one non-empty matcher"),
+        ('foo{a=~"("}', "1:5: parse error: error parsing regexp: missing closing ): `^(?:()$`"),
+    ],
+)
+async def test_parse_errors_are_prometheus_s_on_every_query_endpoint(
+    service: Service, text: str, error: str
+) -> None:
+    expected = {"status": "error", "errorType": "bad_data"}
+    status, body = await query(service, "/api/v1/query", {"query": text, "time": "1"})
+    assert (status, body) == (400, {**expected, "error": f'invalid parameter "query": {error}'})
+    status, body = await query(service, "/api/v1/format_query", {"query": text})
+    assert (status, body) == (400, {**expected, "error": f'invalid parameter "query": {error}'})
+    params = {"query": text, "start": "0", "end": "10", "step": "1"}
+    status, body = await query(service, "/api/v1/query_range", params)
+    assert (status, body) == (400, {**expected, "error": error})
+    status, body = await query(service, "/api/v1/query_exemplars", {"query": text})
+    assert (status, body) == (400, {**expected, "error": error})
 
 
 async def test_execution_error_is_422(service: Service) -> None:
@@ -365,3 +437,46 @@ async def test_client_leaving_mid_answer_leaves_the_server_serving(
     assert status == 200
     assert body["data"]["result"][0]["value"][1] == "500"
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # Each of these crashed the process inside promql-parser (stack overflow) or held
+        # it for seconds before the depth limit; now they are refused before parsing.
+        ("+".join(["requests_total"] * 6000), "5999 operators"),
+        ("(" * 10_000 + "requests_total" + ")" * 10_000, "10000 nested brackets"),
+        ("-" * 16_000 + "requests_total", "16000 operators"),
+        ("sum(" * 300 + "requests_total" + ")" * 300, "300 nested brackets"),
+        ("requests_total" + " or requests_total" * 300, "300 operators"),
+    ],
+)
+async def test_too_deep_queries_are_refused_fast_and_the_service_lives(
+    service: Service, text: str, why: str
+) -> None:
+    started = time.monotonic()
+    status, body = await query(service, "/api/v1/query", {"query": text}, method="POST")
+    assert time.monotonic() - started < 2
+    assert status == 400
+    assert body["errorType"] == "bad_data"
+    assert "more than the limit of 256" in body["error"]
+    assert why in body["error"]
+    status, body = await query(service, "/api/v1/query", {"query": "sum(requests_total)"})
+    assert status == 200
+
+
+async def test_deep_query_within_the_limit_evaluates(service: Service) -> None:
+    text = "(" + "+".join(["requests_total"] * 200) + ") / 200"
+    status, body = await query(
+        service, "/api/v1/query", {"query": text, "time": str(NOW_S)}, method="POST"
+    )
+    assert status == 200, body
+    values = sorted(float(r["value"][1]) for r in body["data"]["result"])
+    assert values == [30.0, 120.0]
+
+
+async def test_query_text_over_the_size_limit_is_refused(service: Service) -> None:
+    text = 'requests_total{job=~"' + "a|" * 140_000 + 'api"}'
+    status, body = await query(service, "/api/v1/query", {"query": text}, method="POST")
+    assert status == 400
+    assert "more than the limit of 262144 bytes" in body["error"]

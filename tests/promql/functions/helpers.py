@@ -15,6 +15,7 @@ import numpy as np
 import promql_parser
 
 import promql.eval.functions  # noqa: F401  (fills the registry)
+from promql import ast
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
 from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
 from storage.annotations import Annotations
@@ -140,29 +141,45 @@ def context(
     *,
     delayed: bool = False,
     positions: Sequence[str] = (),
-    arg_exprs: Sequence[object] = (),
-    **extra: int,
+    arg_exprs: Sequence[ast.Expr] = (),
 ) -> FunctionContext:
+    """As the evaluator builds it for a query whose steps are `steps`."""
+    grid = np.asarray(steps, dtype=np.int64)
+    start, end = (int(grid[0]), int(grid[-1])) if len(grid) else (0, 0)
     return FunctionContext(
         name=name,
-        steps=np.asarray(steps, dtype=np.int64),
+        steps=grid,
         annotations=Annotations(),
+        delayed_name_removal=delayed,
+        query_start_ms=start,
+        query_end_ms=end,
+        query_step_ms=int(grid[1] - grid[0]) if len(grid) > 1 else 0,
         arg_exprs=tuple(arg_exprs),
         arg_positions=tuple(positions),
-        delayed_name_removal=delayed,
-        **extra,
     )
 
 
-def call(name: str, steps: Sequence[int], *args: EvalValue, **ctx_kw: object) -> EvalValue:
-    ctx = context(name, steps, **ctx_kw)  # type: ignore[arg-type]
+def call(
+    name: str,
+    steps: Sequence[int],
+    *args: EvalValue,
+    delayed: bool = False,
+    positions: Sequence[str] = (),
+    arg_exprs: Sequence[ast.Expr] = (),
+) -> EvalValue:
+    ctx = context(name, steps, delayed=delayed, positions=positions, arg_exprs=arg_exprs)
     return FUNCTIONS[name].impl(ctx, args)
 
 
 def call_ctx(
-    name: str, steps: Sequence[int], *args: EvalValue, **ctx_kw: object
+    name: str,
+    steps: Sequence[int],
+    *args: EvalValue,
+    delayed: bool = False,
+    positions: Sequence[str] = (),
+    arg_exprs: Sequence[ast.Expr] = (),
 ) -> tuple[EvalValue, FunctionContext]:
-    ctx = context(name, steps, **ctx_kw)  # type: ignore[arg-type]
+    ctx = context(name, steps, delayed=delayed, positions=positions, arg_exprs=arg_exprs)
     return FUNCTIONS[name].impl(ctx, args), ctx
 
 

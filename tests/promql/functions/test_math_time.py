@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from promql.errors import ExecutionError
-from tests.promql.functions.helpers import as_dict, call, row, scalar, vector_of
+from promql.eval.functions.registry import FUNCTIONS
+from tests.promql.functions.helpers import as_dict, call, context, row, scalar, vector_of
 
 TYPES = ["positive", "whole", "negative", "nwhole", "zero", "nzero", "inf", "ninf", "nan"]
 VALUES = [2.5, 2, -2.5, -2, 0, -0.0, math.inf, -math.inf, math.nan]
@@ -182,8 +184,10 @@ def test_query_bounds():
     assert call("step", steps).values.tolist() == [10] * 4
     assert call("step", [100_000]).values.tolist() == [0]
     assert call("range", [100_000]).values.tolist() == [0]
-    kw = {"query_start_ms": 0, "query_end_ms": 0, "query_step_ms": 5000}
-    assert call("step", [0], **kw).values.tolist() == [5]
+    # inside a subquery the steps are the subquery's; the bounds stay the query's
+    inner = replace(context("step", [0]), query_end_ms=60_000, query_step_ms=5000)
+    assert FUNCTIONS["step"].impl(inner, []).values.tolist() == [5]
+    assert FUNCTIONS["range"].impl(inner, []).values.tolist() == [60]
 
 
 def test_wrong_argument_kinds_are_execution_errors():

@@ -1,0 +1,1 @@
+"""Federation: pull clusters queried live, the fleet registry, and the one fleet Queryable."""
