@@ -31,7 +31,7 @@ JOBS = ("api", "db", "web")
 def config_yaml(s3: S3Config, endpoint: str, prefix: str) -> str:
     return f"""
 storage:
-  block_duration: 1m
+  block_duration: 15m
   object_store:
     type: s3
     bucket: {s3.bucket}
@@ -115,7 +115,7 @@ def test_a_new_service_on_the_same_bucket_answers_the_same(tmp_path: Path, s3_co
         status = json.loads(get(url, "/api/v1/status/blocks", {}))["data"]
         assert status["head"]["samples"] == 0
         assert sum(b["samples"] for b in status["blocks"]) == samples
-        assert len(status["blocks"]) >= hours * 60 - 1  # one block per closed minute
+        assert len(status["blocks"]) >= hours * 4 - 1  # one block per closed quarter hour
         assert answers(url, start_ms / 1000, end_s) == before
     finally:
         assert proc.stop() == 0
@@ -154,7 +154,7 @@ def test_uploads_wait_out_an_endpoint_outage(tmp_path: Path, s3_config, moto_url
     proxy = TcpProxy(int(moto_url.rsplit(":", 1)[1]))
     proxy.start()
     config = config_yaml(s3_config, proxy.url, "outage")
-    points = 3 * 240  # three hours of scrapes, in three parts
+    points = 4 * 240  # four hours of scrapes, in three parts
     now = int(time.time() * 1000)
     start_ms = now - now % 60_000 - points * STEP_MS
     bodies, samples = scrape_bodies(start_ms, points)
@@ -164,27 +164,28 @@ def test_uploads_wait_out_an_endpoint_outage(tmp_path: Path, s3_config, moto_url
     try:
         for body in bodies[:third]:
             assert post_write(url, body) == 204
-        wait_for(lambda: metric(url, "aggregator_tiering_blocks_uploaded_total") > 10, "uploads")
+        wait_for(lambda: metric(url, "aggregator_tiering_blocks_uploaded_total") >= 3, "uploads")
 
         proxy.stop()  # the endpoint goes away
         for body in bodies[third : 2 * third]:
             assert post_write(url, body) == 204  # ingest goes on
         # Blocks pile up on local disk; the status and the metrics show it.
-        wait_for(lambda: metric(url, "aggregator_tiering_pending_blocks") >= 3, "a backlog")
+        wait_for(lambda: metric(url, "aggregator_tiering_pending_blocks") >= 2, "a backlog")
 
         def failed_status():  # type: ignore[no-untyped-def]
             data = json.loads(get(url, "/api/v1/status/blocks", {}))["data"]
             return data if data["pending"] and data["pending"][0]["lastError"] else None
 
         status = wait_for(failed_status, "a failed upload in the status")
-        assert status["backlog"]["blocks"] >= 3
+        assert status["backlog"]["blocks"] >= 2
         assert status["pending"][0]["attempts"] >= 1
         assert metric(url, "aggregator_tiering_upload_failures_total") >= 1
         # Queries of the data the head still holds go on.
+        written_s = (start_ms + (2 * third * 20 - 1) * STEP_MS) / 1000  # the newest sample
         recent = get(
             url,
             "/api/v1/query",
-            {"query": "count(http_requests_total)", "time": f"{end_s - 3600:.3f}"},
+            {"query": "count(http_requests_total)", "time": f"{written_s:.3f}"},
         )
         assert json.loads(recent)["data"]["result"][0]["value"][1] == "30"
 

@@ -26,10 +26,8 @@ def store(request, tmp_path):
         return LocalStore(tmp_path / "objects")
     if kind == "prefixed-local":
         return PrefixedStore(LocalStore(tmp_path / "objects"), "tenant/a")
-    config = request.getfixturevalue("s3_config")
-    if kind == "s3":
-        return S3Store(config)
-    return InstrumentedStore(S3Store(config))
+    s3 = request.getfixturevalue("s3_store")
+    return s3 if kind == "s3" else InstrumentedStore(s3)
 
 
 async def listing(store, prefix="", recursive=False):

@@ -1,14 +1,15 @@
 """Tiering on a real S3 endpoint (moto on loopback) at real time scales.
 
-Two-hour blocks, day compaction and Thanos's downsampling ages, as a service
-runs them; only the data's timestamps are days in the past. Queries go
-through the PromQL engine as the API runs them.
+Day compaction and Thanos's downsampling ages, as a service runs them, with
+six-hour blocks (fewer uploads than the default two hours; the same code);
+only the data's timestamps are days in the past. Queries go through the
+PromQL engine as the API runs them.
 
 - Late samples: six hours old, after newer ones, queryable from the head,
   from a late block beside the compacted day, and after the day is compacted
   again with them.
 - A range query over days that spans downsampled blocks (5m and 1h), raw
-  day blocks, two-hour blocks and the head.
+  day blocks, a six-hour block and the head.
 - Retention deletes whole blocks, downsampled copies included.
 """
 
@@ -24,7 +25,6 @@ from remote_write.batch import WriteBatch
 from storage.blocks.resolution import Resolution
 from storage.db import Storage
 from storage.labels import Matcher, MatchType
-from storage.objstore.s3 import S3Store
 from storage.options import DAY_MS, HOUR_MS, StorageOptions, TieringOptions
 from storage.tiering.querier import ReadOptions
 
@@ -37,7 +37,11 @@ def options(**tiering) -> StorageOptions:
     return StorageOptions(
         late_window_ms=7 * DAY_MS,
         tiering=TieringOptions(
-            compaction_interval_ms=0, late_cut_interval_ms=0, upload_retry_ms=(10, 100), **tiering
+            block_duration_ms=6 * HOUR_MS,
+            compaction_interval_ms=0,
+            late_cut_interval_ms=0,
+            upload_retry_ms=(10, 100),
+            **tiering,
         ),
     )
 
@@ -85,8 +89,8 @@ async def samples_of(storage: Storage, start: int, end: int) -> dict[str, list[t
 
 
 @pytest.fixture
-async def storage(tmp_path, s3_config):
-    s = await Storage.open(tmp_path / "data", options(), object_store=S3Store(s3_config))
+async def storage(tmp_path, s3_store):
+    s = await Storage.open(tmp_path / "data", options(), object_store=s3_store)
     yield s
     await s.close()
 
@@ -129,8 +133,8 @@ async def test_late_samples_six_hours_old_before_and_after_compaction(storage):
         b.kind for b in storage.catalog.blocks if b.range_start // DAY_MS == DAY0 // DAY_MS
     )
     assert kinds == ["compacted", "late"]
-    # The late samples left the head: it holds only the open two-hour range.
-    assert storage.blocks_status()["head"]["minTime"] >= DAY0 + 28 * HOUR_MS
+    # The late samples left the head: it holds only the open six-hour range.
+    assert storage.blocks_status()["head"]["minTime"] >= DAY0 + 24 * HOUR_MS
     assert (await samples_of(storage, start, newest))["p0"] == want
 
     await storage.tiering.maintain()
@@ -140,11 +144,11 @@ async def test_late_samples_six_hours_old_before_and_after_compaction(storage):
     assert (await samples_of(storage, start, newest))["p0"] == want
 
 
-async def test_a_range_query_spans_downsampled_raw_blocks_and_head(tmp_path, s3_config):
+async def test_a_range_query_spans_downsampled_raw_blocks_and_head(tmp_path, s3_store):
     s = await Storage.open(
         tmp_path / "data",
         options(downsample_after_ms=((5 * MIN, 40 * HOUR_MS), (HOUR_MS, 80 * HOUR_MS))),
-        object_store=S3Store(s3_config),
+        object_store=s3_store,
     )
     try:
         newest = DAY0 + 4 * DAY_MS + 11 * HOUR_MS
@@ -158,11 +162,8 @@ async def test_a_range_query_spans_downsampled_raw_blocks_and_head(tmp_path, s3_
         }
         assert by_res[5 * MIN] == [DAY0, DAY0 + DAY_MS]  # older than 40h
         assert by_res[HOUR_MS] == [DAY0]  # older than 80h
-        assert [
-            b.kind
-            for b in blocks
-            if b.resolution_ms == 0 and b.range_end - b.range_start == 2 * HOUR_MS
-        ] == ["cut"] * 5  # today's closed two-hour ranges
+        six_hours = [b for b in blocks if b.range_end - b.range_start == 6 * HOUR_MS]
+        assert [(b.kind, b.range_start) for b in six_hours] == [("cut", DAY0 + 4 * DAY_MS)]
         assert s.stats().samples > 0  # the open range is in the head
 
         engine = Engine()
@@ -210,8 +211,8 @@ async def test_a_range_query_spans_downsampled_raw_blocks_and_head(tmp_path, s3_
         await s.close()
 
 
-async def test_retention_deletes_whole_blocks_and_their_copies(tmp_path, s3_config):
-    store = S3Store(s3_config)
+async def test_retention_deletes_whole_blocks_and_their_copies(tmp_path, s3_store):
+    store = s3_store
     opts = options(downsample_after_ms=((5 * MIN, 40 * HOUR_MS),))
     s = await Storage.open(tmp_path / "data", opts, object_store=store)
     try:
