@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from storage.tiering.service import TieringMetrics
+from storage.tiering.status import TieringMetrics
 
 TieringSource = Callable[[], TieringMetrics | None]
 

@@ -48,7 +48,8 @@ from storage.objstore.instrumented import InstrumentedStore
 from storage.options import HOUR_MS, StorageOptions
 from storage.tiering.catalog import BlockCatalog
 from storage.tiering.querier import ReadOptions, TieredQuerier
-from storage.tiering.service import FlushResult, Tiering, TieringMetrics
+from storage.tiering.service import FlushResult, Tiering
+from storage.tiering.status import TieringMetrics
 from storage.wal.replay import ReplayResult, replay
 from storage.wal.writer import WALWriter
 

@@ -24,7 +24,8 @@ from aggregator.selfmetrics import SelfMetrics
 from promql.engine import QueryOpts, Result
 from storage.interfaces import Appender, Querier, Queryable
 from storage.tiering.querier import ReadOptions
-from storage.tiering.service import FlushResult, TieringMetrics
+from storage.tiering.service import FlushResult
+from storage.tiering.status import TieringMetrics
 
 
 class MetadataSource(Protocol):

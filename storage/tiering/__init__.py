@@ -6,7 +6,8 @@ see; `querier.TieredQuerier` answers from head and blocks as one.
 
 from storage.tiering.catalog import BlockCatalog
 from storage.tiering.querier import ReadOptions, TieredQuerier
-from storage.tiering.service import FlushResult, Tiering, TieringMetrics
+from storage.tiering.service import FlushResult, Tiering
+from storage.tiering.status import TieringMetrics
 
 __all__ = [
     "BlockCatalog",

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +36,13 @@ from storage.blocks.writer import BlockWriter, SeriesBatch, series_sort_key
 from storage.combine import combine
 from storage.csr import ranges
 from storage.labels import Labels
+from storage.objstore.base import ObjectStore
+from storage.options import TieringOptions
+from storage.tiering.catalog import BlockCatalog
+from storage.tiering.status import TieringStats
+from storage.tiering.upload import delete_block, upload_block
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 4 * ROW_GROUP_ROWS
 ALL_TIME = (-(1 << 62), 1 << 62)
@@ -185,3 +194,82 @@ def _batches(rows: np.ndarray, per_batch: int) -> list[tuple[int, int]]:
     cuts = np.searchsorted(ends, np.arange(per_batch, int(ends[-1]), per_batch), side="left") + 1
     bounds = sorted({0, n, *cuts.clip(0, n).tolist()})
     return [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
+
+
+class Compactor:
+    """Runs the rounds: compaction, downsampling, retention, deletion of what left."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        catalog: BlockCatalog,
+        options: TieringOptions,
+        work_dir: Path,
+        stats: TieringStats,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.options = options
+        self.work_dir = work_dir
+        self.stats = stats
+
+    async def run(self, boundary_ms: int, newest_ms: int) -> None:
+        """One round over the catalog; ranges ending by `boundary_ms` are closed."""
+        opts = self.options
+        catalog = self.catalog
+        for start, metas in plan_compactions(catalog.blocks, boundary_ms, opts.compaction_range_ms):
+            readers = [r for m in metas if (r := catalog.reader(m.id)) is not None]
+            readers.sort(key=lambda r: (r.meta.origin, r.meta.id))
+            meta = await compact(readers, self.work_dir, start, start + opts.compaction_range_ms)
+            if meta is not None:
+                await self.publish(meta)
+                self.stats.compactions += 1
+            else:
+                catalog.retire(m.id for m in metas)
+        for source, resolution in plan_downsamples(
+            catalog.blocks, newest_ms, opts.downsample_after_ms, opts.compaction_range_ms
+        ):
+            reader = catalog.reader(source.id)
+            if reader is None:
+                continue
+            meta = await downsample_block(reader, resolution, self.work_dir)
+            if meta is not None:
+                await self.publish(meta)
+                self.stats.downsamples += 1
+        doomed = plan_retention(catalog.blocks, newest_ms, opts.object_store_retention_ms)
+        if doomed:
+            log.info("blocks past retention", extra={"blocks": [m.id for m in doomed]})
+            catalog.retire(m.id for m in doomed)
+        for meta in catalog.deletable():
+            await delete_block(self.store, meta)
+            catalog.forget(meta.id)
+            self.stats.blocks_deleted += 1
+
+    async def publish(self, meta: BlockMeta) -> None:
+        """Upload a block made here (retrying with backoff) and add it to the catalog."""
+        directory = self.work_dir / meta.id
+        try:
+            delay = self.options.upload_retry_ms[0] / 1000
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    await upload_block(self.store, directory, meta)
+                    break
+                except Exception as exc:
+                    self.stats.upload_failures += 1
+                    log.warning(
+                        "block upload failed",
+                        extra={"block": meta.id, "attempt": attempt, "error": str(exc)},
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.options.upload_retry_ms[1] / 1000)
+            self.catalog.add(meta)
+            self.stats.blocks_uploaded += 1
+            self.stats.bytes_uploaded += meta.size
+            log.info(
+                "block published",
+                extra={"block": meta.id, "kind": meta.kind, "sources": list(meta.sources)},
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, directory, True)

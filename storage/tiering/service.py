@@ -41,18 +41,12 @@ from storage.blocks.rowgroups import warm_decoders
 from storage.head.head import NO_SAMPLE, Head
 from storage.head.parts import Part
 from storage.objstore.base import ObjectStore
-from storage.objstore.instrumented import OperationStats
 from storage.options import DAY_MS, TieringOptions
 from storage.tiering.catalog import BlockCatalog
-from storage.tiering.compact import (
-    compact,
-    downsample_block,
-    plan_compactions,
-    plan_downsamples,
-    plan_retention,
-)
+from storage.tiering.compact import Compactor
 from storage.tiering.cut import CutJob, KindOf, build_block, distinct_series, take_ranges
-from storage.tiering.upload import delete_block, upload_block
+from storage.tiering.status import TieringStats, block_json
+from storage.tiering.upload import upload_block
 
 log = logging.getLogger(__name__)
 
@@ -89,38 +83,6 @@ class FlushResult:
     samples: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class TieringMetrics:
-    """A snapshot for self-metrics: backlog, blocks, totals, object-store operations."""
-
-    pending_blocks: int
-    pending_bytes: int
-    pending_samples: int
-    oldest_pending_s: float
-    blocks: int
-    block_bytes: int
-    stats: TieringStats
-    operations: dict[str, OperationStats]
-    cache_bytes: int
-    cache_hits: int
-    cache_misses: int
-
-
-@dataclass(slots=True)
-class TieringStats:
-    """Totals since start, read by self-metrics at scrape time."""
-
-    blocks_cut: int = 0
-    blocks_uploaded: int = 0
-    bytes_uploaded: int = 0
-    upload_failures: int = 0
-    compactions: int = 0
-    downsamples: int = 0
-    blocks_deleted: int = 0
-    maintenance_failures: int = 0
-    last_error: str | None = None
-
-
 class Tiering:
     """Cuts, uploads, compacts; see the module docstring."""
 
@@ -144,6 +106,7 @@ class Tiering:
         self.ooo_window_ms = ooo_window_ms
         self.on_commit = on_commit
         self.stats = TieringStats()
+        self.compactor = Compactor(store, catalog, options, self.work_dir, self.stats)
         self.pending: list[PendingBlock] = []
         self._jobs: list[tuple[CutJob, asyncio.Future[PendingBlock | None]]] = []
         self._cut_ranges: set[int] = set()
@@ -411,66 +374,10 @@ class Tiering:
         Ranges are closed once cut; `closed_before` overrides that (after a flush
         everything is cut, so a caller may compact the open day too).
         """
-        opts = self.options
         boundary = min(self.boundary(), self._last_boundary)
         if closed_before is not None:
             boundary = closed_before
-        for start, metas in plan_compactions(
-            self.catalog.blocks, boundary, opts.compaction_range_ms
-        ):
-            readers = [r for m in metas if (r := self.catalog.reader(m.id)) is not None]
-            readers.sort(key=lambda r: (r.meta.origin, r.meta.id))
-            meta = await compact(readers, self.work_dir, start, start + opts.compaction_range_ms)
-            if meta is not None:
-                await self._publish(meta)
-                self.stats.compactions += 1
-            else:
-                self.catalog.retire(m.id for m in metas)
-        newest = self.newest_time()
-        for source, resolution in plan_downsamples(
-            self.catalog.blocks, newest, opts.downsample_after_ms, opts.compaction_range_ms
-        ):
-            reader = self.catalog.reader(source.id)
-            if reader is None:
-                continue
-            meta = await downsample_block(reader, resolution, self.work_dir)
-            if meta is not None:
-                await self._publish(meta)
-                self.stats.downsamples += 1
-        doomed = plan_retention(self.catalog.blocks, newest, opts.object_store_retention_ms)
-        if doomed:
-            log.info("blocks past retention", extra={"blocks": [m.id for m in doomed]})
-            self.catalog.retire(m.id for m in doomed)
-        for meta in self.catalog.deletable():
-            await delete_block(self.store, meta)
-            self.catalog.forget(meta.id)
-            self.stats.blocks_deleted += 1
-
-    async def _publish(self, meta: BlockMeta) -> None:
-        directory = self.work_dir / meta.id
-        try:
-            delay = self.options.upload_retry_ms[0] / 1000
-            for attempt in range(1, 1_000_000):
-                try:
-                    await upload_block(self.store, directory, meta)
-                    break
-                except Exception as exc:
-                    self.stats.upload_failures += 1
-                    log.warning(
-                        "block upload failed",
-                        extra={"block": meta.id, "attempt": attempt, "error": str(exc)},
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.options.upload_retry_ms[1] / 1000)
-            self.catalog.add(meta)
-            self.stats.blocks_uploaded += 1
-            self.stats.bytes_uploaded += meta.size
-            log.info(
-                "block published",
-                extra={"block": meta.id, "kind": meta.kind, "sources": list(meta.sources)},
-            )
-        finally:
-            await asyncio.to_thread(shutil.rmtree, directory, True)
+        await self.compactor.run(boundary, self.newest_time())
 
     def wake_maintenance(self) -> None:
         self._compact_wake.set()
@@ -482,7 +389,7 @@ class Tiering:
         now = time.monotonic()
         pending = [
             {
-                **_block_json(p.meta),
+                **block_json(p.meta),
                 "attempts": p.attempts,
                 "lastError": p.last_error,
                 "waitingSeconds": round(now - p.since, 3),
@@ -493,7 +400,7 @@ class Tiering:
             "objectStore": self.store.name,
             "catalogLoaded": self.catalog.loaded,
             "blocks": [
-                _block_json(m, r is not None and r.loaded)
+                block_json(m, r is not None and r.loaded)
                 for m in self.catalog.blocks
                 for r in (self.catalog.reader(m.id),)
             ],
@@ -511,22 +418,6 @@ class Tiering:
             "samples": sum(p.meta.samples for p in self.pending),
             "oldestSeconds": round(max((now - p.since for p in self.pending), default=0.0), 3),
         }
-
-
-def _block_json(meta: BlockMeta, loaded: bool | None = None) -> dict[str, Any]:
-    return {
-        "id": meta.id,
-        "minTime": meta.min_time,
-        "maxTime": meta.max_time,
-        "resolution": meta.resolution_ms,
-        "kind": meta.kind,
-        "series": meta.series,
-        "samples": meta.samples,
-        "bytes": meta.size,
-        "clusters": list(meta.clusters),
-        "sources": list(meta.sources),
-        **({} if loaded is None else {"metadataLoaded": loaded}),
-    }
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

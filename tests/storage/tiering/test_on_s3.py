@@ -225,7 +225,8 @@ async def test_retention_deletes_whole_blocks_and_their_copies(tmp_path, s3_stor
             DAY0 + DAY_MS,
         }
         # Two and a half days: the first day and its copy go; the second day stays whole.
-        s.tiering.options = replace(s.tiering.options, object_store_retention_ms=60 * HOUR_MS)
+        compactor = s.tiering.compactor
+        compactor.options = replace(compactor.options, object_store_retention_ms=60 * HOUR_MS)
         await s.tiering.maintain()
         assert min(b.range_start for b in s.catalog.blocks) == DAY0 + DAY_MS
         kept = await samples_of(s, DAY0, newest)
