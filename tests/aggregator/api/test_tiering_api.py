@@ -12,8 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from aggregator.config import Config, QueryConfig
 from tests.aggregator.conftest import MakeService, Service, encode
 
-NOW_S = int(time.time()) // 60 * 60 - 1800
-T0 = NOW_S * 1000
+HOUR_MS = 3_600_000
+START_MS = (int(time.time() * 1000) - 3 * HOUR_MS) // (2 * HOUR_MS) * (2 * HOUR_MS)
+"""An hour of data from here lies inside one two-hour block range, in the past."""
+NOW_S = (START_MS + HOUR_MS) // 1000  # just after the last sample
 UP = (("__name__", "up"), ("job", "api"))
 
 
@@ -29,7 +31,7 @@ def hour_of_scrapes(job: str, start_ms: int, minutes: int = 60) -> Any:
 async def flushed_service(make_service: MakeService, config: Config | None = None) -> Service:
     service = await make_service(config)
     status, text = await service.write(
-        encode([hour_of_scrapes("api", T0 - 3_600_000), hour_of_scrapes("web", T0 - 3_600_000)])
+        encode([hour_of_scrapes("api", START_MS), hour_of_scrapes("web", START_MS)])
     )
     assert status == 204, text
     resp = await service.client.post("/api/v1/admin/flush")
@@ -59,7 +61,7 @@ async def test_flush_moves_the_head_into_the_object_store(make_service: MakeServ
     assert block["samples"] == 480
     assert block["series"] == 2
     assert block["kind"] == "flush"
-    assert block["minTime"] == T0 - 3_600_000
+    assert block["minTime"] == START_MS
     assert data["objectStore"].startswith("local:")
     got = await metrics(service)
     assert got[("aggregator_tiering_blocks", ())] == 1
