@@ -30,15 +30,23 @@ MIN_SHARE = 0.99
 _EXACT = float(2**53)
 
 
-def _round_trips(values: NDArray[np.float64], k: int) -> tuple[NDArray[np.bool_], NDArray]:
-    """Per value: whether it round-trips at scale k, and the integer (as float64)."""
+def _round_trips(
+    values: NDArray[np.float64], k: int
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """Per value: whether it round-trips at scale k, and the integer.
+
+    The check decodes exactly as readers do (int64 -> float64, divided by
+    10**k), so -0.0 (whose integer is 0) and anything else that would not
+    come back bit for bit stays a float.
+    """
     m = POW10[k]
     with np.errstate(invalid="ignore", over="ignore"):
         n = np.rint(values * m)
         ok = np.abs(n) < _EXACT
-        back = n / m
+        ints = np.where(ok, n, 0.0).astype(np.int64)
+        back = ints.astype(np.float64) / m
     ok &= back.view(np.uint64) == values.view(np.uint64)
-    return ok, n
+    return ok, ints
 
 
 def choose_scales(values: NDArray[np.float64], offsets: NDArray[np.int64]) -> NDArray[np.int8]:
@@ -81,7 +89,7 @@ def split(
         rows = np.flatnonzero(row_scale == k)
         ok, n = _round_trips(values[rows], k)
         is_int[rows[ok]] = True
-        ints[rows[ok]] = n[ok].astype(np.int64)
+        ints[rows[ok]] = n[ok]
     return ints, is_int
 
 

@@ -70,7 +70,8 @@ def downsample(
         total = v[0] + np.concatenate(([0.0], np.cumsum(step)))
         loss[s] = total[-1] - v[-1]
         wa, wb = int(window_start[s]), int(window_start[s + 1])
-        counter[wa:wb] = total[ends[wa:wb] - a] - loss[s]
+        # Counted back from the last raw value, so the last window is that value exactly.
+        counter[wa:wb] = v[-1] - (total[-1] - total[ends[wa:wb] - a])
         first_value[s], last_value[s] = v[0], v[-1]
     columns["counter"] = counter
     win_counts = np.bincount(window_series, minlength=n_series)

@@ -124,10 +124,10 @@ def plan_reads(
 
 
 def _raw_read(reader: BlockReader, start_ms: int, end_ms: int) -> PlannedRead:
+    """Read a raw block over [start_ms, end_ms] cut to what it holds."""
     meta = reader.meta
-    return PlannedRead(
-        reader, start_ms, end_ms, start_ms <= meta.min_time and meta.max_time <= end_ms
-    )
+    whole = start_ms <= meta.min_time and meta.max_time <= end_ms
+    return PlannedRead(reader, max(start_ms, meta.min_time), min(end_ms, meta.max_time), whole)
 
 
 def _range_start(reader: BlockReader) -> int:
