@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from storage.blocks import decimal
 from storage.blocks.schema import EXTRA_SERIES_COLUMNS, value_columns
-from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, Matcher, MatchType
+from storage.labels import Labels, Matcher, MatchType
 
 
 @dataclass(slots=True)
@@ -48,7 +48,8 @@ class SeriesTable:
     @classmethod
     def from_parquet(cls, source: pa.NativeFile, resolution_ms: int) -> SeriesTable:
         table = pq.read_table(source, use_threads=False)
-        labels = _labels(table.column("labels").combine_chunks())
+        label_map = table.column("labels").combine_chunks()
+        labels = _labels(label_map)
         scales = {}
         for name in value_columns(resolution_ms):
             col = table.column(f"{name}_scale").combine_chunks()
@@ -60,10 +61,7 @@ class SeriesTable:
         def ints(name: str) -> NDArray[np.int64]:
             return np.asarray(table.column(name).cast(pa.int64()).to_numpy(), dtype=np.int64)
 
-        columns = {
-            METRIC_NAME: _encoded(table.column("metric")),
-            CLUSTER_LABEL: _encoded(table.column("cluster")),
-        }
+        columns = _label_columns(label_map)
         return cls(
             labels=labels,
             first_row=ints("first_row"),
@@ -85,14 +83,8 @@ class SeriesTable:
     def _column(self, name: str) -> tuple[list[str], NDArray[np.int32]]:
         """Distinct values of label `name` (sorted, "" for series without it) and codes."""
         hit = self._columns.get(name)
-        if hit is None:
-            values = np.array([lbl.get(name) for lbl in self.labels], dtype=object)
-            if len(values):
-                uniq, codes = np.unique(values, return_inverse=True)
-                hit = (uniq.tolist(), codes.astype(np.int32))
-            else:
-                hit = ([], np.zeros(0, dtype=np.int32))
-            self._columns[name] = hit
+        if hit is None:  # no series has this label: every one reads as ""
+            hit = self._columns[name] = ([""], np.zeros(len(self.labels), dtype=np.int32))
         return hit
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> NDArray[np.int64]:
@@ -124,15 +116,33 @@ class SeriesTable:
         return {uniq[c] for c in present.tolist() if uniq[c]}
 
 
-def _encoded(column: pa.ChunkedArray) -> tuple[list[str], NDArray[np.int32]]:
-    """(sorted distinct values, code per row) of a string column, hashed by Arrow."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    values = encoded.dictionary.to_pylist()
-    order = sorted(range(len(values)), key=values.__getitem__)
-    rank = np.empty(len(values), dtype=np.int32)
-    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(values), dtype=np.int32)
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-    return [values[i] for i in order], codes
+def _label_columns(column: pa.MapArray) -> dict[str, tuple[list[str], NDArray[np.int32]]]:
+    """Per label name: (sorted distinct values, "" for series without it; code per series).
+
+    Built once when the table loads (in a worker thread), from the map column's
+    flat key and value arrays hashed by Arrow, so that no select pays for it.
+    """
+    n = len(column)
+    offsets = column.offsets.to_numpy()
+    owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    keys = pc.dictionary_encode(column.keys)
+    items = pc.dictionary_encode(column.items)
+    key_codes = keys.indices.to_numpy(zero_copy_only=False)
+    item_codes = items.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    item_values = items.dictionary.to_pylist()
+    out: dict[str, tuple[list[str], NDArray[np.int32]]] = {}
+    order = np.argsort(key_codes, kind="stable")
+    bounds = np.searchsorted(key_codes[order], np.arange(len(keys.dictionary) + 1))
+    for k, name in enumerate(keys.dictionary.to_pylist()):
+        pairs = order[bounds[k] : bounds[k + 1]]
+        present = np.unique(item_codes[pairs])
+        values = sorted({item_values[c] for c in present.tolist()} | {""})
+        rank = {v: i for i, v in enumerate(values)}
+        remap = np.array([rank[item_values[c]] for c in present.tolist()], dtype=np.int32)
+        codes = np.full(n, rank[""], dtype=np.int32)
+        codes[owner[pairs]] = remap[np.searchsorted(present, item_codes[pairs])]
+        out[name] = (values, codes)
+    return out
 
 
 def _labels(column: pa.MapArray) -> list[Labels]:
