@@ -82,6 +82,7 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
     metrics = SelfMetrics(version=version())
     slot = BackendSlot()
     metrics.bind_storage(slot.active_series, lambda: slot.ready)
+    metrics.bind_tiering(slot.tiering_metrics)
 
     app = web.Application(middlewares=[observe], client_max_size=FORM_MAX_BYTES)
     app[CONFIG] = config

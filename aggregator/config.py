@@ -20,10 +20,23 @@ limits:
   max_future: 10m               # samples further ahead of the clock are rejected
   out_of_order_window: 10m      # samples this much older than a series' newest are accepted
 storage:
-  retention: 24h                # the head keeps this much before its newest sample
+  retention: 24h                # how far back the head accepts samples when late_window is 0
   wal_fsync: batch              # batch | always | interval | never (see storage.options)
   wal_fsync_interval: 1s        # for `interval`
   wal_segment_size: 64MiB
+  block_duration: 2h            # closed head ranges of this length become blocks (divides 1d)
+  late_window: 7d               # samples this far behind the newest are still accepted
+  object_store_retention: 2y    # blocks older than this are deleted
+  block_cache_size: 1GiB        # block data kept in memory for queries (fetched and decoded)
+  object_store:
+    type: local                 # local (a folder) | s3
+    path: <data_dir>/objects    # local: the folder (relative paths: to this file)
+    bucket: ""                  # s3: bucket (required), and optionally:
+    prefix: ""                  #   a folder in the store for this service's blocks
+    endpoint: ""                #   e.g. http://minio:9000 (default: AWS)
+    region: ""
+    access_key_id: ""           #   default: the standard AWS environment and files
+    secret_access_key: ""
 query:
   lookback_delta: 5m
   timeout: 2m
@@ -34,6 +47,8 @@ query:
   stale_after: 5m               # freshness warning past this without a sample / health check
   workspace_label: ""           # e.g. workspace: KubeSphere workspace label at query time
   delayed_name_removal: true    # Prometheus 3 `promql-delayed-name-removal` (README)
+  max_object_store_bytes: 4GiB  # per query, read from the object store (0: no limit)
+  max_object_store_requests: 20000
 rules:
   files: []                     # globs of Prometheus rule files, relative to this file
   evaluation_interval: 1m       # for groups without their own `interval`
@@ -84,7 +99,8 @@ from aggregator.errors import ConfigError
 from aggregator.units import parse_bytes, parse_duration_ms
 from alerting.settings import AlertingSettings, HTTPTarget, RulesSettings, WebhookTarget
 from remote_write.validate import SeriesLimits
-from storage.options import FsyncPolicy, StorageOptions
+from storage.objstore.config import ObjectStoreConfig
+from storage.options import DAY_MS, HOUR_MS, YEAR_MS, FsyncPolicy, StorageOptions, TieringOptions
 
 DEFAULT_LISTEN = "127.0.0.1:9095"
 DEFAULT_DATA_DIR = Path("data")
@@ -165,12 +181,17 @@ class LimitsConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    """Head retention and WAL durability (see `storage.options.FsyncPolicy`)."""
+    """Head, WAL durability (see `storage.options.FsyncPolicy`) and tiering."""
 
     retention_ms: int = 24 * 3_600_000
     wal_fsync: FsyncPolicy = FsyncPolicy.BATCH
     wal_fsync_interval_ms: int = 1_000
     wal_segment_bytes: int = 64 * MiB
+    block_duration_ms: int = 2 * HOUR_MS
+    late_window_ms: int = 7 * DAY_MS
+    object_store_retention_ms: int = 2 * YEAR_MS
+    block_cache_bytes: int = 1024 * MiB
+    object_store: ObjectStoreConfig = field(default_factory=ObjectStoreConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +209,10 @@ class QueryConfig:
     delayed_name_removal: bool = True
     """Keep `__name__` until evaluation ends (Prometheus 3's feature flag, off there by
     default); on here because the PromQL test data it is checked against expects it."""
+    max_object_store_bytes: int = 4 << 30
+    """Bytes one query may read from the object store (0: no limit)."""
+    max_object_store_requests: int = 20_000
+    """Object-store requests one query may make (0: no limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +258,13 @@ class Config:
             wal_fsync_interval_ms=self.storage.wal_fsync_interval_ms,
             wal_segment_bytes=self.storage.wal_segment_bytes,
             on_wal_fsync=on_wal_fsync,
+            late_window_ms=self.storage.late_window_ms,
+            tiering=TieringOptions(
+                object_store=self.storage.object_store,
+                block_duration_ms=self.storage.block_duration_ms,
+                object_store_retention_ms=self.storage.object_store_retention_ms,
+                block_cache_bytes=self.storage.block_cache_bytes,
+            ),
         )
 
 
@@ -285,7 +317,7 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     data_dir = base_dir / top.string("data_dir", str(DEFAULT_DATA_DIR))
     clusters, pull_clusters = _parse_clusters(top, base_dir)
     limits = _parse_limits(top.section("limits"))
-    storage = _parse_storage(top.section("storage"))
+    storage = _parse_storage(top.section("storage"), base_dir)
     query = _parse_query(top.section("query"))
     rules = _parse_rules(top.section("rules"), base_dir)
     alerting = _parse_alerting(top.section("alerting"), base_dir)
@@ -493,7 +525,7 @@ def _parse_limits(node: _Node) -> LimitsConfig:
     return out
 
 
-def _parse_storage(node: _Node) -> StorageConfig:
+def _parse_storage(node: _Node, base_dir: Path) -> StorageConfig:
     d = StorageConfig()
     policy_text = node.string("wal_fsync", d.wal_fsync.value)
     try:
@@ -510,7 +542,58 @@ def _parse_storage(node: _Node) -> StorageConfig:
             "wal_fsync_interval", d.wal_fsync_interval_ms, minimum=1
         ),
         wal_segment_bytes=node.size("wal_segment_size", d.wal_segment_bytes, minimum=64 * 1024),
+        block_duration_ms=node.duration("block_duration", d.block_duration_ms, minimum=1),
+        late_window_ms=node.duration("late_window", d.late_window_ms),
+        object_store_retention_ms=node.duration(
+            "object_store_retention", d.object_store_retention_ms, minimum=1
+        ),
+        block_cache_bytes=node.size("block_cache_size", d.block_cache_bytes),
+        object_store=_parse_object_store(node.section("object_store"), base_dir),
     )
+    if DAY_MS % out.block_duration_ms:
+        raise node.error(
+            "block_duration",
+            "must divide a day evenly (e.g. 1m, 15m, 1h, 2h, 6h), so that blocks "
+            "line up with the daily compaction",
+        )
+    node.finish()
+    return out
+
+
+def _parse_object_store(node: _Node, base_dir: Path) -> ObjectStoreConfig:
+    kind = node.string("type", "local")
+    if kind not in ("local", "s3"):
+        raise node.error("type", f"unknown object store type {kind!r} (local or s3)")
+    path = node.pop("path", None)
+    if path is not None and not isinstance(path, str):
+        raise node.error("path", f"must be a string, got {_kind(path)}")
+    if path is not None and kind != "local":
+        raise node.error("path", "only a local object store has a path")
+
+    def optional(name: str) -> str | None:
+        value = node.string(name, "")
+        return value or None
+
+    out = ObjectStoreConfig(
+        type=kind,
+        path=base_dir / path if path else None,
+        bucket=node.string("bucket", ""),
+        prefix=node.string("prefix", "").strip("/"),
+        endpoint=optional("endpoint"),
+        region=optional("region"),
+        access_key_id=optional("access_key_id"),
+        secret_access_key=optional("secret_access_key"),
+    )
+    if kind == "s3" and not out.bucket:
+        raise node.error("bucket", "an s3 object store needs a bucket")
+    if kind == "local" and out.bucket:
+        raise node.error("bucket", "a local object store has no bucket (use path)")
+    if bool(out.access_key_id) != bool(out.secret_access_key):
+        raise node.error(
+            "secret_access_key" if out.access_key_id else "access_key_id",
+            "set access_key_id and secret_access_key together (or neither, to use the "
+            "standard AWS environment variables and files)",
+        )
     node.finish()
     return out
 
@@ -527,6 +610,10 @@ def _parse_query(node: _Node) -> QueryConfig:
         stale_after_ms=node.duration("stale_after", d.stale_after_ms, minimum=1),
         workspace_label=node.string("workspace_label", d.workspace_label),
         delayed_name_removal=node.boolean("delayed_name_removal", d.delayed_name_removal),
+        max_object_store_bytes=node.size("max_object_store_bytes", d.max_object_store_bytes),
+        max_object_store_requests=node.integer(
+            "max_object_store_requests", d.max_object_store_requests
+        ),
     )
     if "cluster" in out.replica_labels:
         raise node.error(

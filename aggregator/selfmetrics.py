@@ -20,7 +20,9 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from aggregator.tieringmetrics import TieringCollector, TieringSource
 from remote_write.batch import Rejection
+from storage.blocks.cache import ReadCost
 
 LATENCY_BUCKETS = (
     0.001,
@@ -56,6 +58,10 @@ FSYNC_BUCKETS = (
     1,
     2.5,
 )
+
+BYTES_BUCKETS = tuple(float(1 << k) for k in range(10, 36, 2))
+"""1 KiB to 32 GiB, by powers of 4."""
+REQUEST_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000)
 
 ActiveSeriesSource = Callable[[], Mapping[str, int]]
 ReadySource = Callable[[], bool]
@@ -140,11 +146,39 @@ class SelfMetrics:
             buckets=FSYNC_BUCKETS,
             registry=r,
         )
+        self.query_store_bytes = Histogram(
+            "aggregator_query_object_store_bytes",
+            "Bytes one query read from the object store (cache hits not counted).",
+            buckets=BYTES_BUCKETS,
+            registry=r,
+        )
+        self.query_store_requests = Histogram(
+            "aggregator_query_object_store_requests",
+            "Object-store requests one query made.",
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.query_cache_bytes = Counter(
+            "aggregator_query_block_cache_bytes",
+            "Bytes queries read from the block cache instead of the object store.",
+            registry=r,
+        )
 
     def bind_storage(self, active_series: ActiveSeriesSource, ready: ReadySource) -> None:
         """Read active series per cluster and readiness from these at every scrape."""
         self._state.active_series = active_series
         self._state.ready = ready
+
+    def bind_tiering(self, source: TieringSource) -> None:
+        """Read the upload backlog and object-store totals from `source` at every scrape."""
+        r = self.registry
+        r.register(TieringCollector(source))
+
+    def observe_query_cost(self, cost: ReadCost) -> None:
+        """What one query spent on the object store."""
+        self.query_store_bytes.observe(cost.bytes)
+        self.query_store_requests.observe(cost.requests)
+        self.query_cache_bytes.inc(cost.cached_bytes)
 
     def observe_wal_fsync(self, seconds: float) -> None:
         """`StorageOptions.on_wal_fsync` callback (thread-safe)."""

@@ -49,7 +49,7 @@ from promql.value import (
     Vector,
 )
 from storage.annotations import Annotations
-from storage.errors import SampleLimitExceeded, StorageError
+from storage.errors import ReadLimitExceeded, SampleLimitExceeded, StorageError
 from storage.interfaces import Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
@@ -277,6 +277,8 @@ class Engine:
                     sets = await asyncio.gather(*selects)
         except SampleLimitExceeded:
             raise TooManySamples(TOO_MANY_SAMPLES) from None
+        except ReadLimitExceeded as exc:  # a per-query object-store budget: the user's limit
+            raise ExecutionError(str(exc)) from None
         except StorageError as exc:
             raise StorageUnavailable(f"reading series: {exc}") from exc
         data: dict[SelectorKey, SeriesSet] = {}

@@ -1,4 +1,4 @@
-"""Storage: the head plus its WAL, behind the Appendable and Queryable interfaces.
+"""Storage: the head, its WAL and the blocks below, behind the Appendable and Queryable interfaces.
 
 The write path of one request: `appender(cluster=...).append(batch)` checks
 the batch and applies its good samples to the head at once (visible to
@@ -7,9 +7,14 @@ writer, so the WAL holds records in exactly the order they were applied.
 `await commit()` returns once that record is durable under the fsync policy;
 only then may the request be acknowledged.
 
+Reads go to the head and to the Parquet blocks in the object store together
+(`storage.tiering.querier.TieredQuerier`), so the two are one Querier.
+
 Background work (all on the event loop, heavy parts in worker threads):
-merging sealed parts, dropping partitions and series past retention, and
-deleting WAL segments whose samples are all past retention.
+merging sealed parts; tiering (`storage.tiering.service`): cutting closed
+time ranges into blocks, uploading them, dropping their samples from the head,
+compacting, downsampling and retention in the object store; and deleting WAL
+segments whose records' samples are all in uploaded blocks.
 """
 
 from __future__ import annotations
@@ -22,17 +27,29 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from math import gcd
 from pathlib import Path
+from typing import Any
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
+from storage.blocks.cache import ChunkCache
+from storage.blocks.querier import BlockQuerier
 from storage.errors import StorageError, StorageUnavailable
 from storage.head.appender import apply_batch
 from storage.head.head import Head, HeadStats
 from storage.head.parts import merge_parts
 from storage.head.querier import HeadQuerier
-from storage.interfaces import AppendResult, Querier
-from storage.options import StorageOptions
+from storage.interfaces import AppendResult, Querier, Queryable
+from storage.objstore.base import ObjectStore
+from storage.objstore.config import open_object_store
+from storage.objstore.instrumented import InstrumentedStore
+from storage.options import HOUR_MS, StorageOptions
+from storage.tiering.catalog import BlockCatalog
+from storage.tiering.querier import ReadOptions, TieredQuerier
+from storage.tiering.service import FlushResult, Tiering
+from storage.tiering.status import TieringMetrics
 from storage.wal.replay import ReplayResult, replay
 from storage.wal.writer import WALWriter
 
@@ -41,13 +58,49 @@ log = logging.getLogger(__name__)
 MAINTENANCE_INTERVAL_S = 5.0
 
 
-class Storage:
-    """Head + WAL; Appendable and Queryable. Build with `await Storage.open(...)`."""
+def head_options(options: StorageOptions) -> StorageOptions:
+    """The head's settings under tiering.
 
-    def __init__(self, data_dir: Path, options: StorageOptions) -> None:
+    Partitions line up with blocks (a block is whole partitions); samples are
+    accepted back to the late window (bounded by the object-store retention),
+    or, without one, back to `retention`.
+    """
+    t = options.tiering
+    block = t.block_duration_ms
+    late = min(options.late_window_ms, t.object_store_retention_ms) if options.late_window_ms else 0
+    return replace(
+        options,
+        retention_ms=late or options.retention_ms,
+        late_window_ms=late,
+        partition_ms=block if block <= 2 * HOUR_MS else gcd(block, 2 * HOUR_MS),
+    )
+
+
+class Storage:
+    """Head + WAL + blocks; Appendable and Queryable. Build with `await Storage.open(...)`."""
+
+    def __init__(
+        self, data_dir: Path, options: StorageOptions, object_store: ObjectStore | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.options = options
-        self._head = Head(options)
+        self._head = Head(head_options(options))
+        tiering = options.tiering
+        self.object_store = InstrumentedStore(
+            object_store or open_object_store(tiering.object_store, self.data_dir)
+        )
+        # A quarter of the cache for compressed chunks, the rest for decoded row groups.
+        self.cache = ChunkCache(tiering.block_cache_bytes // 4)
+        self.decoded = ChunkCache(tiering.block_cache_bytes - self.cache.max_bytes)
+        self.catalog = BlockCatalog(self.object_store, self.cache, self.decoded)
+        self.tiering = Tiering(
+            self._head,
+            self.object_store,
+            self.catalog,
+            tiering,
+            self.data_dir,
+            ooo_window_ms=options.out_of_order_window_ms,
+        )
         self._wal: WALWriter | None = None
         self._ready = False
         self._closed = False
@@ -58,9 +111,18 @@ class Storage:
         self._lock_fd = -1
 
     @classmethod
-    async def open(cls, data_dir: Path, options: StorageOptions | None = None) -> Storage:
-        """Creates data_dir if needed, replays the WAL, starts background tasks."""
-        storage = cls(Path(data_dir), options or StorageOptions())
+    async def open(
+        cls,
+        data_dir: Path,
+        options: StorageOptions | None = None,
+        *,
+        object_store: ObjectStore | None = None,
+    ) -> Storage:
+        """Creates data_dir if needed, replays the WAL, starts background tasks.
+
+        Blocks go to `object_store` if given, else to the one the options name.
+        """
+        storage = cls(Path(data_dir), options or StorageOptions(), object_store)
         await storage._start()
         return storage
 
@@ -81,14 +143,16 @@ class Storage:
                         "seconds": round(result.seconds, 3),
                     },
                 )
-            self._head.apply_retention()
             self._wal = WALWriter(
                 wal_dir,
                 self.options,
                 first_segment=result.next_segment,
                 segment_max_ts=result.segment_max_ts,
+                first_seq=result.records,
+                segment_last_seq=result.segment_last_seq,
             )
             await self._wal.start()
+            await self.tiering.start()
         except BaseException:
             await self._stop_tasks()
             _unlock(self._lock_fd)
@@ -105,11 +169,49 @@ class Storage:
     # -- Queryable -------------------------------------------------------------
 
     def querier(self, start_ms: int, end_ms: int) -> AbstractAsyncContextManager[Querier]:
-        return self._querier(start_ms, end_ms)
+        return self._querier(start_ms, end_ms, ReadOptions())
+
+    def scoped(self, read: ReadOptions) -> Queryable:
+        """This storage as a Queryable whose block reads follow `read` (one query's
+        object-store budget and resolution)."""
+        return _Scoped(self, read)
 
     @asynccontextmanager
-    async def _querier(self, start_ms: int, end_ms: int) -> AsyncIterator[Querier]:
-        yield HeadQuerier(self._head, start_ms, end_ms)
+    async def _querier(
+        self, start_ms: int, end_ms: int, read: ReadOptions
+    ) -> AsyncIterator[Querier]:
+        snapshot = self.catalog.snapshot()
+        try:
+            blocks = BlockQuerier(
+                snapshot.readers, start_ms, end_ms, cost=read.cost, resolution=read.resolution
+            )
+            warning = None
+            if not self.catalog.loaded:
+                warning = (
+                    f"the object store {self.object_store.name} could not be read yet: "
+                    "samples already moved out of the head may be missing from this answer"
+                )
+            yield TieredQuerier(HeadQuerier(self._head, start_ms, end_ms), blocks, warning=warning)
+        finally:
+            snapshot.release()
+
+    # -- tiering ---------------------------------------------------------------
+
+    async def flush(self) -> FlushResult:
+        """Cut everything in the head into blocks and upload them; then trim the WAL.
+
+        After it returns, the object store alone holds every sample acknowledged
+        before the call.
+        """
+        self._writer()  # refuses while replaying or closed
+        result = await self.tiering.flush()
+        await self._truncate_wal()
+        return result
+
+    async def _truncate_wal(self) -> None:
+        if self._wal is not None:
+            oldest = min(self._head.oldest_seq(), self._wal.last_seq + 1)
+            await self._wal.remove_segments_upto(oldest)
 
     # -- status ----------------------------------------------------------------
 
@@ -139,6 +241,35 @@ class Storage:
     def stats(self) -> HeadStats:
         return self._head.stats()
 
+    def blocks_status(self) -> dict[str, Any]:
+        """The head, the blocks and the upload backlog (`/api/v1/status/blocks`)."""
+        head = self._head.stats()
+        out = self.tiering.status()
+        out["head"] = {
+            "series": head.series,
+            "samples": head.samples,
+            "minTime": self._head.start_time(),
+            "maxTime": self._head.max_time if head.samples else None,
+        }
+        return out
+
+    def tiering_metrics(self) -> TieringMetrics:
+        """Numbers for self-metrics, read at scrape time."""
+        backlog = self.tiering.backlog()
+        return TieringMetrics(
+            pending_blocks=int(backlog["blocks"]),
+            pending_bytes=int(backlog["bytes"]),
+            pending_samples=int(backlog["samples"]),
+            oldest_pending_s=float(backlog["oldestSeconds"]),
+            blocks=len(self.catalog),
+            block_bytes=sum(m.size for m in self.catalog.blocks),
+            stats=self.tiering.stats,
+            operations=self.object_store.stats,
+            cache_bytes=self.cache.size + self.decoded.size,
+            cache_hits=self.cache.hits + self.decoded.hits,
+            cache_misses=self.cache.misses + self.decoded.misses,
+        )
+
     @property
     def ready(self) -> bool:
         """False until the WAL is replayed, and again once closing."""
@@ -150,6 +281,7 @@ class Storage:
             return
         self._closed = True
         await self._stop_tasks()
+        await self.tiering.stop()
         if self._wal is not None:
             await self._wal.close()
         _unlock(self._lock_fd)
@@ -208,13 +340,12 @@ class Storage:
                 log.exception("head maintenance failed")
 
     async def run_maintenance(self) -> None:
-        """Apply retention to the head and the WAL (runs periodically; callable in tests)."""
+        """Cut closed ranges into blocks and trim the WAL (runs periodically; callable in tests)."""
         head = self._head
-        head.apply_retention()
+        self.tiering.tick()
         if head.index.unranked:
             head.index.refresh_order()  # so selects find the label order ready
-        if self._wal is not None:
-            await self._wal.remove_segments_before(head.horizon)
+        await self._truncate_wal()
         self._merge_wake.set()
 
 
@@ -256,7 +387,9 @@ class StorageAppender:
         storage = self._storage
         wal = storage._writer()
         now_ms = int(time.time() * 1000)
-        applied = apply_batch(storage._head, batch, self._cluster, now_ms=now_ms)
+        head = storage._head
+        head.seq = wal.last_seq + 1  # the number the record of this batch will get
+        applied = apply_batch(head, batch, self._cluster, now_ms=now_ms)
         # Log whenever anything was accepted, no-op duplicates included: a
         # duplicate may be a sender's retry of a request whose own record never
         # reached the disk, and only this record can make it durable. Replaying
@@ -273,3 +406,16 @@ class StorageAppender:
             wal = self._storage._wal
             assert wal is not None
             await wal.wait(self._wait_seq)
+
+
+class _Scoped:
+    """A Storage opening its Queriers with one query's read options."""
+
+    __slots__ = ("_read", "_storage")
+
+    def __init__(self, storage: Storage, read: ReadOptions) -> None:
+        self._storage = storage
+        self._read = read
+
+    def querier(self, start_ms: int, end_ms: int) -> AbstractAsyncContextManager[Querier]:
+        return self._storage._querier(start_ms, end_ms, self._read)

@@ -11,6 +11,7 @@
     ├── ObjectNotFound            object store key missing
     ├── WALCorrupted              a WAL frame failed its CRC or length check
     ├── SampleLimitExceeded       a select would return more samples than its hints allow
+    ├── ReadLimitExceeded         a query would read more from the object store than allowed
     └── StorageUnavailable        a backend (WAL, member cluster, object store) cannot be used now
 
 Per-series problems on ingest are not raised: one bad series must never lose a
@@ -93,6 +94,24 @@ class SampleLimitExceeded(StorageError):
         super().__init__(f"select would return {samples} samples, more than the limit of {limit}")
         self.samples = samples
         self.limit = limit
+
+
+class ReadLimitExceeded(StorageError):
+    """A query refused before reading: it would exceed a per-query object-store limit.
+
+    `limit_name` is the config key (`query.max_object_store_bytes` or
+    `query.max_object_store_requests`), so the message tells the user what to raise.
+    """
+
+    def __init__(self, limit_name: str, limit: int, needed: int, unit: str) -> None:
+        super().__init__(
+            f"query would read {needed} {unit} from the object store, more than the "
+            f"{limit_name} limit of {limit}; narrow the time range or the selectors, "
+            "or raise the limit"
+        )
+        self.limit_name = limit_name
+        self.limit = limit
+        self.needed = needed
 
 
 class StorageUnavailable(StorageError):

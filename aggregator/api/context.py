@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -25,6 +25,9 @@ from alerting.rulefile import GroupSpec
 from alerting.status import AlertStatus, GroupView
 from promql.engine import QueryOpts, Result
 from storage.interfaces import Appender, Querier, Queryable
+from storage.tiering.querier import ReadOptions
+from storage.tiering.service import FlushResult
+from storage.tiering.status import TieringMetrics
 
 
 class MetadataSource(Protocol):
@@ -103,6 +106,20 @@ class Backend(MetadataSource, Protocol):
 
     def active_series_by_cluster(self) -> dict[str, int]: ...
 
+    def scoped(self, read: ReadOptions) -> Queryable:
+        """The same data, with block reads following one query's options (budget, resolution)."""
+        ...
+
+    async def flush(self) -> FlushResult:
+        """Cut everything in the head into blocks and upload them (`/api/v1/admin/flush`)."""
+        ...
+
+    def blocks_status(self) -> dict[str, Any]:
+        """Head, blocks and upload backlog (`/api/v1/status/blocks`)."""
+        ...
+
+    def tiering_metrics(self) -> TieringMetrics: ...
+
     @property
     def ready(self) -> bool: ...
 
@@ -153,6 +170,11 @@ class BackendSlot:
         """Active series per cluster, {} before storage is open (for self-metrics)."""
         backend = self._backend
         return backend.active_series_by_cluster() if backend is not None else {}
+
+    def tiering_metrics(self) -> TieringMetrics | None:
+        """Backlog and object-store totals, None before storage is open (for self-metrics)."""
+        backend = self._backend
+        return backend.tiering_metrics() if backend is not None else None
 
     async def wait_open(self) -> Backend:
         """Wait until storage is open; raise its failure if it could not open."""

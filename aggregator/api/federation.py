@@ -30,6 +30,7 @@ from remote_write.read import (
 )
 from storage.interfaces import Queryable, SelectHints
 from storage.labels import InvalidRegex, Matcher, MatchType
+from storage.tiering.querier import ReadOptions
 
 CLUSTERS = web.AppKey("clusters", ClusterRegistry)
 
@@ -53,9 +54,16 @@ def bool_param(params: MultiMapping[str], name: str, default: bool) -> bool:
     raise BadData(f'invalid parameter "{name}": expected true or false, got {raw!r}')
 
 
-def fleet_queryable(request: web.Request, params: MultiMapping[str]) -> Queryable:
-    """The fleet as this request asks for it (storage must be open: NotReady otherwise)."""
-    backend = request.app[BACKEND].get()
+def fleet_queryable(
+    request: web.Request, params: MultiMapping[str], read: ReadOptions | None = None
+) -> Queryable:
+    """The fleet as this request asks for it (storage must be open: NotReady otherwise).
+
+    `read` scopes the local storage's block reads to one query (its object-store
+    budget and `max_source_resolution`).
+    """
+    storage = request.app[BACKEND].get()
+    backend = storage.scoped(read) if read is not None else storage
     registry = request.app.get(CLUSTERS)
     if registry is None:
         return backend

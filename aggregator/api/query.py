@@ -7,6 +7,21 @@ defaults to now; `start`, `end` and `step` are required for a range query,
 `timeout` (a duration) shortens the configured query timeout. Results are
 encoded by `promjson` (Prometheus's exact JSON) and carry the engine's
 warnings and infos.
+
+Two parameters concern the blocks in the object store:
+
+- `max_source_resolution` (as in Thanos): `auto` (the default) lets
+  downsampled blocks answer when the step is coarse enough (resolution up to
+  a fifth of the step); `raw` (or `0s`) reads raw samples only; a duration
+  (`5m`, `1h`) allows resolutions up to it.
+- `stats` (Prometheus's): any value adds `stats` to the answer's `data`, with
+  Prometheus's `timings` and `samples` plus ours, `objectStore`: the
+  requests this query made to the object store, the bytes it read, the
+  bytes the block cache served and the blocks it read.
+
+Every query may read at most `query.max_object_store_bytes` bytes in at most
+`query.max_object_store_requests` requests from the object store; a query
+that would need more fails before reading, naming the limit (422).
 """
 
 from __future__ import annotations
@@ -16,7 +31,7 @@ import time
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import CONFIG, LABELS_JSON, QUERY_ENGINE
+from aggregator.api.context import CONFIG, LABELS_JSON, METRICS, QUERY_ENGINE
 from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
@@ -26,28 +41,37 @@ from aggregator.api.params import (
     required_time_param,
     time_param,
 )
-from aggregator.api.promjson import encode_value
+from aggregator.api.promjson import encode_value, go_json
 from aggregator.api.responses import send_success, success
+from aggregator.config import QueryConfig
 from aggregator.errors import BadData
-from promql.engine import QueryOpts, check_resolution
+from promql.engine import QueryOpts, QueryStats, check_resolution
 from promql.errors import ParseError
 from promql.parser import parse_expr
 from promql.printer import format_expr
+from storage.blocks.cache import ReadCost
+from storage.blocks.resolution import Resolution
+from storage.tiering.querier import ReadOptions
 
 
 async def handle_query(request: web.Request) -> web.StreamResponse:
     """An instant query at `time` (default: now)."""
     params = await read_params(request)
     ts = time_param(params, "time", int(time.time() * 1000))
-    opts = query_options(params, request.app[CONFIG].query.timeout_ms)
+    config = request.app[CONFIG].query
+    opts = query_options(params, config.timeout_ms)
+    read = read_options(params, config)
     query = params.get("query", "")
-    backend = fleet_queryable(request, params)
+    queryable = fleet_queryable(request, params, read)
     try:
-        result = await request.app[QUERY_ENGINE].instant_query(backend, query, ts, opts=opts)
+        result = await request.app[QUERY_ENGINE].instant_query(queryable, query, ts, opts=opts)
     except ParseError as exc:
         raise BadData(f'invalid parameter "query": {exc}') from None
+    finally:
+        request.app[METRICS].observe_query_cost(read.cost)
     members = request.app[LABELS_JSON].members
-    return await send_success(request, encode_value(result.value, None, members), result.warnings)
+    data = with_stats(encode_value(result.value, None, members), params, result.stats, read.cost)
+    return await send_success(request, data, result.warnings)
 
 
 async def handle_query_range(request: web.Request) -> web.StreamResponse:
@@ -64,17 +88,22 @@ async def handle_query_range(request: web.Request) -> web.StreamResponse:
             "accepted. Try a positive integer"
         )
     check_resolution(start, end, step)
-    opts = query_options(params, request.app[CONFIG].query.timeout_ms)
+    config = request.app[CONFIG].query
+    opts = query_options(params, config.timeout_ms)
+    read = read_options(params, config)
     query = params.get("query", "")
-    backend = fleet_queryable(request, params)
+    queryable = fleet_queryable(request, params, read)
     try:
         result = await request.app[QUERY_ENGINE].range_query(
-            backend, query, start, end, step, opts=opts
+            queryable, query, start, end, step, opts=opts
         )
     except ParseError as exc:
         raise BadData(str(exc)) from None
+    finally:
+        request.app[METRICS].observe_query_cost(read.cost)
     members = request.app[LABELS_JSON].members
     data = encode_value(result.value, (start, step), members)
+    data = with_stats(data, params, result.stats, read.cost)
     return await send_success(request, data, result.warnings)
 
 
@@ -110,3 +139,55 @@ def query_options(params: MultiMapping[str], configured_timeout_ms: int) -> Quer
     if timeout_ms <= 0:
         raise BadData('invalid parameter "timeout": timeout must be positive')
     return QueryOpts(timeout_s=min(timeout_ms, configured_timeout_ms) / 1000)
+
+
+def read_options(params: MultiMapping[str], config: QueryConfig) -> ReadOptions:
+    """The query's object-store budget (from the config) and `max_source_resolution`."""
+    cost = ReadCost(
+        max_bytes=config.max_object_store_bytes, max_requests=config.max_object_store_requests
+    )
+    text = params.get("max_source_resolution", "")
+    if text in ("", "auto"):
+        return ReadOptions(cost, Resolution())
+    if text == "raw":
+        return ReadOptions(cost, Resolution(0))
+    try:
+        resolution_ms = duration_param(params, "max_source_resolution")
+    except BadData:
+        raise BadData(
+            'invalid parameter "max_source_resolution": expected auto, raw or a duration '
+            f"(e.g. 5m, 1h), got {text!r}"
+        ) from None
+    if resolution_ms < 0:
+        raise BadData('invalid parameter "max_source_resolution": must not be negative')
+    return ReadOptions(cost, Resolution(resolution_ms))
+
+
+def with_stats(
+    data: bytes | memoryview, params: MultiMapping[str], stats: QueryStats, cost: ReadCost
+) -> bytes | memoryview:
+    """`data` with Prometheus's `stats` object added when the `stats` parameter is set."""
+    if not params.get("stats", ""):
+        return data
+    body = {
+        "timings": {
+            "evalTotalTime": stats.total_s,
+            "resultSortTime": 0,
+            "queryPreparationTime": stats.fetch_s,
+            "innerEvalTime": stats.eval_s,
+            "execQueueTime": 0,
+            "execTotalTime": stats.total_s,
+        },
+        "samples": {
+            "totalQueryableSamples": stats.samples_loaded,
+            "peakSamples": stats.samples_loaded,
+        },
+        "objectStore": {
+            "requests": cost.requests,
+            "bytes": cost.bytes,
+            "cachedBytes": cost.cached_bytes,
+            "blocks": cost.blocks,
+        },
+    }
+    raw = bytes(data)
+    return raw[:-1] + b',"stats":' + go_json(body) + b"}"

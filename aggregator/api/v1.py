@@ -14,7 +14,18 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from aggregator.api import federation, metadata, query, ruler, rules, series, status, ui, write
+from aggregator.api import (
+    federation,
+    metadata,
+    query,
+    ruler,
+    rules,
+    series,
+    status,
+    tiering,
+    ui,
+    write,
+)
 from aggregator.api.context import METRICS
 from aggregator.api.responses import error_response
 
@@ -50,6 +61,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/config/v1/rules/{namespace}/{group}", ruler.handle_group)
     r.add_delete("/config/v1/rules/{namespace}/{group}", ruler.handle_delete_group)
     r.add_get("/api/v1/status/buildinfo", status.handle_buildinfo)
+    r.add_get("/api/v1/status/blocks", tiering.handle_blocks_status)
+    r.add_post("/api/v1/admin/flush", tiering.handle_flush)
     r.add_get("/-/healthy", status.handle_healthy)
     r.add_get("/-/ready", status.handle_ready)
     r.add_get("/metrics", status.handle_metrics)

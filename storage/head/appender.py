@@ -11,7 +11,8 @@ inside one request does not matter):
 - more than `max_future_ms` ahead of `now_ms`: `sample_too_far_in_future`;
 - older than the retention boundary: `sample_too_old`;
 - older than the series' newest sample by more than the out-of-order window:
-  `out_of_order_sample`;
+  `out_of_order_sample` (with a late window, samples are late arrivals instead,
+  accepted down to the too-old boundary, which then counts back the late window);
 - at the timestamp of a stored sample (or an earlier one of the same batch):
   bit-identical value -> accepted, nothing stored (a sender's retry);
   a different value -> `duplicate_sample_for_timestamp`, the first one wins.
@@ -216,7 +217,8 @@ class _SampleCheck:
         older = ~newer & ~equal
         if not older.any():
             return False
-        window = head.options.out_of_order_window_ms
+        opts = head.options
+        window = max(opts.out_of_order_window_ms, opts.late_window_ms)
         too_old = older & (t < newest - window)
         status[too_old] = OUT_OF_ORDER
         self.other[rows[too_old]] = newest[too_old]
@@ -271,7 +273,7 @@ class _SampleCheck:
                 if code == FUTURE:
                     msg = messages.too_far_in_future(text, ts, self.now_ms, opts.max_future_ms, c)
                 elif code == TOO_OLD:
-                    msg = messages.too_old(text, ts, self.min_valid, c)
+                    msg = messages.too_old(text, ts, self.min_valid, c, opts.late_window_ms)
                 elif code == OUT_OF_ORDER:
                     msg = messages.out_of_order(
                         text, ts, int(self.other[row]), opts.out_of_order_window_ms, c

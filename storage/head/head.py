@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.batch import SeriesMetadata
-from storage.head.parts import ActiveBuffer, Part, Partitions
+from storage.head.parts import NO_SEQ, ActiveBuffer, Part, Partitions
 from storage.index import Index
 from storage.labels import CLUSTER_LABEL, Labels
 from storage.options import HOUR_MS, StorageOptions
@@ -37,6 +37,11 @@ NO_MIN = 1 << 62
 def partition_ms_for(retention_ms: int) -> int:
     """Time partition width: 1/12 of retention, between 1 minute and 2 hours."""
     return int(min(2 * HOUR_MS, max(60_000, retention_ms // 12)))
+
+
+def partition_ms_of(options: StorageOptions) -> int:
+    """The configured partition width, else the one retention suggests."""
+    return options.partition_ms or partition_ms_for(options.retention_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ class Head:
         self.options = options
         buffer_rows = options.head_buffer_rows
         self.index = Index()
-        self.partitions = Partitions(partition_ms_for(options.retention_ms), buffer_rows)
+        self.partitions = Partitions(partition_ms_of(options), buffer_rows)
         self.buffer = ActiveBuffer(buffer_rows)
         self._buffer_rows = buffer_rows
         cap = 1024
@@ -71,6 +76,9 @@ class Head:
         """Newest sample timestamp ever accepted; retention counts back from it."""
         self.horizon = NO_SAMPLE
         """Everything older than this has been dropped."""
+        self.seq = 0
+        """WAL sequence number of the record being applied (set by the caller), kept with
+        the rows it adds so the WAL is truncated only behind what the head still needs."""
         self._cluster_codes: dict[str, int] = {}
         self._cluster_names: list[str] = []
         self._cluster_counts: list[int] = []
@@ -172,7 +180,7 @@ class Head:
         """Store checked rows; per series, rows must be in ascending time order."""
         if not len(ts):
             return
-        self.buffer.append(sids, ts, values, ooo=ooo)
+        self.buffer.append(sids, ts, values, ooo=ooo, seq=self.seq)
         lower = ts < self.min_ts[sids]
         if lower.any():
             np.minimum.at(self.min_ts, sids[lower], ts[lower])
@@ -186,10 +194,15 @@ class Head:
         if not buf.n:
             return
         sids, ts, values = buf.view()
+        seq_of = buf.seq_of_rows
         if buf.min_t < self.horizon:
-            keep = ts >= self.horizon
-            sids, ts, values = sids[keep], ts[keep], values[keep]
-        self.partitions.add_rows(sids, ts, values, ooo=buf.ooo)
+            kept = np.flatnonzero(ts >= self.horizon)
+            sids, ts, values = sids[kept], ts[kept], values[kept]
+
+            def seq_of(rows: NDArray[np.int64] | slice) -> int:
+                return buf.seq_of_rows(kept[rows])
+
+        self.partitions.add_rows(sids, ts, values, ooo=buf.ooo, seq_of=seq_of)
         self.buffer = ActiveBuffer(self._buffer_rows)
 
     def find(
@@ -238,9 +251,24 @@ class Head:
             sids, ts, values = self.buffer.view()
             keep = ts >= horizon
             fresh = ActiveBuffer(self._buffer_rows)
-            fresh.append(sids[keep], ts[keep], values[keep], ooo=self.buffer.ooo)
+            fresh.append(
+                sids[keep], ts[keep], values[keep], ooo=self.buffer.ooo, seq=self.buffer.seq_lo
+            )
             self.buffer = fresh
         return self._collect_series(horizon)
+
+    def oldest_seq(self) -> int:
+        """Sequence number of the oldest WAL record the head holds rows of (NO_SEQ if none)."""
+        buffered = self.buffer.seq_lo if self.buffer.n else NO_SEQ
+        return min(buffered, self.partitions.oldest_seq())
+
+    def drop_idle_series(self) -> int:
+        """Forget series with no sample left in the head (their samples are in blocks).
+
+        Returns the number of series removed.
+        """
+        first = self.start_time()
+        return self._collect_series(self.max_time + 1 if first is None else first)
 
     def _collect_series(self, horizon: int) -> int:
         limit = self.index.id_limit
@@ -248,7 +276,7 @@ class Head:
         if not len(dead):
             return 0
         self.drop_series(dead)
-        log.info("head dropped series past retention", extra={"series": len(dead)})
+        log.info("head dropped series without samples", extra={"series": len(dead)})
         return len(dead)
 
     def drop_series(self, sids: NDArray[np.int64]) -> None:

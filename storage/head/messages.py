@@ -68,7 +68,13 @@ def too_far_in_future(series: str, ts: int, now_ms: int, max_future_ms: int, cou
     )
 
 
-def too_old(series: str, ts: int, boundary: int, count: int) -> str:
+def too_old(series: str, ts: int, boundary: int, count: int, late_window_ms: int = 0) -> str:
+    if late_window_ms:
+        return (
+            f"sample too old: timestamp {_at(ts)} is before the late-arrival boundary "
+            f"{_at(boundary)} (storage.late_window of {format_duration(late_window_ms)} "
+            f"behind the newest sample), in series {series}" + _more(count)
+        )
     return (
         f"sample too old: timestamp {_at(ts)} is before the retention boundary "
         f"{_at(boundary)} of the head, in series {series}" + _more(count)

@@ -13,8 +13,12 @@ merged, so for series written in time order (the normal case) the samples of a
 series in an earlier part all precede those in a later one: a query can
 concatenate per-part slices without sorting. A part that received
 out-of-order samples carries `ooo=True`, telling readers to check and fix the
-order. Whole partitions are dropped once retention passes their end, which is
-what bounds memory.
+order. Whole partitions are dropped once retention passes their end, or, under
+tiering, handed out (`take`) to be written as a block and released once the
+block is safe in the object store; that is what bounds memory.
+
+Each part remembers `seq_lo`, the oldest WAL record its rows came from, so
+the WAL can be truncated exactly behind the oldest record the head still needs.
 
 Rows are never modified in place: sealing and merging build new arrays, so a
 reader holding older arrays keeps seeing consistent data.
@@ -22,7 +26,7 @@ reader holding older arrays keeps seeing consistent data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +41,8 @@ MERGE_FANOUT = 4
 """A run of this many adjacent parts of one size class is merged into one."""
 MAX_MERGE_ROWS = 1 << 24
 """Runs bigger than this are left alone: a merge holds its input and output in memory."""
+NO_SEQ = 1 << 62
+"""`seq_lo` of an empty buffer: above any WAL sequence number."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -52,6 +58,8 @@ class Part:
     max_t: int
     ooo: bool
     """May hold samples older than samples of the same series in earlier parts."""
+    seq_lo: int = 0
+    """Sequence number of the oldest WAL record with a row in this part."""
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -99,6 +107,7 @@ def build_part(
     base: int,
     *,
     ooo: bool,
+    seq_lo: int = 0,
 ) -> Part:
     """A part from unsorted rows of one partition; of equal (sid, ts) the first row wins."""
     keys = (sids.astype(np.int64, copy=False) << KEY_SHIFT) | (ts - base)
@@ -106,7 +115,7 @@ def build_part(
     keys = keys[order]
     vals = values[order]
     keys, vals = _drop_repeats(keys, vals)
-    return Part(keys, vals, base, int(ts.min()), int(ts.max()), ooo)
+    return Part(keys, vals, base, int(ts.min()), int(ts.max()), ooo, seq_lo)
 
 
 def merge_parts(parts: list[Part], *, ooo: bool) -> Part:
@@ -127,6 +136,7 @@ def merge_parts(parts: list[Part], *, ooo: bool) -> Part:
         min(p.min_t for p in parts),
         max(p.max_t for p in parts),
         ooo,
+        min(p.seq_lo for p in parts),
     )
 
 
@@ -158,7 +168,19 @@ class ActiveBuffer:
     `view()` keeps a consistent picture while appends continue.
     """
 
-    __slots__ = ("_sid", "_ts", "_values", "capacity", "max_t", "min_t", "n", "ooo")
+    __slots__ = (
+        "_seq_rows",
+        "_seqs",
+        "_sid",
+        "_ts",
+        "_values",
+        "capacity",
+        "max_t",
+        "min_t",
+        "n",
+        "ooo",
+        "seq_lo",
+    )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -169,6 +191,21 @@ class ActiveBuffer:
         self.ooo = False
         self.min_t = np.iinfo(np.int64).max
         self.max_t = np.iinfo(np.int64).min
+        self.seq_lo = NO_SEQ
+        self._seq_rows: list[int] = []
+        """First row of each append, and (`_seqs`) the WAL record it came from."""
+        self._seqs: list[int] = []
+
+    def seq_of_rows(self, rows: NDArray[np.int64] | slice) -> int:
+        """The oldest WAL record among buffer rows `rows` (rows are in arrival order)."""
+        if isinstance(rows, slice):
+            first = rows.start or 0
+        elif len(rows):
+            first = int(rows.min())
+        else:
+            return NO_SEQ
+        i = np.searchsorted(self._seq_rows, first, side="right") - 1
+        return self._seqs[max(int(i), 0)] if self._seqs else NO_SEQ
 
     def append(
         self,
@@ -177,10 +214,14 @@ class ActiveBuffer:
         values: NDArray[np.float64],
         *,
         ooo: bool,
+        seq: int = 0,
     ) -> None:
         k = len(ts)
         if not k:
             return
+        self.seq_lo = min(self.seq_lo, seq)
+        self._seq_rows.append(self.n)
+        self._seqs.append(seq)
         end = self.n + k
         if end > len(self._ts):
             size = max(2 * len(self._ts), end)
@@ -236,6 +277,9 @@ class Partitions:
         self.partition_ms = partition_ms
         self.merge_base_rows = merge_base_rows
         self._parts: dict[int, list[Part]] = {}
+        self._taken: set[int] = set()
+        """Partitions handed out by `take` and not yet released: not merged meanwhile,
+        so that `release` finds exactly the parts it handed out."""
 
     def add_rows(
         self,
@@ -244,11 +288,57 @@ class Partitions:
         values: NDArray[np.float64],
         *,
         ooo: bool,
+        seq_of: Callable[[NDArray[np.int64] | slice], int] | None = None,
     ) -> None:
-        """Seal rows (any order, any partitions) into new parts."""
+        """Seal rows (any order, any partitions) into new parts; `seq_of(rows)` names
+        the oldest WAL record among rows (see `ActiveBuffer.seq_of_rows`)."""
         for key, rows in split_by_partition(ts, self.partition_ms):
-            part = build_part(sids[rows], ts[rows], values[rows], key * self.partition_ms, ooo=ooo)
+            seq_lo = seq_of(rows) if seq_of is not None else 0
+            part = build_part(
+                sids[rows], ts[rows], values[rows], key * self.partition_ms, ooo=ooo, seq_lo=seq_lo
+            )
             self._parts.setdefault(key, []).append(part)
+
+    def keys(self) -> list[int]:
+        """Partitions holding parts, ascending."""
+        return sorted(k for k, parts in self._parts.items() if parts)
+
+    def take(self, keys: list[int]) -> dict[int, list[Part]]:
+        """The parts of these partitions, which stay readable until `release`d.
+
+        Parts added to the partitions later (late samples) are not part of the
+        hand-out and stay when it is released.
+        """
+        out = {}
+        for key in keys:
+            parts = self._parts.get(key)
+            if parts and key not in self._taken:
+                out[key] = list(parts)
+                self._taken.add(key)
+        return out
+
+    def release(self, taken: dict[int, list[Part]]) -> int:
+        """Drop the parts `take` handed out (now safe elsewhere); returns samples dropped."""
+        dropped = 0
+        for key, parts in taken.items():
+            self._taken.discard(key)
+            gone = {id(p) for p in parts}
+            kept = [p for p in self._parts.get(key, ()) if id(p) not in gone]
+            dropped += sum(len(p) for p in parts)
+            if kept:
+                self._parts[key] = kept
+            else:
+                self._parts.pop(key, None)
+        return dropped
+
+    def give_back(self, taken: dict[int, list[Part]]) -> None:
+        """Undo a `take` whose block could not be made: the parts stay in the head."""
+        for key in taken:
+            self._taken.discard(key)
+
+    def oldest_seq(self) -> int:
+        """The smallest `seq_lo` of any part (NO_SEQ if none)."""
+        return min((p.seq_lo for parts in self._parts.values() for p in parts), default=NO_SEQ)
 
     def temporary_parts(
         self,
@@ -302,6 +392,8 @@ class Partitions:
         """Runs of adjacent parts worth merging: (partition, parts, result ooo flag)."""
         plans = []
         for key, parts in self._parts.items():
+            if key in self._taken:
+                continue
             levels = [size_class(len(part), self.merge_base_rows) for part in parts]
             i = 0
             while i < len(parts):
@@ -318,7 +410,7 @@ class Partitions:
     def replace(self, key: int, old: list[Part], new: Part) -> bool:
         """Swap a merged run for its result, if the run is still there unchanged."""
         parts = self._parts.get(key)
-        if not parts:
+        if not parts or key in self._taken:
             return False
         for i in range(len(parts) - len(old) + 1):
             if parts[i] is old[0]:

@@ -41,6 +41,9 @@ class ReplayResult:
     """What replay found: per-segment newest timestamps and the next segment number."""
 
     segment_max_ts: dict[int, int] = field(default_factory=dict)
+    segment_last_seq: dict[int, int] = field(default_factory=dict)
+    """Sequence number of each segment's last record; records are numbered from 1 in
+    replay order, and the head keeps these numbers with the rows they added."""
     next_segment: int = 0
     records: int = 0
     samples: int = 0
@@ -58,6 +61,7 @@ async def replay(directory: Path, head: Head) -> ReplayResult:
         records, end = await asyncio.to_thread(read_segment, path)
         max_ts = NO_SAMPLES
         for i, (offset, record) in enumerate(records):
+            head.seq = result.records + 1
             try:
                 batch = decode_write_request(record.body).batch
             except RemoteWriteError as exc:
@@ -78,6 +82,7 @@ async def replay(directory: Path, head: Head) -> ReplayResult:
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         result.segment_max_ts[number] = max_ts
+        result.segment_last_seq[number] = result.records
         if end.problem is None:
             continue
         if pos == len(numbers) - 1 and end.torn:

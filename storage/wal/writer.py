@@ -20,7 +20,9 @@ records, since what the page cache still holds can no longer be trusted.
 Segments are files named by an 8-digit number in the WAL directory. A new one
 starts when the current one reaches `wal_segment_bytes`. For each segment the
 writer remembers the newest sample timestamp it holds, so that whole segments
-behind the retention boundary can be deleted.
+behind the retention boundary can be deleted, and the sequence number of its
+last record, so that segments holding only records whose samples are all in
+uploaded blocks can be deleted (`remove_segments_upto`).
 """
 
 from __future__ import annotations
@@ -53,18 +55,23 @@ class WALWriter:
         *,
         first_segment: int,
         segment_max_ts: dict[int, int] | None = None,
+        first_seq: int = 0,
+        segment_last_seq: dict[int, int] | None = None,
     ) -> None:
         self.directory = directory
         self.options = options
         self.policy = options.wal_fsync
         self._segment_max_ts: dict[int, int] = dict(segment_max_ts or {})
+        self._segment_last_seq: dict[int, int] = dict(segment_last_seq or {})
+        """Sequence number of each segment's last record (records before `first_seq`
+        are the replayed ones, numbered in order by replay)."""
         self._segment = first_segment
         self._size = 0
         self._fd = -1
         self._pending: list[bytes] = []
         self._pending_max_ts = NO_SAMPLES
-        self._seq = 0
-        self._done = 0
+        self._seq = first_seq
+        self._done = first_seq
         self._failed: list[tuple[int, int, str]] = []
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_no = 0
@@ -83,6 +90,7 @@ class WALWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._open_segment, self._segment)
         self._segment_max_ts.setdefault(self._segment, NO_SAMPLES)
+        self._segment_last_seq.setdefault(self._segment, self._seq)
         self._task = asyncio.create_task(self._flusher(), name="wal-flusher")
         if self.policy is FsyncPolicy.INTERVAL:
             self._timer = asyncio.create_task(self._interval(), name="wal-fsync-timer")
@@ -167,9 +175,36 @@ class WALWriter:
             return []
         for n in doomed:
             del self._segment_max_ts[n]
+            self._segment_last_seq.pop(n, None)
         await asyncio.to_thread(self._unlink, doomed)
         log.info("wal segments deleted past retention", extra={"segments": doomed})
         return doomed
+
+    async def remove_segments_upto(self, needed_seq: int) -> list[int]:
+        """Delete closed segments whose records all come before record `needed_seq`.
+
+        The caller passes the oldest record it still needs (the head's oldest
+        record not yet in an uploaded block); everything before is safe elsewhere.
+        """
+        doomed = [
+            n
+            for n, last in self._segment_last_seq.items()
+            if n < self._segment and last < needed_seq
+        ]
+        if not doomed:
+            return []
+        for n in doomed:
+            del self._segment_last_seq[n]
+            self._segment_max_ts.pop(n, None)
+        await asyncio.to_thread(self._unlink, doomed)
+        log.info(
+            "wal segments deleted: their samples are in uploaded blocks", extra={"segments": doomed}
+        )
+        return doomed
+
+    def segment_last_seq(self) -> dict[int, int]:
+        """Sequence number of each segment's last record."""
+        return dict(self._segment_last_seq)
 
     def _unlink(self, numbers: list[int]) -> None:
         for n in numbers:
@@ -201,6 +236,7 @@ class WALWriter:
             rotate_to = self._segment + 1
             self._segment = rotate_to
             self._segment_max_ts[rotate_to] = NO_SAMPLES
+            self._segment_last_seq[rotate_to] = lo
             self._size = 0
         written = sum(map(len, frames))
         try:
@@ -214,6 +250,7 @@ class WALWriter:
         self._size += written
         seg = self._segment
         self._segment_max_ts[seg] = max(self._segment_max_ts.get(seg, NO_SAMPLES), max_ts)
+        self._segment_last_seq[seg] = hi
         self._report(durations)
         self._settle(hi, None)
 

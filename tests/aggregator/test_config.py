@@ -221,6 +221,41 @@ def test_fsync_callback_reaches_storage_options() -> None:
         ("query:\n  replica_labels: [replica, 1x]\n", "query.replica_labels[1]", "invalid label"),
         ("query:\n  stale_after: 5\n", "query.stale_after", "must be a duration string"),
         ("data_dir: [a]\n", "data_dir", "must be a string, got a list"),
+        (
+            "storage:\n  block_duration: 7h\n",
+            "storage.block_duration",
+            "must divide a day evenly",
+        ),
+        (
+            "storage:\n  object_store: {type: gcs}\n",
+            "storage.object_store.type",
+            "unknown object store type 'gcs' (local or s3)",
+        ),
+        (
+            "storage:\n  object_store: {type: s3}\n",
+            "storage.object_store.bucket",
+            "an s3 object store needs a bucket",
+        ),
+        (
+            "storage:\n  object_store: {type: s3, bucket: b, access_key_id: k}\n",
+            "storage.object_store.secret_access_key",
+            "set access_key_id and secret_access_key together",
+        ),
+        (
+            "storage:\n  object_store: {type: s3, bucket: b, path: /x}\n",
+            "storage.object_store.path",
+            "only a local object store has a path",
+        ),
+        (
+            "storage:\n  object_store: {type: s3, bucket: b, buckit: c}\n",
+            "storage.object_store.buckit",
+            "unknown key",
+        ),
+        (
+            "query:\n  max_object_store_bytes: lots\n",
+            "query.max_object_store_bytes",
+            "not a valid size",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_reason(
@@ -350,3 +385,55 @@ def test_pull_clusters_with_their_options(tmp_path):
     q = config.query
     assert (q.partial_response, q.replica_labels, q.pushdown) == (False, ("replica",), False)
     assert (q.stale_after_ms, q.workspace_label) == (60_000, "workspace")
+
+
+def test_tiering_settings_reach_storage_options(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+storage:
+  block_duration: 30m
+  late_window: 1d
+  object_store_retention: 1y
+  block_cache_size: 64MiB
+  object_store:
+    type: s3
+    bucket: metrics
+    prefix: /fleet/eu/
+    endpoint: http://127.0.0.1:9000
+    region: eu-west-1
+    access_key_id: AK
+    secret_access_key: SK
+query:
+  max_object_store_bytes: 1GiB
+  max_object_store_requests: 500
+""",
+        )
+    )
+    options = config.storage_options()
+    assert options.late_window_ms == 86_400_000
+    t = options.tiering
+    assert t.block_duration_ms == 1_800_000
+    assert t.object_store_retention_ms == 365 * 86_400_000
+    assert t.block_cache_bytes == 64 << 20
+    store = t.object_store
+    assert (store.type, store.bucket, store.prefix) == ("s3", "metrics", "fleet/eu")
+    assert (store.endpoint, store.region) == ("http://127.0.0.1:9000", "eu-west-1")
+    assert "SK" not in repr(store)
+    assert config.query.max_object_store_bytes == 1 << 30
+    assert config.query.max_object_store_requests == 500
+
+
+def test_embedded_default_keeps_blocks_under_the_data_dir() -> None:
+    config = Config()
+    t = config.storage_options().tiering
+    assert t.object_store.type == "local"
+    assert t.object_store.local_root(config.data_dir) == Path("data") / "objects"
+    assert t.block_duration_ms == 2 * 3_600_000
+    assert config.storage_options().late_window_ms == 7 * 86_400_000
+
+
+def test_local_object_store_path_is_relative_to_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "storage:\n  object_store: {path: blocks}\n"))
+    assert config.storage.object_store.path == tmp_path / "blocks"

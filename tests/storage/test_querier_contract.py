@@ -2,7 +2,10 @@
 
 Each implementation is loaded with the same series through its own write
 path, then asked the same selects and label queries. MemoryStorage (whole
-series, matched by scanning) is the obviously-correct reference.
+series, matched by scanning) is the obviously-correct reference. Storage
+runs three ways: all in the head; all flushed into Parquet blocks; and
+flushed halfway, so that series span blocks and head, and late samples land
+in ranges already cut (late blocks overlapping earlier ones).
 """
 
 import random
@@ -20,7 +23,8 @@ from storage.labels import Labels, Matcher
 from storage.labels import MatchType as T
 from storage.memory import MemoryStorage
 from storage.merge import MergeQuerier
-from storage.options import StorageOptions
+from storage.objstore import MemoryStore
+from storage.options import StorageOptions, TieringOptions
 
 T0 = 1_700_000_000_000
 STEP = 15_000
@@ -51,9 +55,13 @@ def dataset():
     return out
 
 
-async def load_storage(tmp_path, data):
-    opts = StorageOptions(head_buffer_rows=97, out_of_order_window_ms=3_600_000)
-    storage = await Storage.open(tmp_path, opts)
+async def load_storage(tmp_path, data, flush_after=None):
+    opts = StorageOptions(
+        head_buffer_rows=97,
+        out_of_order_window_ms=3_600_000,
+        tiering=TieringOptions(block_duration_ms=5 * 60_000),
+    )
+    storage = await Storage.open(tmp_path, opts, object_store=MemoryStore())
     app = storage.appender()
     # Write round by round as scrapes arrive; every 4th round is held back and
     # sent late (out of order), and round 0 is sent twice (a retry).
@@ -63,6 +71,9 @@ async def load_storage(tmp_path, data):
             rounds.setdefault((t - T0) // STEP, []).append((labels, t, v))
     late = []
     for r in sorted(rounds):
+        if flush_after is not None and r == flush_after:
+            await app.commit()
+            await storage.flush()
         if r % 4 == 3:
             late.append(rounds[r])
             continue
@@ -72,6 +83,8 @@ async def load_storage(tmp_path, data):
     for rows in late:
         app.append(_batch(rows))
     await app.commit()
+    if flush_after == -1:
+        await storage.flush()
     return storage
 
 
@@ -107,7 +120,7 @@ class MergedMemories:
             yield MergeQuerier([qa], [qb])
 
 
-@pytest.fixture(params=["memory", "storage", "merge"])
+@pytest.fixture(params=["memory", "storage", "storage-blocks", "storage-half", "merge"])
 async def queryable(request, tmp_path):
     data = dataset()
     if request.param == "memory":
@@ -116,7 +129,12 @@ async def queryable(request, tmp_path):
     if request.param == "merge":
         yield MergedMemories(data)
         return
-    storage = await load_storage(tmp_path, data)
+    flush_after = {"storage": None, "storage-blocks": -1, "storage-half": 30}[request.param]
+    storage = await load_storage(tmp_path, data, flush_after)
+    if flush_after is not None:
+        assert len(storage.catalog) >= 2
+    if flush_after == -1:
+        assert storage.stats().samples == 0  # everything is in blocks
     yield storage
     await storage.close()
 

@@ -190,6 +190,28 @@ def start_aggregator(
     return proc, url
 
 
+def start_moto(workdir: Path, *, port: int | None = None) -> tuple[Process, str]:
+    """A moto S3 server (`moto_server`, from the dev dependencies): the process and its URL.
+
+    Objects live in the server's memory: stopping it loses them. To take the
+    endpoint away and bring it back with its objects, put a `TcpProxy` in
+    front of it and stop that instead.
+    """
+    binary = Path(sys.executable).with_name("moto_server")
+    if not binary.exists():
+        raise RuntimeError(f"moto_server not found next to {sys.executable} (install moto[server])")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    argv = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
+    proc = Process("moto", argv, workdir / "moto.log", env=env)
+    proc.wait_ready(f"{url}/moto-api/")
+    return proc, url
+
+
 def post_write(url: str, body: bytes, *, timeout: float = 30.0) -> int:
     """POST a snappy-compressed WriteRequest to `url`/api/v1/write; returns the status."""
     request = urllib.request.Request(

@@ -59,7 +59,11 @@ async def test_write_then_read_back(make_service: MakeService) -> None:
 
 
 async def test_storage_rejections_reach_the_sender(make_service: MakeService) -> None:
-    config = Config(limits=LimitsConfig(max_future_ms=60_000, out_of_order_window_ms=60_000))
+    # Without a late window, samples behind the out-of-order window are refused.
+    config = Config(
+        limits=LimitsConfig(max_future_ms=60_000, out_of_order_window_ms=60_000),
+        storage=StorageConfig(late_window_ms=0),
+    )
     service = await make_service(config)
     t = now_ms()
     assert (await service.write(encode([(UP, [t], [1.0])])))[0] == 204
