@@ -14,6 +14,7 @@ import logging
 import platform
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from aggregator.api.context import (
     BACKEND,
     BUILD,
     CONFIG,
+    GATE,
     LABELS_JSON,
     METRICS,
     QUERY_ENGINE,
@@ -37,6 +39,7 @@ from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.federation.metrics import FederationMetrics
 from aggregator.federation.registry import ClusterRegistry
+from aggregator.querygate import MemoryPool, QueryGate
 from aggregator.selfmetrics import SelfMetrics
 from aggregator.version import version
 from promql.engine import Engine
@@ -49,6 +52,7 @@ __all__ = [
     "BUILD",
     "CLUSTERS",
     "CONFIG",
+    "GATE",
     "LABELS_JSON",
     "METRICS",
     "QUERY_ENGINE",
@@ -78,18 +82,31 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
     app[AUTH] = Authenticator(config.clusters)
     app[BACKEND] = slot
     app[BUILD] = BuildInfo(version=version(), runtime_version=f"python{platform.python_version()}")
+    q = config.query
+    # Evaluations get their own threads: the loop's default pool stays free for
+    # storage's background work, and at most max_concurrency reads evaluate at once.
+    evaluators = ThreadPoolExecutor(q.max_concurrency, thread_name_prefix="query")
     app[QUERY_ENGINE] = Engine(
-        lookback_ms=config.query.lookback_delta_ms,
-        timeout_s=config.query.timeout_ms / 1000,
-        max_samples=config.query.max_samples,
-        delayed_name_removal=config.query.delayed_name_removal,
+        lookback_ms=q.lookback_delta_ms,
+        timeout_s=q.timeout_ms / 1000,
+        max_samples=q.max_samples,
+        delayed_name_removal=q.delayed_name_removal,
+        executor=evaluators,
     )
+    app[GATE] = QueryGate(
+        q.max_concurrency, q.max_queued, MemoryPool(q.max_memory, q.query_memory_bound)
+    )
+    app.on_cleanup.append(lambda _: _shutdown_pool(evaluators))
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     app.cleanup_ctx.append(_federation_component)
     add_routes(app)
     return app
+
+
+async def _shutdown_pool(pool: ThreadPoolExecutor) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _open_storage(data_dir: Path, options: StorageOptions) -> Backend:

@@ -20,6 +20,7 @@ from aggregator.api.promjson import LabelsJSONCache
 from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.errors import NotReady
+from aggregator.querygate import QueryGate
 from aggregator.selfmetrics import SelfMetrics
 from promql.engine import QueryOpts, Result
 from storage.interfaces import Appender, Querier, Queryable
@@ -147,3 +148,5 @@ BUILD = web.AppKey("build", BuildInfo)
 QUERY_ENGINE = web.AppKey("query_engine", QueryEngine)
 LABELS_JSON = web.AppKey("labels_json", LabelsJSONCache)
 """Label sets already encoded for query responses (`promjson.LabelsJSONCache`)."""
+GATE = web.AppKey("gate", QueryGate)
+"""Admission of reads: concurrency, queue and memory (`aggregator.querygate`)."""

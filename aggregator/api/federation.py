@@ -14,7 +14,7 @@ from typing import Protocol
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import BACKEND, CONFIG
+from aggregator.api.context import BACKEND, CONFIG, GATE
 from aggregator.api.responses import success
 from aggregator.errors import BadData
 from aggregator.federation.fleet import Fleet
@@ -23,12 +23,13 @@ from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.read import (
     SAMPLES_CONTENT_TYPE,
     STREAMED_CONTENT_TYPE,
+    ReadRequest,
     decode_read_request,
     encode_chunked_frames,
     encode_query_result,
     encode_read_response,
 )
-from storage.interfaces import Queryable, SelectHints
+from storage.interfaces import MemoryBudget, Queryable, SelectHints
 from storage.labels import InvalidRegex, Matcher, MatchType
 
 CLUSTERS = web.AppKey("clusters", ClusterRegistry)
@@ -83,7 +84,18 @@ async def handle_read(request: web.Request) -> web.StreamResponse:
     except (DecodeError, PayloadTooLarge) as exc:
         raise BadData(f"remote read: {exc}") from None
     queryable = fleet_queryable(request, request.query)
-    max_samples = request.app[CONFIG].query.max_samples
+    config = request.app[CONFIG].query
+    async with request.app[GATE].admit(config.timeout_ms / 1000) as memory:
+        return await _answer_read(request, read, queryable, config.max_samples, memory)
+
+
+async def _answer_read(
+    request: web.Request,
+    read: ReadRequest,
+    queryable: Queryable,
+    max_samples: int,
+    memory: MemoryBudget,
+) -> web.StreamResponse:
     sets = []
     for i, q in enumerate(read.queries):
         try:
@@ -92,7 +104,11 @@ async def handle_read(request: web.Request) -> web.StreamResponse:
             raise BadData(f"remote read: query {i}: {exc}") from None
         func = q.hints.func if q.hints is not None else None
         hints = SelectHints(
-            start_ms=q.start_ms, end_ms=q.end_ms, func=func or None, sample_limit=max_samples
+            start_ms=q.start_ms,
+            end_ms=q.end_ms,
+            func=func or None,
+            sample_limit=max_samples,
+            memory=memory,
         )
         async with queryable.querier(q.start_ms, q.end_ms) as querier:
             sets.append(await querier.select(matchers, q.start_ms, q.end_ms, hints=hints))

@@ -104,7 +104,8 @@ def _refusal(request: web.Request, exc: Exception) -> web.Response:
         message = str(exc)
         if refusal.status >= 500:
             log.warning("remote write refused", extra={"reason": refusal.reason, "err": message})
-    response = _text(refusal.status, refusal.prefix + message, retry_after=refusal.retry_after_s)
+    retry_after = getattr(exc, "retry_after_s", None) or refusal.retry_after_s
+    response = _text(refusal.status, refusal.prefix + message, retry_after=retry_after)
     if refusal.status == 401:
         for challenge in CHALLENGES:
             response.headers.add("WWW-Authenticate", challenge)
