@@ -19,12 +19,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from aggregator.api.access import SECURITY, add_configured_headers, require_reader
 from aggregator.api.context import (
     AUTH,
     BACKEND,
     BUILD,
     CONFIG,
     GATE,
+    INGEST_LIMITS,
     LABELS_JSON,
     METRICS,
     QUERY_ENGINE,
@@ -40,7 +42,10 @@ from aggregator.config import Config
 from aggregator.federation.metrics import FederationMetrics
 from aggregator.federation.registry import ClusterRegistry
 from aggregator.querygate import MemoryPool, QueryGate
+from aggregator.ratelimit import IngestLimiter
+from aggregator.security import WebSecurity
 from aggregator.selfmetrics import SelfMetrics
+from aggregator.server import track_requests
 from aggregator.version import version
 from promql.engine import Engine
 from storage.db import Storage
@@ -56,6 +61,7 @@ __all__ = [
     "LABELS_JSON",
     "METRICS",
     "QUERY_ENGINE",
+    "SECURITY",
     "StorageOpener",
     "build_app",
     "version",
@@ -70,16 +76,30 @@ StorageOpener = Callable[[Path, StorageOptions], Awaitable[Backend]]
 """Opens storage in a data directory (replaying its WAL) and returns it."""
 
 
-def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> web.Application:
-    """The service as an aiohttp application; `open_storage` replaces the real storage in tests."""
+def build_app(
+    config: Config,
+    *,
+    open_storage: StorageOpener | None = None,
+    security: WebSecurity | None = None,
+) -> web.Application:
+    """The service as an aiohttp application; `open_storage` replaces the real storage in tests.
+
+    `security` is the loaded web config (built from `config.web_config_file` when
+    not given; a bad file raises ConfigError).
+    """
     metrics = SelfMetrics(version=version())
     slot = BackendSlot()
     metrics.bind_storage(slot.active_series, lambda: slot.ready)
 
-    app = web.Application(middlewares=[observe], client_max_size=FORM_MAX_BYTES)
+    app = web.Application(
+        middlewares=[track_requests, observe, require_reader], client_max_size=FORM_MAX_BYTES
+    )
     app[CONFIG] = config
+    app[SECURITY] = security or WebSecurity(config.web_config_file, config.clusters)
+    app.on_response_prepare.append(add_configured_headers)
     app[METRICS] = metrics
     app[AUTH] = Authenticator(config.clusters)
+    app[INGEST_LIMITS] = IngestLimiter(config.limits, config.clusters)
     app[BACKEND] = slot
     app[BUILD] = BuildInfo(version=version(), runtime_version=f"python{platform.python_version()}")
     q = config.query
@@ -99,6 +119,7 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
     app.on_cleanup.append(lambda _: _shutdown_pool(evaluators))
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
+    app.cleanup_ctx.append(_security_component)
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     app.cleanup_ctx.append(_federation_component)
     add_routes(app)
@@ -155,6 +176,16 @@ async def _open_into(
         "storage open",
         extra={"data_dir": str(data_dir), "duration_s": round(time.monotonic() - started, 3)},
     )
+
+
+async def _security_component(app: web.Application) -> AsyncIterator[None]:
+    """Reload the web config (users, TLS files) when its files change."""
+    task = asyncio.create_task(app[SECURITY].watch(), name="web-config-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _federation_component(app: web.Application) -> AsyncIterator[None]:

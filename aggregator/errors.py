@@ -8,6 +8,7 @@
     ├── Forbidden     a valid credential that may not do this (e.g. outside its clusters): 403
     ├── Overloaded    a limit on concurrent work is reached; retry later: HTTP 503 + Retry-After
     ├── RateLimited   a cluster writes faster than its ingest rate limit: HTTP 429 + Retry-After
+    ├── RequestTimeout  a request body did not arrive within `server.body_timeout`: HTTP 408
     └── UnsupportedMediaType  a body in another format or encoding than the endpoint takes: 415
 
 Errors raised below this package (storage, promql, remote_write) keep their own
@@ -68,6 +69,10 @@ class RateLimited(AggregatorError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RequestTimeout(AggregatorError):
+    """The client did not send its request body in time."""
 
 
 class UnsupportedMediaType(AggregatorError):

@@ -21,6 +21,7 @@ from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.errors import NotReady
 from aggregator.querygate import QueryGate
+from aggregator.ratelimit import IngestLimiter
 from aggregator.selfmetrics import SelfMetrics
 from promql.engine import QueryOpts, Result
 from storage.interfaces import Appender, Querier, Queryable
@@ -148,5 +149,7 @@ BUILD = web.AppKey("build", BuildInfo)
 QUERY_ENGINE = web.AppKey("query_engine", QueryEngine)
 LABELS_JSON = web.AppKey("labels_json", LabelsJSONCache)
 """Label sets already encoded for query responses (`promjson.LabelsJSONCache`)."""
+INGEST_LIMITS = web.AppKey("ingest_limits", IngestLimiter)
+"""Per-cluster ingest rate limits (`aggregator.ratelimit`)."""
 GATE = web.AppKey("gate", QueryGate)
 """Admission of reads: concurrency, queue and memory (`aggregator.querygate`)."""

@@ -14,11 +14,14 @@ from typing import Protocol
 from aiohttp import web
 from multidict import MultiMapping
 
+from aggregator.api.access import reader_of
 from aggregator.api.context import BACKEND, CONFIG, GATE
+from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import success
 from aggregator.errors import BadData
 from aggregator.federation.fleet import Fleet
 from aggregator.federation.registry import ClusterRegistry
+from aggregator.federation.scope import ScopedQueryable
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.read import (
     SAMPLES_CONTENT_TYPE,
@@ -55,30 +58,41 @@ def bool_param(params: MultiMapping[str], name: str, default: bool) -> bool:
 
 
 def fleet_queryable(request: web.Request, params: MultiMapping[str]) -> Queryable:
-    """The fleet as this request asks for it (storage must be open: NotReady otherwise)."""
+    """The fleet as this request asks for it (storage must be open: NotReady otherwise).
+
+    A reader limited to some clusters gets the fleet behind `ScopedQueryable`.
+    """
     backend = request.app[BACKEND].get()
     registry = request.app.get(CLUSTERS)
-    if registry is None:
-        return backend
-    query = request.app[CONFIG].query
-    fleet = Fleet(backend, registry, query)
-    return fleet.with_options(
-        partial_response=bool_param(params, "partial_response", query.partial_response),
-        dedup=bool_param(params, "dedup", True),
-        pushdown=bool_param(params, "pushdown", query.pushdown),
-    )
+    queryable: Queryable = backend
+    if registry is not None:
+        query = request.app[CONFIG].query
+        queryable = Fleet(backend, registry, query).with_options(
+            partial_response=bool_param(params, "partial_response", query.partial_response),
+            dedup=bool_param(params, "dedup", True),
+            pushdown=bool_param(params, "pushdown", query.pushdown),
+        )
+    clusters = reader_of(request).clusters
+    if clusters is not None:
+        queryable = ScopedQueryable(queryable, clusters)
+    return queryable
 
 
 async def handle_clusters(request: web.Request) -> web.Response:
-    """Every member cluster with mode, health, freshness, series and ingest rate."""
+    """Every member cluster with mode, health, freshness, series and ingest rate
+    (only the reader's own clusters for a reader limited to some)."""
     slot = request.app[BACKEND]
-    return success(request.app[CLUSTERS].clusters(slot.active_series()))
+    found = request.app[CLUSTERS].clusters(slot.active_series())
+    allowed = reader_of(request).clusters
+    if allowed is not None:
+        found = [c for c in found if c.get("name") in allowed]
+    return success(found)
 
 
 async def handle_read(request: web.Request) -> web.StreamResponse:
     """Prometheus remote read over the whole fleet."""
     limits = request.app[CONFIG].limits
-    body = await request.read()
+    body = await within_body_timeout(request, request.read())
     try:
         read = decode_read_request(body, max_decoded_bytes=limits.max_decoded_bytes)
     except (DecodeError, PayloadTooLarge) as exc:

@@ -29,6 +29,7 @@ from aggregator.errors import (
     NotReady,
     Overloaded,
     RateLimited,
+    RequestTimeout,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -58,6 +59,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[str, int]] = {
     serr.MemoryBusy: ("unavailable", 503),
     Unauthorized: ("unauthorized", 401),
     Forbidden: ("forbidden", 403),
+    RequestTimeout: ("bad_data", 408),
 }
 """Exception class -> (errorType, HTTP status); subclasses inherit their base's entry.
 
@@ -88,6 +90,7 @@ WRITE_ERROR_TABLE: dict[type[BaseException], WriteRefusal] = {
     rwerr.DecodeError: WriteRefusal(400, "decode"),
     NotReady: WriteRefusal(503, "not_ready", retry_after_s=5),
     RateLimited: WriteRefusal(429, "rate_limited"),
+    RequestTimeout: WriteRefusal(408, "body_timeout"),
     serr.StorageUnavailable: WriteRefusal(
         503, "storage_unavailable", RETRY_AFTER_S, prefix="storage unavailable: "
     ),
