@@ -3,6 +3,7 @@ and errors that name the key."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
@@ -156,3 +157,41 @@ def test_reload_applies_a_changed_file_and_keeps_the_last_good_one(tmp_path: Pat
     path.write_text("basic_auth_users:\n  a: not-a-hash-at-all\n")
     assert not security.reload()
     assert set(security.config.users) == {"a", "b"}
+
+
+async def test_a_rotated_certificate_applies_to_the_next_handshake(tmp_path: Path) -> None:
+    first, second = TestCA(tmp_path / "one", "one"), TestCA(tmp_path / "two", "two")
+    files = first.issue("server", server=True)
+    path = write(
+        tmp_path, f"tls_server_config:\n  cert_file: {files.cert}\n  key_file: {files.key}\n"
+    )
+    security = WebSecurity(path)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=security.server_context())
+    port = server.sockets[0].getsockname()[1]
+
+    async def greet(ca: TestCA) -> bytes:
+        context = ssl.create_default_context(cafile=str(ca.cert_file))
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        except ssl.SSLCertVerificationError:
+            return b"untrusted"
+        line = await reader.readline()
+        writer.close()
+        return line
+
+    try:
+        assert await greet(first) == b"hello\n"
+        rotated = second.issue("server", server=True)  # then copied over the configured files
+        files.cert.write_bytes(rotated.cert.read_bytes())
+        files.key.write_bytes(rotated.key.read_bytes())
+        assert security.reload()
+        assert await greet(second) == b"hello\n"
+        assert await greet(first) == b"untrusted"
+    finally:
+        server.close()
