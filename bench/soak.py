@@ -171,7 +171,7 @@ async def soak(base: str, proc: Process, shape: Shape) -> Outcome:
                     if status:
                         out.error(f"write HTTP {status}")
                     await asyncio.sleep(min(2**attempt, 5))
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                await asyncio.sleep(max(0.0, min(due, deadline) - time.monotonic()))
 
         async def panel(path: str, params: dict[str, str]) -> None:
             t0 = time.perf_counter()
@@ -195,15 +195,15 @@ async def soak(base: str, proc: Process, shape: Shape) -> Outcome:
                     *(panel("query_range", {"query": q, **rng}) for q in PANELS.values()),
                     panel("query", {"query": STAT, "time": f"{now:.3f}"}),
                 )
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                await asyncio.sleep(max(0.0, min(due, deadline) - time.monotonic()))
 
         async def sample_rss() -> None:
             while time.monotonic() < deadline:
                 out.rss.append((time.monotonic() - started, proc.rss_bytes()))
-                await asyncio.sleep(5)
+                await asyncio.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
 
         await asyncio.gather(*(writer(c) for c in range(shape.clusters)), dashboard(), sample_rss())
-        await asyncio.sleep(2)
+        await asyncio.sleep(1)
         window_s = int(time.time() - start_ms / 1000) + 60
         query = f'sum(count_over_time({{__name__=~"soak_.*"}}[{window_s}s]))'
         async with session.get(
