@@ -95,14 +95,9 @@ def test_sigterm_finishes_writes_cancels_queries_and_loses_nothing_acknowledged(
     assert took < 5 + 15, f"shutdown took {took:.1f}s"
     assert answers, "the queries got an answer"
     for answer in answers:
-        assert (
-            answer.startswith("503")
-            and "shutting down" in answer
-            or answer
-            in (
-                "ServerDisconnectedError",
-                "ClientOSError",
-            )
+        assert (answer.startswith("503") and "shutting down" in answer) or answer in (
+            "ServerDisconnectedError",
+            "ClientOSError",
         ), answer
     assert acked[0] > 0
     log = proc.log_text()
