@@ -61,7 +61,8 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
         except ParseError as exc:
             raise BadData(f'invalid parameter "query": {exc}') from None
         data = await encode_off_loop(request.app[LABELS_JSON], result.value, None, memory)
-        return await send_success(request, data, result.warnings)
+    # Sent after the slot is given back: a slow reader must not hold one.
+    return await send_success(request, data, result.warnings)
 
 
 async def handle_query_range(request: web.Request) -> web.StreamResponse:
@@ -90,7 +91,7 @@ async def handle_query_range(request: web.Request) -> web.StreamResponse:
         except ParseError as exc:
             raise BadData(str(exc)) from None
         data = await encode_off_loop(request.app[LABELS_JSON], result.value, (start, step), memory)
-        return await send_success(request, data, result.warnings)
+    return await send_success(request, data, result.warnings)
 
 
 async def handle_format_query(request: web.Request) -> web.Response:
