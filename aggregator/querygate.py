@@ -80,12 +80,12 @@ class MemoryPool:
         return QueryMemory(self)
 
     def _reserve(self, account: QueryMemory, nbytes: int) -> None:
-        if account.used + nbytes > self.max_query_memory:
-            raise MemoryLimitExceeded(
-                f"the query would take {format_bytes(account.used + nbytes)} of memory, "
-                f"more than query.max_query_memory ({format_bytes(self.max_query_memory)})"
-            )
-        with self._lock:
+        with self._lock:  # one query's selects may gather in several threads at once
+            if account.used + nbytes > self.max_query_memory:
+                raise MemoryLimitExceeded(
+                    f"the query would take {format_bytes(account.used + nbytes)} of memory, "
+                    f"more than query.max_query_memory ({format_bytes(self.max_query_memory)})"
+                )
             room = self.max_memory - self.baseline - self.reserved
             resident = self._resident()
             if nbytes > room or resident + nbytes > self.max_memory:
@@ -97,13 +97,13 @@ class MemoryPool:
                     retry_after_s=RETRY_AFTER_S,
                 )
             self.reserved += nbytes
-        account.used += nbytes
+            account.used += nbytes
 
     def _release(self, account: QueryMemory) -> None:
         with self._lock:
             self.reserved -= account.used
             self.accounts -= 1
-        account.used = 0
+            account.used = 0
 
 
 class QueryMemory:
