@@ -72,13 +72,19 @@ class Outcome:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     @property
-    def rss_drift(self) -> float:
-        """(max - min) / min of RSS after the first fifth of the run."""
-        if not self.rss:
+    def rss_growth(self) -> float:
+        """How much RSS grew after warm-up: the median of the last fifth of the run over
+        the median of the second fifth, minus one. Query working memory comes and
+        goes within a fifth; what stays and accumulates (a leak) shows here."""
+        if len(self.rss) < 5:
             return float("nan")
         end = self.rss[-1][0]
-        steady = [r for t, r in self.rss if t >= end / 5]
-        return (max(steady) - min(steady)) / min(steady)
+
+        def median(lo: float, hi: float) -> float:
+            values = sorted(r for t, r in self.rss if lo * end <= t <= hi * end)
+            return float(values[len(values) // 2]) if values else float("nan")
+
+        return median(0.8, 1.0) / median(0.2, 0.4) - 1
 
 
 def cluster_labels(cluster: int, series: int) -> list[bytes]:
@@ -249,7 +255,7 @@ def report(results: dict[str, Outcome]) -> None:
         ("RSS first MiB", lambda o: f"{o.rss[0][1] / mib:.0f}" if o.rss else "-"),
         ("RSS last MiB", lambda o: f"{o.rss[-1][1] / mib:.0f}" if o.rss else "-"),
         ("RSS max MiB", lambda o: f"{max(r for _, r in o.rss) / mib:.0f}" if o.rss else "-"),
-        ("RSS drift after warm-up", lambda o: f"{o.rss_drift * 100:.1f}%"),
+        ("RSS growth after warm-up", lambda o: f"{o.rss_growth * 100:+.1f}%"),
         ("errors", lambda o: str(o.errors or "none")),
     ]
     for label, cell in rows:
@@ -263,7 +269,7 @@ def report(results: dict[str, Outcome]) -> None:
         checks = {
             "no acknowledged sample lost": ours.stored_samples >= ours.acked_samples,
             "no error": not ours.errors,
-            "RSS flat within 10%": ours.rss_drift <= 0.10,
+            "RSS flat within 10%": abs(ours.rss_growth) <= 0.10,
         }
         prom = results.get("prometheus")
         if prom is not None:
