@@ -426,5 +426,5 @@ def test_web_config_flag_overrides_and_must_exist(tmp_path: Path) -> None:
     (tmp_path / "w.yml").write_text("{}\n")
     config = Config().with_overrides(web_config_file=str(tmp_path / "w.yml"))
     assert config.web_config_file == tmp_path / "w.yml"
-    with pytest.raises(ConfigError, match="--web.config.file"):
+    with pytest.raises(ConfigError, match=r"--web\.config\.file"):
         Config().with_overrides(web_config_file=str(tmp_path / "missing.yml"))
