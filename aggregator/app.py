@@ -113,9 +113,10 @@ def build_app(
         delayed_name_removal=q.delayed_name_removal,
         executor=evaluators,
     )
-    app[GATE] = QueryGate(
+    gate = app[GATE] = QueryGate(
         q.max_concurrency, q.max_queued, MemoryPool(q.max_memory, q.query_memory_bound)
     )
+    metrics.bind_reads(lambda: gate.running, lambda: gate.queued, lambda: gate.memory.reserved)
     app.on_cleanup.append(lambda _: _shutdown_pool(evaluators))
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))

@@ -142,6 +142,9 @@ async def test_a_query_past_its_memory_bound_is_422_naming_the_key(
 async def test_a_full_queue_answers_503_with_retry_after(make_service: MakeService) -> None:
     svc = await make_service(Config(query=QueryConfig(max_concurrency=1, max_queued=0)))
     async with svc.app[GATE].admit(5):  # another read holds the only slot
+        metrics = await (await svc.client.get("/metrics")).text()
+        assert "aggregator_reads_running 1.0" in metrics
+        assert "aggregator_reads_queued 0.0" in metrics
         resp = await svc.client.get("/api/v1/query", params={"query": "1"})
         assert resp.status == 503
         assert resp.headers["Retry-After"] == "5"
