@@ -15,16 +15,20 @@ import platform
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
+from aggregator.api.access import SECURITY, add_configured_headers, require_reader
 from aggregator.api.context import (
     AUTH,
     BACKEND,
     BUILD,
     CONFIG,
+    GATE,
+    INGEST_LIMITS,
     LABELS_JSON,
     METRICS,
     QUERY_ENGINE,
@@ -43,7 +47,11 @@ from aggregator.errors import ConfigError
 from aggregator.federation.fleet import Fleet
 from aggregator.federation.metrics import FederationMetrics
 from aggregator.federation.registry import ClusterRegistry
+from aggregator.querygate import MemoryPool, QueryGate
+from aggregator.ratelimit import IngestLimiter
+from aggregator.security import WebSecurity
 from aggregator.selfmetrics import SelfMetrics
+from aggregator.server import track_requests
 from aggregator.version import version
 from alerting.loader import RulesLoadError
 from alerting.service import Ruler
@@ -58,11 +66,13 @@ __all__ = [
     "BUILD",
     "CLUSTERS",
     "CONFIG",
+    "GATE",
     "LABELS_JSON",
     "METRICS",
     "QUERY_ENGINE",
     "RELOAD",
     "RULES",
+    "SECURITY",
     "StorageOpener",
     "build_app",
     "version",
@@ -77,25 +87,49 @@ StorageOpener = Callable[[Path, StorageOptions], Awaitable[Backend]]
 """Opens storage in a data directory (replaying its WAL) and returns it."""
 
 
-def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> web.Application:
-    """The service as an aiohttp application; `open_storage` replaces the real storage in tests."""
+def build_app(
+    config: Config,
+    *,
+    open_storage: StorageOpener | None = None,
+    security: WebSecurity | None = None,
+) -> web.Application:
+    """The service as an aiohttp application; `open_storage` replaces the real storage in tests.
+
+    `security` is the loaded web config (built from `config.web_config_file` when
+    not given; a bad file raises ConfigError).
+    """
     metrics = SelfMetrics(version=version())
     slot = BackendSlot()
     metrics.bind_storage(slot.active_series, lambda: slot.ready)
     metrics.bind_tiering(slot.tiering_metrics)
 
-    app = web.Application(middlewares=[observe], client_max_size=FORM_MAX_BYTES)
+    app = web.Application(
+        middlewares=[track_requests, observe, require_reader], client_max_size=FORM_MAX_BYTES
+    )
     app[CONFIG] = config
+    app[SECURITY] = security or WebSecurity(config.web_config_file, config.clusters)
+    app.on_response_prepare.append(add_configured_headers)
     app[METRICS] = metrics
     app[AUTH] = Authenticator(config.clusters)
+    app[INGEST_LIMITS] = IngestLimiter(config.limits, config.clusters)
     app[BACKEND] = slot
     app[BUILD] = BuildInfo(version=version(), runtime_version=f"python{platform.python_version()}")
+    q = config.query
+    # Evaluations get their own threads: the loop's default pool stays free for
+    # storage's background work, and at most max_concurrency reads evaluate at once.
+    evaluators = ThreadPoolExecutor(q.max_concurrency, thread_name_prefix="query")
     app[QUERY_ENGINE] = Engine(
-        lookback_ms=config.query.lookback_delta_ms,
-        timeout_s=config.query.timeout_ms / 1000,
-        max_samples=config.query.max_samples,
-        delayed_name_removal=config.query.delayed_name_removal,
+        lookback_ms=q.lookback_delta_ms,
+        timeout_s=q.timeout_ms / 1000,
+        max_samples=q.max_samples,
+        delayed_name_removal=q.delayed_name_removal,
+        executor=evaluators,
     )
+    gate = app[GATE] = QueryGate(
+        q.max_concurrency, q.max_queued, MemoryPool(q.max_memory, q.query_memory_bound)
+    )
+    metrics.bind_reads(lambda: gate.running, lambda: gate.queued, lambda: gate.memory.reserved)
+    app.on_cleanup.append(lambda _: _shutdown_pool(evaluators))
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
     ruler = Ruler(
@@ -108,9 +142,12 @@ def build_app(config: Config, *, open_storage: StorageOpener | None = None) -> w
     app[RULES] = ruler
 
     async def reload() -> None:
+        # The web-config file is watched too; a reload re-reads it at once.
+        app[SECURITY].reload()
         await reload_config(config, ruler)
 
     app[RELOAD] = reload
+    app.cleanup_ctx.append(_security_component)
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     app.cleanup_ctx.append(_federation_component)
     app.cleanup_ctx.append(_ruler_component(ruler))
@@ -174,6 +211,10 @@ async def _start_rules(app: web.Application, ruler: Ruler) -> None:
     await ruler.start(Fleet(backend, app[CLUSTERS], app[CONFIG].query), backend)
 
 
+async def _shutdown_pool(pool: ThreadPoolExecutor) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 async def _open_storage(data_dir: Path, options: StorageOptions) -> Backend:
     return await Storage.open(data_dir, options)
 
@@ -220,6 +261,16 @@ async def _open_into(
         "storage open",
         extra={"data_dir": str(data_dir), "duration_s": round(time.monotonic() - started, 3)},
     )
+
+
+async def _security_component(app: web.Application) -> AsyncIterator[None]:
+    """Reload the web config (users, TLS files) when its files change."""
+    task = asyncio.create_task(app[SECURITY].watch(), name="web-config-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _federation_component(app: web.Application) -> AsyncIterator[None]:

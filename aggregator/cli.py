@@ -1,10 +1,15 @@
-"""`aggregator serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]`.
+"""`aggregator serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--web.config.file F]`.
 
 Without `--config` the embedded default runs (127.0.0.1:9095, data under
-./data, open writes). Flags override the file. A bad config or flag prints
-`error: <file>: <key>: <reason>` and exits 2 without a traceback. SIGTERM or
-SIGINT stop the service cleanly: stop listening, finish in-flight requests,
-close storage (flushing the WAL); a second signal exits at once.
+./data, open writes). Flags override the file. A bad config, web config or
+flag prints `error: <file>: <key>: <reason>` and exits 2 without a traceback.
+
+SIGTERM or SIGINT stop the service cleanly, within `server.shutdown_timeout`
+plus the time storage takes to close: stop accepting connections; refuse
+queued reads and cancel running ones (503 "shutting down"); let in-flight
+writes finish (acknowledged writes are in the WAL, unacknowledged ones are
+retried by their sender); close idle connections; close storage (the WAL is
+written and fsynced). A second signal exits at once.
 
 `aggregator check-config FILE` checks a config file and exits 0 or 2.
 """
@@ -23,13 +28,15 @@ from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError
 from aggregator.logs import setup_logging
 from aggregator.malloc import keep_freed_memory
+from aggregator.security import WebSecurity
 from aggregator.version import version
 
 log = logging.getLogger("aggregator")
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
-SHUTDOWN_TIMEOUT_S = 30.0
+CLOSE_GRACE_S = 15.0
+"""Beyond `server.shutdown_timeout`, what closing storage and sessions may take."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", metavar="HOST:PORT", help="listen address (default 127.0.0.1:9095)"
     )
     serve.add_argument("--data-dir", metavar="DIR", help="data directory (default ./data)")
+    serve.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="Prometheus web-config file: TLS and read users (overrides web_config_file)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="logfmt", choices=["logfmt", "json"])
 
@@ -75,7 +88,11 @@ def check_rules(config: Config) -> int:
 def resolve_config(args: argparse.Namespace) -> Config:
     """The config the flags ask for: file (or embedded default) with flag overrides."""
     config = load_config(args.config) if args.config else Config()
-    return config.with_overrides(listen=args.listen, data_dir=args.data_dir)
+    return config.with_overrides(
+        listen=args.listen,
+        data_dir=args.data_dir,
+        web_config_file=getattr(args, "web_config_file", None),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         try:
             config = load_config(args.config)
+            WebSecurity(config.web_config_file, config.clusters)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_CONFIG
@@ -97,30 +115,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = resolve_config(args)
+        security = WebSecurity(config.web_config_file, config.clusters)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(args.log_level, args.log_format)
     keep_freed_memory()
     try:
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(config, security))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_RUNTIME
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, security: WebSecurity | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit 0) or until storage cannot open (exit 1)."""
     # Imported here, not at the top: `--help`, `--version` and `check-config` then
     # skip loading aiohttp, storage and the PromQL engine (0.15 s instead of 0.5 s).
     from aiohttp import web
 
-    from aggregator.app import BACKEND, RELOAD, build_app
+    from aggregator.app import BACKEND, GATE, RELOAD, SECURITY, build_app
     from aggregator.gctune import freeze_after_replay, tune_collector
+    from aggregator.server import GUARD, ConnectionGuard, listen
 
     tune_collector()
-    app = build_app(config)
+    server = config.server
+    app = build_app(config, security=security)
+    guard = ConnectionGuard(server.max_connections, server.header_timeout_ms / 1000)
+    app[GUARD] = guard
+    shutdown_s = server.shutdown_timeout_ms / 1000
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=shutdown_s,
+        handler_cancellation=True,  # a client that hangs up cancels its query
+        keepalive_timeout=server.idle_timeout_ms / 1000,
     )
     stop = asyncio.Event()
     _install_signal_handlers(stop)
@@ -136,17 +165,21 @@ async def serve(config: Config) -> int:
         return EXIT_CONFIG
     _install_reload_handler(app[RELOAD])
     code = 0
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, config.listen.host or None, config.listen.port)
+        tls = app[SECURITY].server_context()
         try:
-            await site.start()
+            listener = await listen(
+                runner, guard, config.listen.host or None, config.listen.port, ssl_context=tls
+            )
         except OSError as exc:
             log.error("cannot listen", extra={"listen": str(config.listen), "err": str(exc)})
             return EXIT_RUNTIME
         log.info(
             "listening",
             extra={
-                "listen": " ".join(_address(a) for a in runner.addresses),
+                "listen": " ".join(_address(s.getsockname()) for s in listener.sockets),
+                "tls": tls is not None,
                 "data_dir": str(config.data_dir.resolve()),
                 "config": config.source,
                 "push_clusters": len(config.clusters),
@@ -166,7 +199,16 @@ async def serve(config: Config) -> int:
         stopping.cancel()
         log.info("shutting down")
     finally:
-        await runner.cleanup()
+        if listener is not None:
+            listener.close()  # accept no more connections
+        canceled = app[GATE].close()
+        if canceled:
+            log.info("queries canceled for shutdown", extra={"queries": canceled})
+        try:
+            await asyncio.wait_for(runner.cleanup(), shutdown_s + CLOSE_GRACE_S)
+        except TimeoutError:
+            log.error("shutdown took too long; exiting without a clean close")
+            code = EXIT_RUNTIME
     log.info("stopped", extra={"exit_code": code})
     return code
 

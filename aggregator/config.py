@@ -19,6 +19,8 @@ limits:
   max_series_per_cluster: 1000000   # active series per cluster (429 past it; 0: none)
   max_future: 10m               # samples further ahead of the clock are rejected
   out_of_order_window: 10m      # samples this much older than a series' newest are accepted
+  ingest_rate: 0                # samples/s per push cluster (429 past it; 0: no limit)
+  ingest_burst: 0               # samples a cluster may send at once (0: one second's worth)
 storage:
   retention: 24h                # how far back the head accepts samples when late_window is 0
   wal_fsync: batch              # batch | always | interval | never (see storage.options)
@@ -49,6 +51,10 @@ query:
   delayed_name_removal: true    # Prometheus 3 `promql-delayed-name-removal` (README)
   max_object_store_bytes: 4GiB  # per query, read from the object store (0: no limit)
   max_object_store_requests: 20000
+  max_concurrency: 0            # reads at once (0: min(20, CPUs)); more wait in a queue
+  max_queued: 100               # reads waiting for a slot; past it 503 with Retry-After
+  max_memory: 0                 # memory of the process with its reads (0: 4/5 of the machine's)
+  max_query_memory: 0           # one read's memory (0: a quarter of max_memory)
 rules:
   files: []                     # globs of Prometheus rule files, relative to this file
   evaluation_interval: 1m       # for groups without their own `interval`
@@ -70,6 +76,14 @@ alerting:
       repeat_interval: 4h
       send_resolved: true
       max_alerts: 0             # 0: all alerts in one notification
+web_config_file: ""             # Prometheus web-config file: TLS, read users (aggregator.webconfig)
+server:
+  header_timeout: 30s           # a request's headers must arrive within this
+  body_timeout: 2m              # and its body within this
+  idle_timeout: 2m              # keep-alive connections idle longer are closed
+  max_connections: 512          # open connections past this are refused (503)
+  shutdown_timeout: 25s         # SIGTERM: in-flight writes get this long to finish
+  metrics_auth: true            # /metrics needs a read credential when users are configured
 ```
 
 A pull cluster (queried live, not copied) is an entry with `url:` instead
@@ -79,6 +93,10 @@ apart by a replica label.
 
 Durations are Prometheus durations (`30s`, `24h`, `1d`); sizes are bytes or
 `KiB/MiB/GiB` (`KB/MB/GB` mean the same powers of 1024, as in Prometheus).
+A push cluster may set `ingest_rate` / `ingest_burst` (overriding
+`limits.ingest_*` for it), and may leave out its token when it writes with a
+TLS client certificate instead (see `aggregator.webconfig`).
+
 Unknown keys, wrong types, missing or empty token files, duplicate cluster
 names and shared tokens are errors: `load_config` raises `ConfigError(file,
 key, reason)` naming the key path, e.g. `clusters[1].token_file`.
@@ -96,6 +114,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from aggregator.errors import ConfigError
+from aggregator.machine import default_max_concurrency, default_max_memory
 from aggregator.units import parse_bytes, parse_duration_ms
 from alerting.settings import AlertingSettings, HTTPTarget, RulesSettings, WebhookTarget
 from remote_write.validate import SeriesLimits
@@ -130,7 +149,11 @@ class PushCluster:
 
     name: str
     token: str = field(repr=False)
+    """Empty when the cluster writes with a TLS client certificate only."""
     token_file: Path | None = None
+    ingest_rate: float | None = None
+    """Samples/s this cluster may write (None: `limits.ingest_rate`)."""
+    ingest_burst: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +200,10 @@ class LimitsConfig:
     max_series_per_cluster: int = 1_000_000
     max_future_ms: int = 10 * 60_000
     out_of_order_window_ms: int = 10 * 60_000
+    ingest_rate: float = 0.0
+    """Samples/s each push cluster may write (0: no limit); 429 with Retry-After past it."""
+    ingest_burst: int = 0
+    """Samples a cluster may send at once above its rate (0: one second's worth)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +240,31 @@ class QueryConfig:
     """Bytes one query may read from the object store (0: no limit)."""
     max_object_store_requests: int = 20_000
     """Object-store requests one query may make (0: no limit)."""
+    max_concurrency: int = field(default_factory=default_max_concurrency)
+    """Reads (queries, series, labels, remote read) running at once; the rest queue."""
+    max_queued: int = 100
+    """Reads waiting for a slot; past this they are refused (503 + Retry-After)."""
+    max_memory: int = field(default_factory=default_max_memory)
+    """Memory of the whole process with its reads running; reads past it get 503."""
+    max_query_memory: int = 0
+    """One read's memory bound (0: a quarter of `max_memory`); past it 422."""
+
+    @property
+    def query_memory_bound(self) -> int:
+        return self.max_query_memory or self.max_memory // 4
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The HTTP server's guards against slow, stuck and too many clients."""
+
+    header_timeout_ms: int = 30_000
+    body_timeout_ms: int = 120_000
+    idle_timeout_ms: int = 120_000
+    max_connections: int = 512
+    shutdown_timeout_ms: int = 25_000
+    metrics_auth: bool = True
+    """Whether `/metrics` needs a read credential when the web config has users."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +281,28 @@ class Config:
     rules: RulesSettings = field(default_factory=RulesSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     source: str = EMBEDDED_DEFAULT
+    web_config_file: Path | None = None
+    """Prometheus web-config file: TLS and read users (`aggregator.webconfig`)."""
+    server: ServerConfig = field(default_factory=ServerConfig)
 
-    def with_overrides(self, *, listen: str | None = None, data_dir: str | None = None) -> Config:
+    def with_overrides(
+        self,
+        *,
+        listen: str | None = None,
+        data_dir: str | None = None,
+        web_config_file: str | None = None,
+    ) -> Config:
         """This config with command-line flags applied (flags win over the file)."""
         out = self
+        if web_config_file is not None:
+            if not web_config_file:
+                raise ConfigError(COMMAND_LINE, "--web.config.file", "must not be empty")
+            path = Path(web_config_file)
+            if not path.is_file():
+                raise ConfigError(
+                    COMMAND_LINE, "--web.config.file", f"file {str(path)!r} does not exist"
+                )
+            out = replace(out, web_config_file=path)
         if listen is not None:
             try:
                 out = replace(out, listen=parse_listen(listen))
@@ -321,7 +391,22 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     query = _parse_query(top.section("query"))
     rules = _parse_rules(top.section("rules"), base_dir)
     alerting = _parse_alerting(top.section("alerting"), base_dir)
+    server = _parse_server(top.section("server"))
+    web_config_file = None
+    web_config_text = top.string("web_config_file", "")
+    if web_config_text:
+        web_config_file = base_dir / web_config_text
+        if not web_config_file.is_file():
+            raise top.error("web_config_file", f"file {str(web_config_file)!r} does not exist")
     top.finish()
+    for i, c in enumerate(clusters):
+        if not c.token and web_config_file is None:
+            raise ConfigError(
+                file,
+                f"clusters[{_cluster_index(raw, c.name)}].token" if raw else f"clusters[{i}].token",
+                "a push cluster needs a token or a token_file (its remote_write credential), "
+                "or a TLS client certificate (web_config_file with a client_ca_file)",
+            )
     return Config(
         listen=listen,
         data_dir=data_dir,
@@ -333,7 +418,17 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
         rules=rules,
         alerting=alerting,
         source=file,
+        web_config_file=web_config_file,
+        server=server,
     )
+
+
+def _cluster_index(raw: Any, name: str) -> int:
+    """Position of the first `clusters:` entry named `name` in the raw YAML."""
+    for i, item in enumerate(raw.get("clusters") or []):
+        if isinstance(item, dict) and item.get("name") == name:
+            return i
+    return 0
 
 
 def _parse_clusters(
@@ -367,15 +462,25 @@ def _parse_clusters(
             pulls.append(_parse_pull_cluster(node, name, base_dir))
             continue
         token_key, token, token_file = _cluster_token(node, base_dir)
-        if token in tokens:
+        rate, burst = _ingest_overrides(node)
+        if token and token in tokens:
             other_path, other_name = tokens[token]
             raise node.error(
                 token_key,
                 f"same token as {other_path} ({other_name!r}); each cluster needs its own token",
             )
-        tokens[token] = (node.path, name)
+        if token:
+            tokens[token] = (node.path, name)
         node.finish()
-        clusters.append(PushCluster(name=name, token=token, token_file=token_file))
+        clusters.append(
+            PushCluster(
+                name=name,
+                token=token,
+                token_file=token_file,
+                ingest_rate=rate,
+                ingest_burst=burst,
+            )
+        )
     return tuple(clusters), tuple(pulls)
 
 
@@ -486,9 +591,7 @@ def _cluster_token(node: _Node, base_dir: Path) -> tuple[str, str, Path | None]:
             raise node.error("token", "must not be empty")
         return "token", token.strip(), None
     if not has_file:
-        raise node.error(
-            "token", "a push cluster needs a token or a token_file (its remote_write credential)"
-        )
+        return "token", "", None  # writes with a TLS client certificate (checked at start)
     token_file = base_dir / node.string("token_file", None)
     try:
         token = token_file.read_text(encoding="utf-8").strip()
@@ -501,6 +604,30 @@ def _cluster_token(node: _Node, base_dir: Path) -> tuple[str, str, Path | None]:
     if not token:
         raise node.error("token_file", f"token file {str(token_file)!r} is empty")
     return "token_file", token, token_file
+
+
+def _ingest_overrides(node: _Node) -> tuple[float | None, int | None]:
+    """A push cluster's own `ingest_rate` / `ingest_burst`, None where it sets none."""
+    rate = burst = None
+    if "ingest_rate" in node.mapping:
+        rate = node.number("ingest_rate", 0.0)
+    if "ingest_burst" in node.mapping:
+        burst = node.integer("ingest_burst", 0)
+    return rate, burst
+
+
+def _parse_server(node: _Node) -> ServerConfig:
+    d = ServerConfig()
+    out = ServerConfig(
+        header_timeout_ms=node.duration("header_timeout", d.header_timeout_ms, minimum=1),
+        body_timeout_ms=node.duration("body_timeout", d.body_timeout_ms, minimum=1),
+        idle_timeout_ms=node.duration("idle_timeout", d.idle_timeout_ms, minimum=1),
+        max_connections=node.integer("max_connections", d.max_connections, minimum=1),
+        shutdown_timeout_ms=node.duration("shutdown_timeout", d.shutdown_timeout_ms, minimum=1),
+        metrics_auth=node.boolean("metrics_auth", d.metrics_auth),
+    )
+    node.finish()
+    return out
 
 
 def _parse_limits(node: _Node) -> LimitsConfig:
@@ -520,6 +647,8 @@ def _parse_limits(node: _Node) -> LimitsConfig:
         max_series_per_cluster=node.integer("max_series_per_cluster", d.max_series_per_cluster),
         max_future_ms=node.duration("max_future", d.max_future_ms),
         out_of_order_window_ms=node.duration("out_of_order_window", d.out_of_order_window_ms),
+        ingest_rate=node.number("ingest_rate", d.ingest_rate),
+        ingest_burst=node.integer("ingest_burst", d.ingest_burst),
     )
     node.finish()
     return out
@@ -614,10 +743,19 @@ def _parse_query(node: _Node) -> QueryConfig:
         max_object_store_requests=node.integer(
             "max_object_store_requests", d.max_object_store_requests
         ),
+        max_concurrency=node.integer("max_concurrency", 0) or d.max_concurrency,
+        max_queued=node.integer("max_queued", d.max_queued),
+        max_memory=node.size("max_memory", 0) or d.max_memory,
+        max_query_memory=node.size("max_query_memory", 0),
     )
     if "cluster" in out.replica_labels:
         raise node.error(
             "replica_labels", "cluster tells clusters apart; it is not a replica label"
+        )
+    if out.max_query_memory > out.max_memory:
+        raise node.error(
+            "max_query_memory",
+            f"must not exceed query.max_memory ({out.max_query_memory} > {out.max_memory} bytes)",
         )
     if out.workspace_label and not _LABEL_NAME.fullmatch(out.workspace_label):
         raise node.error("workspace_label", f"invalid label name {out.workspace_label!r}")
@@ -797,6 +935,14 @@ class _Node:
         if value < minimum:
             raise self.error(name, f"must be at least {minimum}, got {value}")
         return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.pop(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(name, f"must be a number, got {_kind(value)}")
+        if value < minimum:
+            raise self.error(name, f"must be at least {minimum:g}, got {value}")
+        return float(value)
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.pop(name, default)

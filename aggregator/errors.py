@@ -5,6 +5,10 @@
     ├── BadData       a request parameter is invalid: HTTP 400, errorType bad_data
     ├── NotReady      a component is still starting (e.g. storage replaying its WAL): HTTP 503
     ├── Unauthorized  no valid credential on a request that needs one: HTTP 401
+    ├── Forbidden     a valid credential that may not do this (e.g. outside its clusters): 403
+    ├── Overloaded    a limit on concurrent work is reached; retry later: HTTP 503 + Retry-After
+    ├── RateLimited   a cluster writes faster than its ingest rate limit: HTTP 429 + Retry-After
+    ├── RequestTimeout  a request body did not arrive within `server.body_timeout`: HTTP 408
     └── UnsupportedMediaType  a body in another format or encoding than the endpoint takes: 415
 
 Errors raised below this package (storage, promql, remote_write) keep their own
@@ -45,6 +49,30 @@ class NotReady(AggregatorError):
 
 class Unauthorized(AggregatorError):
     """No valid credential on the request; the message says what was wrong."""
+
+
+class Forbidden(AggregatorError):
+    """A valid credential asking for something it may not have."""
+
+
+class Overloaded(AggregatorError):
+    """A limit on concurrent work is reached; the message names it (a config key)."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(AggregatorError):
+    """A cluster sent more samples than its ingest rate allows; the message names the limit."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestTimeout(AggregatorError):
+    """The client did not send its request body in time."""
 
 
 class UnsupportedMediaType(AggregatorError):

@@ -180,6 +180,29 @@ class SelfMetrics:
         self.query_store_requests.observe(cost.requests)
         self.query_cache_bytes.inc(cost.cached_bytes)
 
+    def bind_reads(
+        self,
+        running: Callable[[], int],
+        queued: Callable[[], int],
+        reserved_bytes: Callable[[], int],
+    ) -> None:
+        """Read the query gate's state at every scrape (`aggregator.querygate`)."""
+        Gauge(
+            "aggregator_reads_running",
+            "Reads (queries, series, labels, remote read) holding one of query.max_concurrency.",
+            registry=self.registry,
+        ).set_function(running)
+        Gauge(
+            "aggregator_reads_queued",
+            "Reads waiting for a slot (at most query.max_queued).",
+            registry=self.registry,
+        ).set_function(queued)
+        Gauge(
+            "aggregator_reads_memory_reserved_bytes",
+            "Memory reserved by running reads (counted against query.max_memory).",
+            registry=self.registry,
+        ).set_function(reserved_bytes)
+
     def observe_wal_fsync(self, seconds: float) -> None:
         """`StorageOptions.on_wal_fsync` callback (thread-safe)."""
         self.wal_fsync_duration.observe(seconds)

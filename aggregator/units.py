@@ -76,3 +76,12 @@ def parse_bytes(text: str) -> int:
             f"not a valid size: {text!r} (use bytes or a unit: B, KB, MB, GB, TB, KiB, MiB, GiB)"
         )
     return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+
+
+def format_bytes(n: int) -> str:
+    """A byte size the way the config writes it: `512MiB`, `1.5GiB`, `300B`."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= size:
+            value = n / size
+            return f"{value:.0f}{unit}" if value == int(value) else f"{value:.1f}{unit}"
+    return f"{n}B"

@@ -3,8 +3,15 @@
 `Engine.instant_query` and `Engine.range_query` run a PromQL query over any
 `Queryable`. The engine opens one Querier over the query's whole time span,
 issues one `select` per distinct selector (concurrently), then evaluates the
-tree over all steps at once. Large evaluations run in a worker thread so the
-event loop keeps serving; cancelling the awaiting task cancels the query.
+tree over all steps at once. Evaluations of more than `_OFFLOAD_SAMPLES`
+samples run in a worker thread (the engine's `executor`, else the loop's
+default) so the event loop keeps serving; cancelling the awaiting task cancels
+the query.
+
+Memory: with `QueryOpts.memory` set, selects reserve what they gather from it
+before gathering, and the engine reserves an estimate of the evaluation's
+arrays (`eval_bytes`) before evaluating, so a query past its budget fails
+before it allocates.
 
 Limits (Prometheus's): a timeout, a maximum number of samples loaded or held
 in one array, and at most `MAX_POINTS_PER_SERIES` points per series in a
@@ -17,6 +24,7 @@ import asyncio
 import operator
 import threading
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -49,8 +57,13 @@ from promql.value import (
     Vector,
 )
 from storage.annotations import Annotations
-from storage.errors import ReadLimitExceeded, SampleLimitExceeded, StorageError
-from storage.interfaces import Queryable, SeriesSet
+from storage.errors import (
+    MemoryLimitExceeded,
+    ReadLimitExceeded,
+    SampleLimitExceeded,
+    StorageError,
+)
+from storage.interfaces import MemoryBudget, Queryable, SeriesSet
 from storage.labels import METRIC_NAME, Labels
 
 MAX_POINTS_PER_SERIES = 11_001
@@ -66,8 +79,21 @@ RESOLUTION_EXCEEDED = (
 PUSHDOWN_LOOKBACK_MS = 300_000
 """Members evaluate with Prometheus's default lookback; pushdown only when ours is the same."""
 
-# Evaluations that load more samples than this run in a worker thread.
-_OFFLOAD_SAMPLES = 200_000
+# Evaluations that load more samples than this run in a worker thread (a thread hop
+# costs ~0.1 ms; evaluating 50k samples takes a few ms on the loop).
+_OFFLOAD_SAMPLES = 50_000
+
+EVAL_BYTES_PER_POINT = 48
+"""Estimated peak bytes per (series, step) point while evaluating: a few float64
+matrices and presence masks are alive at once (measured on rate, sum by and
+histogram_quantile; see `eval_bytes`)."""
+EVAL_BYTES_PER_SAMPLE = 24
+"""Estimated bytes per loaded sample for window work (cumulative sums, indices)."""
+
+
+def eval_bytes(series: int, steps: int, samples: int) -> int:
+    """Memory an evaluation over `series` selected series and `steps` steps may take."""
+    return series * steps * EVAL_BYTES_PER_POINT + samples * EVAL_BYTES_PER_SAMPLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +104,8 @@ class QueryOpts:
     timeout_s: float | None = None
     max_samples: int | None = None
     partial_response: bool = True
+    memory: MemoryBudget | None = None
+    """Reserves what the query gathers and evaluates (None: no memory bound)."""
 
 
 @dataclass(slots=True)
@@ -112,7 +140,9 @@ class Engine:
         *,
         default_subquery_step_ms: int = 60_000,
         delayed_name_removal: bool = True,
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
         self.lookback_ms = lookback_ms
         self.timeout_s = timeout_s
         self.max_samples = max_samples
@@ -196,7 +226,9 @@ class Engine:
         try:
             # asyncio.timeout runs the fetch in this task (wait_for wraps it in a new one).
             async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):
-                fetches = [self._fetch(queryable, plan, annotations, stats, max_samples)]
+                fetches = [
+                    self._fetch(queryable, plan, annotations, stats, max_samples, opts.memory)
+                ]
                 fetches += [
                     self._fetch_pushed(
                         cast(Distributable, queryable),
@@ -205,6 +237,7 @@ class Engine:
                         annotations,
                         stats,
                         max_samples,
+                        opts.memory,
                     )
                     for p in pushed
                 ]
@@ -233,10 +266,13 @@ class Engine:
             raw = Evaluator(ctx).eval(expr, steps)
             return _finalize(raw, steps, instant, from_storage=_is_selector(expr))
 
+        if opts.memory is not None:
+            opts.memory.reserve(eval_bytes(stats.series_loaded, len(steps), stats.samples_loaded))
         eval_began = time.monotonic()
         if stats.samples_loaded > _OFFLOAD_SAMPLES:
             try:
-                value = await asyncio.to_thread(evaluate)
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(self.executor, evaluate)
             except asyncio.CancelledError:
                 assert ctx.cancel is not None
                 ctx.cancel.set()
@@ -255,6 +291,7 @@ class Engine:
         annotations: Annotations,
         stats: QueryStats,
         max_samples: int,
+        memory: MemoryBudget | None = None,
     ) -> dict[SelectorKey, SeriesSet]:
         if not plan.selects:
             return {}
@@ -267,7 +304,7 @@ class Engine:
                         s.matchers,
                         s.start_ms,
                         s.end_ms,
-                        hints=replace(s.hints, sample_limit=max_samples),
+                        hints=replace(s.hints, sample_limit=max_samples, memory=memory),
                     )
                     for s in plan.selects
                 ]
@@ -279,6 +316,8 @@ class Engine:
             raise TooManySamples(TOO_MANY_SAMPLES) from None
         except ReadLimitExceeded as exc:  # a per-query object-store budget: the user's limit
             raise ExecutionError(str(exc)) from None
+        except MemoryLimitExceeded:
+            raise  # names its limit; the API answers it as it is
         except StorageError as exc:
             raise StorageUnavailable(f"reading series: {exc}") from exc
         data: dict[SelectorKey, SeriesSet] = {}
@@ -300,6 +339,7 @@ class Engine:
         annotations: Annotations,
         stats: QueryStats,
         max_samples: int,
+        memory: MemoryBudget | None = None,
     ) -> dict[SelectorKey, SeriesSet]:
         """A pushed aggregation's local series and its members' partial answers."""
         start_ms, end_ms, step_ms, instant, lookback = when
@@ -327,7 +367,7 @@ class Engine:
             node.results[i] = list(await asyncio.gather(*(ask(p.engine, q) for q in p.queries)))
 
         fetched = await asyncio.gather(
-            self._fetch(local, local_plan, annotations, stats, max_samples),
+            self._fetch(local, local_plan, annotations, stats, max_samples, memory),
             *(part(i) for i in range(len(node.parts))),
         )
         data = cast(dict[SelectorKey, SeriesSet], fetched[0])

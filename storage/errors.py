@@ -12,6 +12,8 @@
     ├── WALCorrupted              a WAL frame failed its CRC or length check
     ├── SampleLimitExceeded       a select would return more samples than its hints allow
     ├── ReadLimitExceeded         a query would read more from the object store than allowed
+    ├── MemoryLimitExceeded       a read would take more memory than its query may
+    │   └── MemoryBusy            ... than the shared total has left now (a retry may fit)
     └── StorageUnavailable        a backend (WAL, member cluster, object store) cannot be used now
 
 Per-series problems on ingest are not raised: one bad series must never lose a
@@ -112,6 +114,21 @@ class ReadLimitExceeded(StorageError):
         self.limit_name = limit_name
         self.limit = limit
         self.needed = needed
+
+
+class MemoryLimitExceeded(StorageError):
+    """A read refused before allocating: the query would pass its memory bound.
+
+    The message names the limit (a config key) and the amounts.
+    """
+
+
+class MemoryBusy(MemoryLimitExceeded):
+    """A read refused because the memory shared by all queries is in use now."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class StorageUnavailable(StorageError):

@@ -96,14 +96,27 @@ class SeriesSet:
         )
 
 
+class MemoryBudget(Protocol):
+    """Memory one query may still take; readers ask before they allocate an answer.
+
+    Called from any thread (a select may gather in a worker thread).
+    """
+
+    def reserve(self, nbytes: int) -> None:
+        """Count `nbytes` about to be allocated; raises `MemoryLimitExceeded` past a limit."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SelectHints:
     """What the caller will do with a select; only hints, implementations may ignore them.
 
-    `sample_limit` is the one exception that bites: a select that can count its
-    samples before reading them (from index bounds) raises
-    `SampleLimitExceeded` instead of gathering more than this many. Sources
-    that cannot count up front may return the set; the caller checks again.
+    `sample_limit` and `memory` are the exceptions that bite: a select that can
+    count its samples before reading them (from index bounds) raises
+    `SampleLimitExceeded` instead of gathering more than this many, and
+    reserves the bytes it is about to gather from `memory` (which raises
+    `MemoryLimitExceeded` to refuse). Sources that cannot count up front may
+    return the set; the caller checks again.
     """
 
     start_ms: int | None = None
@@ -115,6 +128,7 @@ class SelectHints:
     without: bool = False
     limit: int | None = None
     sample_limit: int | None = None
+    memory: MemoryBudget | None = None
 
 
 @dataclass(slots=True)

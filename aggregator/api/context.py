@@ -20,6 +20,8 @@ from aggregator.api.promjson import LabelsJSONCache
 from aggregator.auth import Authenticator
 from aggregator.config import Config
 from aggregator.errors import NotReady
+from aggregator.querygate import QueryGate
+from aggregator.ratelimit import IngestLimiter
 from aggregator.selfmetrics import SelfMetrics
 from alerting.rulefile import GroupSpec
 from alerting.status import AlertStatus, GroupView
@@ -209,3 +211,7 @@ RULES = web.AppKey("rules", RulesSource)
 """Global rules: running groups, alerts, ruler-API namespaces."""
 RELOAD = web.AppKey("reload", Reload)
 """Re-read the config's `rules` / `alerting` sections and the rule files (SIGHUP, /-/reload)."""
+INGEST_LIMITS = web.AppKey("ingest_limits", IngestLimiter)
+"""Per-cluster ingest rate limits (`aggregator.ratelimit`)."""
+GATE = web.AppKey("gate", QueryGate)
+"""Admission of reads: concurrency, queue and memory (`aggregator.querygate`)."""

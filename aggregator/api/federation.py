@@ -14,21 +14,25 @@ from typing import Protocol
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import BACKEND, CONFIG
+from aggregator.api.access import reader_of
+from aggregator.api.context import BACKEND, CONFIG, GATE
+from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import success
 from aggregator.errors import BadData
 from aggregator.federation.fleet import Fleet
 from aggregator.federation.registry import ClusterRegistry
+from aggregator.federation.scope import ScopedQueryable
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.read import (
     SAMPLES_CONTENT_TYPE,
     STREAMED_CONTENT_TYPE,
+    ReadRequest,
     decode_read_request,
     encode_chunked_frames,
     encode_query_result,
     encode_read_response,
 )
-from storage.interfaces import Queryable, SelectHints
+from storage.interfaces import MemoryBudget, Queryable, SelectHints
 from storage.labels import InvalidRegex, Matcher, MatchType
 from storage.tiering.querier import ReadOptions
 
@@ -60,38 +64,58 @@ def fleet_queryable(
     """The fleet as this request asks for it (storage must be open: NotReady otherwise).
 
     `read` scopes the local storage's block reads to one query (its object-store
-    budget and `max_source_resolution`).
+    budget and `max_source_resolution`). A reader limited to some clusters gets
+    the fleet behind `ScopedQueryable`.
     """
     storage = request.app[BACKEND].get()
     backend = storage.scoped(read) if read is not None else storage
     registry = request.app.get(CLUSTERS)
-    if registry is None:
-        return backend
-    query = request.app[CONFIG].query
-    fleet = Fleet(backend, registry, query)
-    return fleet.with_options(
-        partial_response=bool_param(params, "partial_response", query.partial_response),
-        dedup=bool_param(params, "dedup", True),
-        pushdown=bool_param(params, "pushdown", query.pushdown),
-    )
+    queryable: Queryable = backend
+    if registry is not None:
+        query = request.app[CONFIG].query
+        queryable = Fleet(backend, registry, query).with_options(
+            partial_response=bool_param(params, "partial_response", query.partial_response),
+            dedup=bool_param(params, "dedup", True),
+            pushdown=bool_param(params, "pushdown", query.pushdown),
+        )
+    clusters = reader_of(request).clusters
+    if clusters is not None:
+        queryable = ScopedQueryable(queryable, clusters)
+    return queryable
 
 
 async def handle_clusters(request: web.Request) -> web.Response:
-    """Every member cluster with mode, health, freshness, series and ingest rate."""
+    """Every member cluster with mode, health, freshness, series and ingest rate
+    (only the reader's own clusters for a reader limited to some)."""
     slot = request.app[BACKEND]
-    return success(request.app[CLUSTERS].clusters(slot.active_series()))
+    found = request.app[CLUSTERS].clusters(slot.active_series())
+    allowed = reader_of(request).clusters
+    if allowed is not None:
+        found = [c for c in found if c.get("name") in allowed]
+    return success(found)
 
 
 async def handle_read(request: web.Request) -> web.StreamResponse:
     """Prometheus remote read over the whole fleet."""
     limits = request.app[CONFIG].limits
-    body = await request.read()
+    body = await within_body_timeout(request, request.read())
     try:
         read = decode_read_request(body, max_decoded_bytes=limits.max_decoded_bytes)
     except (DecodeError, PayloadTooLarge) as exc:
         raise BadData(f"remote read: {exc}") from None
     queryable = fleet_queryable(request, request.query)
-    max_samples = request.app[CONFIG].query.max_samples
+    config = request.app[CONFIG].query
+    async with request.app[GATE].admit(config.timeout_ms / 1000) as memory:
+        return await _answer_read(request, read, queryable, config.max_samples, memory)
+
+
+async def _answer_read(
+    request: web.Request,
+    read: ReadRequest,
+    queryable: Queryable,
+    max_samples: int,
+    memory: MemoryBudget,
+) -> web.StreamResponse:
     sets = []
     for i, q in enumerate(read.queries):
         try:
@@ -100,7 +124,11 @@ async def handle_read(request: web.Request) -> web.StreamResponse:
             raise BadData(f"remote read: query {i}: {exc}") from None
         func = q.hints.func if q.hints is not None else None
         hints = SelectHints(
-            start_ms=q.start_ms, end_ms=q.end_ms, func=func or None, sample_limit=max_samples
+            start_ms=q.start_ms,
+            end_ms=q.end_ms,
+            func=func or None,
+            sample_limit=max_samples,
+            memory=memory,
         )
         async with queryable.querier(q.start_ms, q.end_ms) as querier:
             sets.append(await querier.select(matchers, q.start_ms, q.end_ms, hints=hints))

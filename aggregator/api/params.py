@@ -12,19 +12,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy, MultiMapping
 
-from aggregator.errors import BadData
+from aggregator.api.context import CONFIG
+from aggregator.errors import BadData, RequestTimeout
 from aggregator.units import MAX_DURATION_MS, parse_duration_ms
 from promql.errors import ParseError
 from promql.parser import parse_series_selector
 from storage.labels import Matcher
+
+T = TypeVar("T")
 
 MIN_TIME_MS = -9_223_309_901_257_974_000
 """Prometheus's minTime (the earliest time its API represents) in milliseconds."""
@@ -41,13 +46,25 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+async def within_body_timeout(request: web.Request, reading: Awaitable[T]) -> T:
+    """`reading` (of the request body), bounded by `server.body_timeout` (408 past it)."""
+    timeout_s = request.app[CONFIG].server.body_timeout_ms / 1000
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await reading
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within server.body_timeout ({timeout_s:g}s)"
+        ) from None
+
+
 async def read_params(request: web.Request) -> MultiMapping[str]:
     """The request's parameters: form body (for POST) then URL query."""
     if request.method == "POST" and request.content_type in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        form = await request.post()
+        form = await within_body_timeout(request, request.post())
         merged: MultiDict[str] = MultiDict()
         for key, value in form.items():
             if isinstance(value, str):

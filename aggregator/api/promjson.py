@@ -30,6 +30,7 @@ from itertools import repeat
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute
 from numpy.typing import NDArray
 
 from promql.value import Matrix, Scalar, String, Value, Vector

@@ -26,12 +26,15 @@ that would need more fails before reading, naming the limit (422).
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 
 from aiohttp import web
 from multidict import MultiMapping
 
-from aggregator.api.context import CONFIG, LABELS_JSON, METRICS, QUERY_ENGINE
+from aggregator.api.context import CONFIG, GATE, LABELS_JSON, METRICS, QUERY_ENGINE
 from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
@@ -41,17 +44,26 @@ from aggregator.api.params import (
     required_time_param,
     time_param,
 )
-from aggregator.api.promjson import encode_value, go_json
+from aggregator.api.promjson import LabelsJSONCache, encode_value, go_json
 from aggregator.api.responses import send_success, success
 from aggregator.config import QueryConfig
 from aggregator.errors import BadData
+from aggregator.querygate import QueryMemory
 from promql.engine import QueryOpts, QueryStats, check_resolution
 from promql.errors import ParseError
 from promql.parser import parse_expr
 from promql.printer import format_expr
+from promql.value import Matrix, Value, Vector
 from storage.blocks.cache import ReadCost
 from storage.blocks.resolution import Resolution
+from storage.labels import Labels
 from storage.tiering.querier import ReadOptions
+
+JSON_BYTES_PER_POINT = 64
+"""Peak memory per point while encoding: its text (~30 bytes) and the pieces laid out."""
+ENCODE_OFFLOAD_POINTS = 20_000
+"""Answers with more points than this are encoded in a worker thread (about 2 ms of
+work per 10k points would otherwise hold the event loop)."""
 
 
 async def handle_query(request: web.Request) -> web.StreamResponse:
@@ -63,14 +75,17 @@ async def handle_query(request: web.Request) -> web.StreamResponse:
     read = read_options(params, config)
     query = params.get("query", "")
     queryable = fleet_queryable(request, params, read)
-    try:
-        result = await request.app[QUERY_ENGINE].instant_query(queryable, query, ts, opts=opts)
-    except ParseError as exc:
-        raise BadData(f'invalid parameter "query": {exc}') from None
-    finally:
-        request.app[METRICS].observe_query_cost(read.cost)
-    members = request.app[LABELS_JSON].members
-    data = with_stats(encode_value(result.value, None, members), params, result.stats, read.cost)
+    async with request.app[GATE].admit(opts.timeout_s or 0.0) as memory:
+        opts = replace(opts, memory=memory)
+        try:
+            result = await request.app[QUERY_ENGINE].instant_query(queryable, query, ts, opts=opts)
+        except ParseError as exc:
+            raise BadData(f'invalid parameter "query": {exc}') from None
+        finally:
+            request.app[METRICS].observe_query_cost(read.cost)
+        data = await encode_off_loop(request.app[LABELS_JSON], result.value, None, memory)
+    data = with_stats(data, params, result.stats, read.cost)
+    # Sent after the slot is given back: a slow reader must not hold one.
     return await send_success(request, data, result.warnings)
 
 
@@ -93,16 +108,17 @@ async def handle_query_range(request: web.Request) -> web.StreamResponse:
     read = read_options(params, config)
     query = params.get("query", "")
     queryable = fleet_queryable(request, params, read)
-    try:
-        result = await request.app[QUERY_ENGINE].range_query(
-            queryable, query, start, end, step, opts=opts
-        )
-    except ParseError as exc:
-        raise BadData(str(exc)) from None
-    finally:
-        request.app[METRICS].observe_query_cost(read.cost)
-    members = request.app[LABELS_JSON].members
-    data = encode_value(result.value, (start, step), members)
+    async with request.app[GATE].admit(opts.timeout_s or 0.0) as memory:
+        opts = replace(opts, memory=memory)
+        try:
+            result = await request.app[QUERY_ENGINE].range_query(
+                queryable, query, start, end, step, opts=opts
+            )
+        except ParseError as exc:
+            raise BadData(str(exc)) from None
+        finally:
+            request.app[METRICS].observe_query_cost(read.cost)
+        data = await encode_off_loop(request.app[LABELS_JSON], result.value, (start, step), memory)
     data = with_stats(data, params, result.stats, read.cost)
     return await send_success(request, data, result.warnings)
 
@@ -131,10 +147,35 @@ async def handle_query_exemplars(request: web.Request) -> web.Response:
     return success([])
 
 
-def query_options(params: MultiMapping[str], configured_timeout_ms: int) -> QueryOpts | None:
-    """A `timeout` parameter as per-query options; it can only shorten the configured one."""
+async def encode_off_loop(
+    cache: LabelsJSONCache,
+    value: Value,
+    grid: tuple[int, int] | None,
+    memory: QueryMemory | None = None,
+) -> bytes | memoryview:
+    """`encode_value`, in a worker thread when the answer is big.
+
+    The label cache is the event loop's: label sets are looked up (and added)
+    here first, and the thread gets them as a plain mapping. The answer's
+    bytes are reserved from `memory` first (about `JSON_BYTES_PER_POINT` each).
+    """
+    points = len(value.values) if isinstance(value, Matrix | Vector) else 0
+    if memory is not None:
+        memory.reserve(points * JSON_BYTES_PER_POINT)
+    if points <= ENCODE_OFFLOAD_POINTS or not isinstance(value, Matrix | Vector):
+        return encode_value(value, grid, cache.members)
+    found = dict(zip(value.labels, cache.members(value.labels), strict=True))
+
+    def members(labels: Sequence[Labels]) -> list[bytes]:
+        return list(map(found.__getitem__, labels))
+
+    return await asyncio.to_thread(encode_value, value, grid, members)
+
+
+def query_options(params: MultiMapping[str], configured_timeout_ms: int) -> QueryOpts:
+    """Per-query options: a `timeout` parameter can only shorten the configured timeout."""
     if not params.get("timeout", ""):
-        return None
+        return QueryOpts(timeout_s=configured_timeout_ms / 1000)
     timeout_ms = duration_param(params, "timeout")
     if timeout_ms <= 0:
         raise BadData('invalid parameter "timeout": timeout must be positive')

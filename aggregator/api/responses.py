@@ -23,7 +23,16 @@ from typing import Any
 from aiohttp import web
 
 from aggregator.api.promjson import go_json
-from aggregator.errors import BadData, NotReady, Unauthorized, UnsupportedMediaType
+from aggregator.errors import (
+    BadData,
+    Forbidden,
+    NotReady,
+    Overloaded,
+    RateLimited,
+    RequestTimeout,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from promql import errors as qerr
 from remote_write import errors as rwerr
 from storage import errors as serr
@@ -45,8 +54,16 @@ ERROR_TABLE: dict[type[BaseException], tuple[str, int]] = {
     qerr.StorageUnavailable: ("unavailable", 503),
     serr.StorageUnavailable: ("unavailable", 503),
     NotReady: ("unavailable", 503),
+    Overloaded: ("unavailable", 503),
+    serr.MemoryLimitExceeded: ("execution", 422),
+    serr.MemoryBusy: ("unavailable", 503),
+    Unauthorized: ("unauthorized", 401),
+    Forbidden: ("forbidden", 403),
+    RequestTimeout: ("bad_data", 408),
 }
-"""Exception class -> (errorType, HTTP status); subclasses inherit their base's entry."""
+"""Exception class -> (errorType, HTTP status); subclasses inherit their base's entry.
+
+An exception with a `retry_after_s` attribute also sets `Retry-After`."""
 
 INTERNAL = ("internal", 500)
 
@@ -72,6 +89,8 @@ WRITE_ERROR_TABLE: dict[type[BaseException], WriteRefusal] = {
     rwerr.PayloadTooLarge: WriteRefusal(413, "too_large"),
     rwerr.DecodeError: WriteRefusal(400, "decode"),
     NotReady: WriteRefusal(503, "not_ready", retry_after_s=5),
+    RateLimited: WriteRefusal(429, "rate_limited"),
+    RequestTimeout: WriteRefusal(408, "body_timeout"),
     serr.StorageUnavailable: WriteRefusal(
         503, "storage_unavailable", RETRY_AFTER_S, prefix="storage unavailable: "
     ),
@@ -166,7 +185,11 @@ def error_response(exc: BaseException, *, handler: str = "") -> web.Response:
         message = f"internal error: {type(exc).__name__}: {exc}"
     else:
         message = str(exc)
-    return error(error_type, status, message)
+    response = error(error_type, status, message)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _annotations_json(warnings: Annotations | Iterable[str] | None) -> bytes:

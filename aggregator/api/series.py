@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from aggregator.api.context import CONFIG, GATE
 from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
     MAX_TIME_MS,
@@ -46,10 +47,13 @@ async def handle_series(request: web.Request) -> web.Response:
     limit = limit_param(params)
     backend = fleet_queryable(request, params)
 
-    hints = SelectHints(start_ms=start, end_ms=end, func="series", limit=limit)
     warnings = Annotations()
     found: set[Labels] = set()
-    async with backend.querier(start, end) as querier:
+    async with (
+        request.app[GATE].admit(_timeout_s(request)) as memory,
+        backend.querier(start, end) as querier,
+    ):
+        hints = SelectHints(start_ms=start, end_ms=end, func="series", limit=limit, memory=memory)
         for matchers in sets:
             result = await querier.select(matchers, start, end, hints=hints)
             found.update(result.labels)
@@ -93,12 +97,19 @@ async def _label_answer(request: web.Request, lookup: LabelLookup) -> web.Respon
     warnings = Annotations()
     found: set[str] = set()
     fetch = limit + 1 if limit is not None else None
-    async with backend.querier(start, end) as querier:
+    async with (
+        request.app[GATE].admit(_timeout_s(request)),
+        backend.querier(start, end) as querier,
+    ):
         for matchers in sets or [[]]:
             result = await lookup(querier, matchers, fetch)
             found.update(result.values)
             warnings.merge(result.warnings)
     return success(_limited(found, limit, warnings), warnings)
+
+
+def _timeout_s(request: web.Request) -> float:
+    return request.app[CONFIG].query.timeout_ms / 1000
 
 
 def _limited(items: set[str], limit: int | None, warnings: Annotations) -> list[str]:

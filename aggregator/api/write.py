@@ -2,7 +2,9 @@
 
 Order of checks, cheapest first, nothing written until all pass:
 credential (401) -> storage ready (503) -> headers (415) -> size (413, before
-reading past the limit) -> snappy + protobuf (400 / 413) -> append + commit.
+reading past the limit; the body must arrive within `server.body_timeout`:
+408) -> snappy + protobuf (400 / 413) -> the cluster's ingest rate (429 with
+`Retry-After`) -> append + commit.
 
 Answers follow the remote-write contract: 2xx only once the WAL holds the
 data; 4xx for data that will never be accepted (the sender drops it) with a
@@ -18,8 +20,9 @@ from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
-from aggregator.api.context import AUTH, BACKEND, CONFIG, METRICS
+from aggregator.api.context import AUTH, BACKEND, CONFIG, INGEST_LIMITS, METRICS
 from aggregator.api.federation import CLUSTERS
+from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
 from aggregator.auth import CHALLENGES
 from aggregator.errors import UnsupportedMediaType
@@ -52,7 +55,8 @@ async def handle_write(request: web.Request) -> web.Response:
 async def _receive(request: web.Request) -> web.Response:
     """Store the request's samples; raises what WRITE_ERROR_TABLE answers."""
     metrics = request.app[METRICS]
-    identity = request.app[AUTH].authenticate(request.headers)
+    peercert = request.transport.get_extra_info("peercert") if request.transport else None
+    identity = request.app[AUTH].authenticate(request.headers, peercert)
     backend = request.app[BACKEND].get()
     _check_headers(request)
     limits = request.app[CONFIG].limits
@@ -61,6 +65,7 @@ async def _receive(request: web.Request) -> web.Response:
     metrics.bytes_received.labels(cluster_label).inc(len(body))
     decoded = decode_write_request(body, max_decoded_bytes=limits.max_decoded_bytes)
     batch = decoded.batch
+    request.app[INGEST_LIMITS].admit(identity.cluster, batch.num_samples)
     metrics.decoded_bytes_received.labels(cluster_label).inc(decoded.decoded_bytes)
     metrics.samples_received.labels(cluster_label).inc(batch.num_samples)
     metrics.series_received.labels(cluster_label).inc(len(batch.series))
@@ -104,7 +109,8 @@ def _refusal(request: web.Request, exc: Exception) -> web.Response:
         message = str(exc)
         if refusal.status >= 500:
             log.warning("remote write refused", extra={"reason": refusal.reason, "err": message})
-    response = _text(refusal.status, refusal.prefix + message, retry_after=refusal.retry_after_s)
+    retry_after = getattr(exc, "retry_after_s", None) or refusal.retry_after_s
+    response = _text(refusal.status, refusal.prefix + message, retry_after=retry_after)
     if refusal.status == 401:
         for challenge in CHALLENGES:
             response.headers.add("WWW-Authenticate", challenge)
@@ -175,6 +181,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     """The body; PayloadTooLarge as soon as it is known to exceed `limit` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(request, limit)
+    return await within_body_timeout(request, _read_limited(request, limit))
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
     chunks = []
     size = 0
     async for chunk in request.content.iter_any():

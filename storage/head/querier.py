@@ -11,10 +11,20 @@ just the series that need it).
 
 Label names and values come from series with samples overlapping the
 querier's time range, judged by each series' oldest and newest timestamps.
+
+Threads: the index (matchers, label order, label sets) is read on the event
+loop only, because reading it may fold postings and re-rank series. Everything
+after that reads parts, which are immutable, so a select of many series finds
+its row ranges and gathers its samples in a worker thread (numpy releases the
+GIL there), and the event loop keeps answering probes and writes meanwhile.
+Before gathering, the select counts its rows and asks `hints.memory` for the
+bytes the answer will take, so a query past its memory budget fails before
+allocating.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,8 +33,13 @@ from numpy.typing import NDArray
 from storage.errors import SampleLimitExceeded
 from storage.head.head import Head
 from storage.head.parts import REL_MASK, Part
-from storage.interfaces import LabelResult, SelectHints, SeriesSet
-from storage.labels import Matcher
+from storage.interfaces import LabelResult, MemoryBudget, SelectHints, SeriesSet
+from storage.labels import Labels, Matcher
+
+OFFLOAD_SERIES = 2_000
+"""Selects of more series than this gather their samples in a worker thread."""
+SAMPLE_BYTES = 24
+"""Memory per gathered sample: int64 timestamp and float64 value out, int64 index in."""
 
 
 class HeadQuerier:
@@ -44,7 +59,13 @@ class HeadQuerier:
         hints: SelectHints | None = None,
     ) -> SeriesSet:
         limit = hints.sample_limit if hints is not None else None
-        return select(self._head, matchers, start_ms, end_ms, sample_limit=limit)
+        memory = hints.memory if hints is not None else None
+        plan = plan_select(self._head, matchers, start_ms, end_ms)
+        if plan is None:
+            return SeriesSet.empty()
+        if len(plan.sids) > OFFLOAD_SERIES:
+            return await asyncio.to_thread(gather, plan, sample_limit=limit, memory=memory)
+        return gather(plan, sample_limit=limit, memory=memory)
 
     async def label_names(
         self, matchers: Sequence[Matcher] = (), *, limit: int | None = None
@@ -80,6 +101,83 @@ def in_time_range(
     return (head.max_ts[sids] >= start_ms) & (head.min_ts[sids] <= end_ms)
 
 
+class SelectPlan:
+    """What a select reads, resolved on the event loop: series in label order, their
+    labels, and the parts to gather from (immutable, so safe to read in a thread)."""
+
+    __slots__ = ("end_ms", "labels", "sids", "sources", "start_ms")
+
+    def __init__(
+        self,
+        sids: NDArray[np.int64],
+        labels: list[Labels],
+        sources: list[Part],
+        start_ms: int,
+        end_ms: int,
+    ) -> None:
+        self.sids = sids
+        self.labels = labels
+        self.sources = sources
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+
+
+def plan_select(
+    head: Head, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+) -> SelectPlan | None:
+    """Resolve a select in the index (event loop only); None when nothing can match."""
+    if start_ms > end_ms:
+        return None
+    sids = head.index.select(matchers)
+    if len(sids):
+        sids = sids[in_time_range(head, sids, start_ms, end_ms)]
+    if not len(sids):
+        return None
+    sources = head.partitions.overlapping(start_ms, end_ms)
+    sources += _buffer_parts(head, sids, start_ms, end_ms)
+    if not sources:
+        return None
+    # Stable: within a partition, sealed parts (seal order) come before buffered rows.
+    sources.sort(key=_base)
+    sids = head.index.sort_by_labels(sids)
+    labels = head.index.labels_of(sids.tolist())
+    return SelectPlan(sids, labels, sources, start_ms, end_ms)
+
+
+def gather(
+    plan: SelectPlan, *, sample_limit: int | None = None, memory: MemoryBudget | None = None
+) -> SeriesSet:
+    """The planned series with their samples in [start_ms, end_ms] (any thread).
+
+    Raises `SampleLimitExceeded` past `sample_limit` samples, and whatever
+    `memory.reserve` raises, both counted from the row ranges before any
+    sample is gathered.
+    """
+    sids, sources = plan.sids, plan.sources
+    # Row ranges per source, in label order of the series.
+    ranges = [part.ranges(sids, plan.start_ms, plan.end_ms) for part in sources]
+    los = np.stack([lo for lo, _ in ranges])
+    counts = np.stack([hi for _, hi in ranges]) - los
+    total = int(counts.sum())
+    if sample_limit is not None and total > sample_limit:
+        raise SampleLimitExceeded(total, sample_limit)
+    if memory is not None:
+        memory.reserve(total * SAMPLE_BYTES)
+    labels = plan.labels
+    present = counts.any(axis=0)
+    if not present.all():
+        keep = np.flatnonzero(present)
+        if not len(keep):
+            return SeriesSet.empty()
+        los, counts = los[:, keep], counts[:, keep]
+        labels = [labels[i] for i in keep.tolist()]
+    totals = counts.sum(axis=0)
+    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+    np.cumsum(totals, out=offsets[1:])
+    ts, values = _assemble(sources, los, counts, offsets)
+    return SeriesSet(labels, offsets, ts, values)
+
+
 def select(
     head: Head,
     matchers: Sequence[Matcher],
@@ -90,50 +188,14 @@ def select(
 ) -> SeriesSet:
     """The head's series matching `matchers`, with their samples in [start_ms, end_ms].
 
+    Plans and gathers in the calling thread (the event loop's, for the index).
     Raises `SampleLimitExceeded` past `sample_limit` samples, counted from the
     row ranges before any sample is gathered.
     """
-    if start_ms > end_ms:
+    plan = plan_select(head, matchers, start_ms, end_ms)
+    if plan is None:
         return SeriesSet.empty()
-    sids = head.index.select(matchers)
-    if len(sids):
-        sids = sids[in_time_range(head, sids, start_ms, end_ms)]
-    if not len(sids):
-        return SeriesSet.empty()
-    sources = head.partitions.overlapping(start_ms, end_ms)
-    sources += _buffer_parts(head, sids, start_ms, end_ms)
-    if not sources:
-        return SeriesSet.empty()
-    # Stable: within a partition, sealed parts (seal order) come before buffered rows.
-    sources.sort(key=_base)
-    # Row ranges per source, found with ids in ascending order (cache friendly),
-    # then put in label order.
-    ranges = [part.ranges(sids, start_ms, end_ms) for part in sources]
-    los = np.stack([lo for lo, _ in ranges])
-    counts = np.stack([hi for _, hi in ranges]) - los
-    if sample_limit is not None:
-        total = int(counts.sum())
-        if total > sample_limit:
-            raise SampleLimitExceeded(total, sample_limit)
-    present = counts.any(axis=0)
-    if not present.all():
-        sids, los, counts = sids[present], los[:, present], counts[:, present]
-        if not len(sids):
-            return SeriesSet.empty()
-    order = _label_order(head, sids)
-    sids, los, counts = sids[order], los[:, order], counts[:, order]
-    labels = head.index.labels_of(sids.tolist())
-    totals = counts.sum(axis=0)
-    offsets = np.zeros(len(labels) + 1, dtype=np.int64)
-    np.cumsum(totals, out=offsets[1:])
-    ts, values = _assemble(sources, los, counts, offsets)
-    return SeriesSet(labels, offsets, ts, values)
-
-
-def _label_order(head: Head, sids: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Positions that put `sids` in label order."""
-    ordered = head.index.sort_by_labels(sids)
-    return np.searchsorted(sids, ordered)
+    return gather(plan, sample_limit=sample_limit)
 
 
 def _assemble(

@@ -2,8 +2,9 @@
 
 `log()` is synchronous and only queues the frame, so records are logged in
 exactly the order the head applied them. One flusher task takes everything
-queued since its last round and writes it in a worker thread
-(`asyncio.to_thread`), so disk I/O never blocks the event loop:
+queued since its last round and writes it in the writer's own thread
+(never a shared pool: a write is acknowledged after its round, so it must not
+queue behind query work there), so disk I/O never blocks the event loop:
 
 - BATCH: one write and one fsync per round; records of all requests that
   arrived meanwhile share that fsync (group commit);
@@ -32,8 +33,10 @@ import heapq
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from storage.errors import StorageUnavailable
 from storage.options import FsyncPolicy, StorageOptions
@@ -43,6 +46,7 @@ from storage.wal.reader import segment_path
 log = logging.getLogger(__name__)
 
 NO_SAMPLES = -(1 << 62)
+T = TypeVar("T")
 
 
 class WALWriter:
@@ -82,6 +86,7 @@ class WALWriter:
         self._broken: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="wal")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -107,8 +112,13 @@ class WALWriter:
             await self._task
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            durations = await asyncio.to_thread(_fsync_close, fd, self._broken is None)
+            durations = await self._run(_fsync_close, fd, self._broken is None)
             self._report(durations)
+        self._io.shutdown(wait=False)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)` in the writer's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     # -- logging ---------------------------------------------------------------
 
@@ -240,7 +250,7 @@ class WALWriter:
             self._size = 0
         written = sum(map(len, frames))
         try:
-            durations = await asyncio.to_thread(self._write_round, frames, rotate_to)
+            durations = await self._run(self._write_round, frames, rotate_to)
         except OSError as exc:
             reason = f"{self._segment_path()}: {exc}"
             log.error("wal write failed", extra={"error": reason})
@@ -260,7 +270,7 @@ class WALWriter:
             return
         self._unsynced = False
         try:
-            duration = await asyncio.to_thread(_timed_fsync, self._fd)
+            duration = await self._run(_timed_fsync, self._fd)
         except OSError as exc:
             self._break(f"fsync of {self._segment_path()}: {exc}")
             return

@@ -60,3 +60,29 @@ def test_token_decides_the_cluster(header: str, cluster: str | None) -> None:
 def test_refusals_say_why(headers: dict[str, str], reason: str) -> None:
     with pytest.raises(Unauthorized, match=reason):
         AUTH.authenticate(headers)
+
+
+def _cert(cn: str, *dns: str) -> dict[str, object]:
+    """A verified peer certificate as `ssl` reports it."""
+    out: dict[str, object] = {"subject": ((("commonName", cn),),)}
+    if dns:
+        out["subjectAltName"] = tuple(("DNS", d) for d in dns)
+    return out
+
+
+def test_a_client_certificate_names_its_push_cluster() -> None:
+    auth = Authenticator([PushCluster("edge-1", ""), PushCluster("edge-2", "tok-2")])
+    assert auth.authenticate({}, _cert("whatever", "edge-1")).cluster == "edge-1"
+    assert auth.authenticate({}, _cert("edge-2")).cluster == "edge-2"  # CN when no DNS SAN
+    with pytest.raises(Unauthorized, match="names no push cluster"):
+        auth.authenticate({}, _cert("edge-1", "other.example"))  # SANs win over the CN
+    with pytest.raises(Unauthorized, match=r"names several \(edge-1, edge-2\)"):
+        auth.authenticate({}, _cert("x", "edge-1", "edge-2"))
+    # A token sent along decides, and a tokenless cluster has no token to guess.
+    assert auth.authenticate({"Authorization": "Bearer tok-2"}, _cert("edge-1")).cluster == (
+        "edge-2"
+    )
+    with pytest.raises(Unauthorized):
+        auth.authenticate({"Authorization": "Bearer "}, None)
+    with pytest.raises(Unauthorized, match="or present its client certificate"):
+        auth.authenticate({}, None)

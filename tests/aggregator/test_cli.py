@@ -155,3 +155,17 @@ def test_serve_path_still_loads_the_app() -> None:
     import aggregator
 
     assert aggregator.build_app.__module__ == "aggregator.app"
+
+
+def test_a_bad_web_config_file_stops_serve_and_check_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users:\n  grafana: not-a-bcrypt-hash\n")
+    assert main(["serve", "--web.config.file", str(web)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {web}: basic_auth_users.grafana: must be a bcrypt hash")
+    config = tmp_path / "aggregator.yml"
+    config.write_text("web_config_file: web.yml\n")
+    assert main(["check-config", str(config)]) == EXIT_CONFIG
+    assert "basic_auth_users.grafana" in capsys.readouterr().err

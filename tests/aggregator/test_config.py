@@ -437,3 +437,81 @@ def test_embedded_default_keeps_blocks_under_the_data_dir() -> None:
 def test_local_object_store_path_is_relative_to_the_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "storage:\n  object_store: {path: blocks}\n"))
     assert config.storage.object_store.path == tmp_path / "blocks"
+
+
+def test_hardening_keys(tmp_path: Path) -> None:
+    (tmp_path / "web.yml").write_text("basic_auth_users: {}\n")
+    (tmp_path / "a.token").write_text("secret-a\n")
+    path = write(
+        tmp_path,
+        """web_config_file: web.yml
+clusters:
+  - name: a
+    token_file: a.token
+    ingest_rate: 5000
+    ingest_burst: 20000
+  - name: edge-1
+limits:
+  ingest_rate: 1000.5
+  ingest_burst: 3000
+query:
+  max_concurrency: 3
+  max_queued: 7
+  max_memory: 2GiB
+  max_query_memory: 512MiB
+server:
+  header_timeout: 5s
+  body_timeout: 1m
+  idle_timeout: 90s
+  max_connections: 100
+  shutdown_timeout: 10s
+  metrics_auth: false
+""",
+    )
+    config = load_config(path)
+    assert config.web_config_file == tmp_path / "web.yml"
+    a, edge = config.clusters
+    assert (a.ingest_rate, a.ingest_burst) == (5000.0, 20000)
+    assert (edge.token, edge.ingest_rate) == ("", None)  # writes with a client certificate
+    assert (config.limits.ingest_rate, config.limits.ingest_burst) == (1000.5, 3000)
+    q = config.query
+    assert (q.max_concurrency, q.max_queued) == (3, 7)
+    assert (q.max_memory, q.query_memory_bound) == (2 << 30, 512 << 20)
+    s = config.server
+    assert (s.header_timeout_ms, s.body_timeout_ms, s.idle_timeout_ms) == (5000, 60000, 90000)
+    assert (s.max_connections, s.shutdown_timeout_ms, s.metrics_auth) == (100, 10000, False)
+
+
+def test_hardening_defaults_follow_the_machine() -> None:
+    q = Config().query
+    assert 1 <= q.max_concurrency <= 20
+    assert q.query_memory_bound == q.max_memory // 4
+    assert Config().web_config_file is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("web_config_file: nope.yml\n", "web_config_file", "does not exist"),
+        ("clusters:\n  - name: a\n", "clusters[0].token", "or a TLS client certificate"),
+        ("query:\n  max_memory: 1GiB\n  max_query_memory: 2GiB\n", "query.max_query_memory",
+         "must not exceed query.max_memory"),
+        ("limits:\n  ingest_rate: fast\n", "limits.ingest_rate", "must be a number"),
+        ("server:\n  max_connections: 0\n", "server.max_connections", "at least 1"),
+        ("server:\n  header_timeout: 5\n", "server.header_timeout", "duration"),
+    ],
+)  # fmt: skip
+def test_bad_hardening_values_name_the_key(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    err = config_error(tmp_path, text)
+    assert err.key == key
+    assert reason in err.reason
+
+
+def test_web_config_flag_overrides_and_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "w.yml").write_text("{}\n")
+    config = Config().with_overrides(web_config_file=str(tmp_path / "w.yml"))
+    assert config.web_config_file == tmp_path / "w.yml"
+    with pytest.raises(ConfigError, match=r"--web\.config\.file"):
+        Config().with_overrides(web_config_file=str(tmp_path / "missing.yml"))

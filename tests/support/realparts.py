@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,13 +33,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
-    """Status and body of a GET, HTTP errors included (no exception for 4xx/5xx)."""
+def http_get(
+    url: str,
+    *,
+    timeout: float = 5.0,
+    context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """Status and body of a GET, HTTP errors included (no exception for 4xx/5xx).
+
+    `context` verifies an https server (e.g. against a test CA); `headers` go along
+    (e.g. basic auth)."""
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def client_tls(ca_file: Path, cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
+    """A client context trusting `ca_file` (and presenting `cert` = (cert, key) if given)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return context
 
 
 class Process:
@@ -86,7 +105,14 @@ class Process:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"{self.name}: no VmRSS for pid {self.pid}")
 
-    def wait_ready(self, url: str, *, timeout: float = 30.0) -> None:
+    def wait_ready(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        context: ssl.SSLContext | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Poll `url` until it answers 200; fail with the process log if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -94,7 +120,7 @@ class Process:
                 self._log.close()
                 raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-4000:]}")
             try:
-                status, _ = http_get(url, timeout=1.0)
+                status, _ = http_get(url, timeout=1.0, context=context, headers=headers)
                 if status == 200:
                     return
             except OSError:
@@ -132,15 +158,25 @@ def start_prometheus(
     extra_args: Sequence[str] = (),
     cpu: int | None = None,
     port: int | None = None,
+    web_config: Path | None = None,
+    tls_ca: Path | None = None,
+    ready_headers: dict[str, str] | None = None,
 ) -> tuple[Process, str]:
-    """A real Prometheus (Debian package) with `config` as its YAML; returns it and its URL."""
+    """A real Prometheus (Debian package) with `config` as its YAML; returns it and its URL.
+
+    `web_config` is its `--web.config.file`; with TLS in it, pass the CA that signed
+    its certificate as `tls_ca` (the URL is then https), and basic-auth headers as
+    `ready_headers` when it has users.
+    """
     binary = shutil.which("prometheus")
     if binary is None:
         raise RuntimeError("prometheus is not installed (scripts/system-deps installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(config)
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
+    if web_config is not None:
+        extra_args = [*extra_args, f"--web.config.file={web_config}"]
     proc = Process(
         "prometheus",
         [
@@ -154,7 +190,8 @@ def start_prometheus(
         workdir / "prometheus.log",
         cpu=cpu,
     )
-    proc.wait_ready(f"{url}/-/ready")
+    context = client_tls(tls_ca) if tls_ca else None
+    proc.wait_ready(f"{url}/-/ready", context=context, headers=ready_headers)
     return proc, url
 
 
@@ -165,8 +202,13 @@ def start_aggregator(
     data_dir: Path | None = None,
     cpu: int | None = None,
     port: int | None = None,
+    tls_ca: Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[Process, str]:
-    """The service as a child process (`python -m aggregator serve`); returns it and its URL."""
+    """The service as a child process (`python -m aggregator serve`); returns it and its URL.
+
+    With TLS in its web config, pass the CA that signed its certificate as `tls_ca`
+    (the URL is then https)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     argv = [
@@ -182,11 +224,12 @@ def start_aggregator(
     if config is not None:
         (workdir / "aggregator.yml").write_text(config)
         argv += ["--config", str(workdir / "aggregator.yml")]
+    argv += list(extra_args)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     proc = Process("aggregator", argv, workdir / "aggregator.log", cpu=cpu, env=env)
-    url = f"http://127.0.0.1:{port}"
-    proc.wait_ready(f"{url}/-/ready")
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
+    proc.wait_ready(f"{url}/-/ready", context=client_tls(tls_ca) if tls_ca else None)
     return proc, url
 
 

@@ -346,12 +346,12 @@ async def test_warnings_and_infos_reach_the_response(service: Service) -> None:
 
 
 def test_timeout_parameter_only_shortens_the_configured_timeout() -> None:
-    def opts(params: dict[str, str]) -> QueryOpts | None:
+    def opts(params: dict[str, str]) -> QueryOpts:
         return query_options(MultiDict(params), 10_000)
 
     assert opts({"timeout": "2s"}) == QueryOpts(timeout_s=2.0)
     assert opts({"timeout": "1h"}) == QueryOpts(timeout_s=10.0)
-    assert opts({}) is None
+    assert opts({}) == QueryOpts(timeout_s=10.0)
 
 
 async def test_format_query(service: Service) -> None:
