@@ -9,11 +9,12 @@ equal the same engine's over the in-memory reference store.
 
 from __future__ import annotations
 
-import asyncio
+import threading
 import time
 
 import numpy as np
 
+from promql import engine as engine_module
 from promql.engine import Engine
 from promql.value import Matrix
 from remote_write.batch import WriteBatch
@@ -54,15 +55,16 @@ async def test_offloaded_evaluation_never_touches_the_index(tmp_path, monkeypatc
         assert appender.append(WriteBatch.from_series(series)).rejected == []
         await appender.commit()
 
-        offloaded: list[object] = []
-        real_to_thread = asyncio.to_thread
+        offloaded: list[int] = []
+        loop_thread = threading.get_ident()
 
-        async def to_thread(fn, /, *args, **kwargs):
-            if fn.__qualname__.startswith("Engine."):  # not the WAL's writes
-                offloaded.append(fn)
-            return await real_to_thread(fn, *args, **kwargs)
+        class Recording(engine_module.Evaluator):
+            def eval(self, *args, **kwargs):
+                if threading.get_ident() != loop_thread:
+                    offloaded.append(threading.get_ident())
+                return super().eval(*args, **kwargs)
 
-        monkeypatch.setattr(asyncio, "to_thread", to_thread)
+        monkeypatch.setattr(engine_module, "Evaluator", Recording)
         engine = Engine()
         end = int(ts[-1])
         for query in QUERIES:
