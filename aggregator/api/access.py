@@ -9,6 +9,11 @@ any: deny by default. A missing or wrong credential gets a bare 401 that
 says nothing about which users exist or why it failed; the reader is kept on
 the request (`READER`) for the endpoints that limit what it sees.
 
+A reader limited to some clusters gets 403 on what concerns the whole fleet
+or the service itself (`WHOLE_FLEET`): admin, block status, reloads, the
+ruler's configuration API and `/metrics` (per-cluster self-metrics). The
+endpoints it may use filter their answers to its clusters.
+
 The web config's `http_server_config.headers` go on every response.
 """
 
@@ -26,6 +31,8 @@ from aggregator.security import WebSecurity
 SECURITY = web.AppKey("security", WebSecurity)
 READER = web.RequestKey("reader", Reader)
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/api/v1/write"})
+WHOLE_FLEET = ("/api/v1/admin/", "/api/v1/status/blocks", "/-/reload", "/config/v1/", "/metrics")
+"""Path prefixes only a reader of every cluster may use."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,9 +57,16 @@ async def require_reader(request: web.Request, handler: Handler) -> web.StreamRe
     if path in OPEN_PATHS or (path == "/metrics" and not request.app[CONFIG].server.metrics_auth):
         return await handler(request)
     try:
-        request[READER] = await request.app[SECURITY].read_auth.authenticate(request.headers)
+        reader = await request.app[SECURITY].read_auth.authenticate(request.headers)
     except Unauthorized:
         return unauthorized()
+    request[READER] = reader
+    if reader.clusters is not None and path.startswith(WHOLE_FLEET):
+        return web.Response(
+            status=403,
+            text=f"forbidden: {reader.name} may read only clusters "
+            f"{', '.join(sorted(reader.clusters))}; {path} concerns the whole fleet\n",
+        )
     return await handler(request)
 
 

@@ -5,16 +5,23 @@ times in RFC 3339, `lastError` only when there is one, a recording rule's
 `labels` only when it has some), so Grafana lists the rules and alerts. The
 rules endpoint takes Prometheus's filters: `type=alert|record`,
 `rule_name[]`, `rule_group[]`, `file[]` and `exclude_alerts`.
+
+A reader limited to some clusters sees the groups scoped to its clusters and
+the fleet-wide ones, and of their alerts only those whose `cluster` label is
+one of its clusters; an alerting rule's `state` is then that of the alerts it
+may see, so a firing alert elsewhere in the fleet shows nowhere.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
+from aggregator.api.access import reader_of
 from aggregator.api.context import RELOAD, RULES
 from aggregator.api.params import read_params
 from aggregator.api.responses import success
@@ -43,12 +50,15 @@ async def handle_rules(request: web.Request) -> web.Response:
     groups = set(params.getall("rule_group[]", []))
     files = set(params.getall("file[]", []))
     filtered = bool(kind or names or groups or files)
+    allowed = reader_of(request).clusters
     out = []
     for group in request.app[RULES].groups():
         if (groups and group.name not in groups) or (files and group.file not in files):
             continue
+        if allowed is not None and group.cluster is not None and group.cluster not in allowed:
+            continue
         rules = [
-            _rule_json(r, with_alerts=exclude_alerts not in ("true", "1"))
+            _rule_json(_visible(r, allowed), with_alerts=exclude_alerts not in ("true", "1"))
             for r in group.rules
             if (not names or r.name in names)
             and (not kind or (kind == "alert") == (r.kind == "alerting"))
@@ -61,7 +71,23 @@ async def handle_rules(request: web.Request) -> web.Response:
 
 async def handle_alerts(request: web.Request) -> web.Response:
     """Prometheus's `GET /api/v1/alerts`: every pending and firing alert."""
-    return success({"alerts": [_alert_json(a) for a in request.app[RULES].alerts()]})
+    allowed = reader_of(request).clusters
+    alerts = request.app[RULES].alerts()
+    return success({"alerts": [_alert_json(a) for a in alerts if _may_see(a, allowed)]})
+
+
+def _may_see(alert: AlertStatus, allowed: frozenset[str] | None) -> bool:
+    return allowed is None or alert.labels.get("cluster") in allowed
+
+
+def _visible(rule: RuleView, allowed: frozenset[str] | None) -> RuleView:
+    """`rule` as a reader of `allowed` clusters sees it (all of it when None)."""
+    if allowed is None or rule.kind != "alerting":
+        return rule
+    alerts = tuple(a for a in rule.alerts if _may_see(a, allowed))
+    states = {a.state for a in alerts}
+    state = "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
+    return replace(rule, alerts=alerts, state=state)
 
 
 async def handle_reload(request: web.Request) -> web.Response:
