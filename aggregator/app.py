@@ -208,7 +208,8 @@ async def _start_rules(app: web.Application, ruler: Ruler) -> None:
         backend = await app[BACKEND].wait_open()
     except Exception:  # storage failed to open: the service exits; nothing to run
         return
-    await ruler.start(Fleet(backend, app[CLUSTERS], app[CONFIG].query), backend)
+    fleet = Fleet(backend, app[CLUSTERS], app[CONFIG].query)
+    await ruler.start(fleet, backend, backend.object_store)
 
 
 async def _shutdown_pool(pool: ThreadPoolExecutor) -> None:

@@ -26,7 +26,32 @@ class RulerStore:
         self.directory = Path(directory)
 
     def _path(self, namespace: str) -> Path:
-        return self.directory / (urllib.parse.quote(namespace, safe="") + SUFFIX)
+        return self.directory / self.file_name(namespace)
+
+    @staticmethod
+    def file_name(namespace: str) -> str:
+        """The namespace's file name (percent-encoded, so any namespace is one safe name)."""
+        return urllib.parse.quote(namespace, safe="") + SUFFIX
+
+    def file_names(self) -> list[str]:
+        """Names of the namespace files, sorted."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name for p in self.directory.glob("*" + SUFFIX))
+
+    def has_file(self, name: str) -> bool:
+        return (self.directory / name).is_file()
+
+    def read_file(self, name: str) -> bytes:
+        return (self.directory / name).read_bytes()
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Write a namespace file as received (from the object store), atomically."""
+        if name != urllib.parse.quote(urllib.parse.unquote(name), safe="") or not name.endswith(
+            SUFFIX
+        ):
+            raise ValueError(f"not a namespace file name: {name!r}")
+        self._replace(self.directory / name, data)
 
     def sources(self) -> list[RuleSource]:
         """The namespace files, for loading with the configured rule files."""
@@ -82,12 +107,14 @@ class RulerStore:
         return True
 
     def _write(self, namespace: str, groups: list[GroupSpec]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(namespace)
         text = dump_yaml({"groups": [group_to_dict(g) for g in groups]})
+        self._replace(self._path(namespace), text.encode("utf-8"))
+
+    def _replace(self, path: Path, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -25,10 +25,12 @@ from alerting.metrics import NotifierMetrics, RuleMetrics
 from alerting.notify.hub import NotifierHub
 from alerting.query import InstantEngine
 from alerting.rulefile import GroupSpec, RuleFileError
+from alerting.rulermirror import RulerMirror
 from alerting.rulerstore import RulerStore
 from alerting.settings import AlertingSettings, RulesSettings
 from alerting.status import AlertStatus, GroupView, alert_statuses, group_view
 from storage.interfaces import Appendable, Queryable
+from storage.objstore.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ class Ruler:
         self.metrics = RuleMetrics(registry, metrics_prefix)
         self.hub = NotifierHub(alerting, NotifierMetrics(registry, metrics_prefix), self.clock)
         self.manager: RuleManager | None = None
+        self.mirror: RulerMirror | None = None
+        self._started = asyncio.Event()
+        """Set once `start` ran: ruler-API edits wait for it (before, they could miss the
+        object store, or be overwritten by the namespaces restored from it)."""
         self._specs: list[GroupSpec] = []
         self._lock = asyncio.Lock()
 
@@ -75,8 +81,19 @@ class Ruler:
         self._specs = specs
         return specs
 
-    async def start(self, queryable: Queryable, appendable: Appendable) -> None:
-        """Start notifiers and groups (call once storage serves reads and writes)."""
+    async def start(
+        self,
+        queryable: Queryable,
+        appendable: Appendable,
+        object_store: ObjectStore | None = None,
+    ) -> None:
+        """Start notifiers and groups (call once storage serves reads and writes).
+
+        With an `object_store`, ruler-API namespaces are reconciled with it first
+        (`alerting.rulermirror`) and mirrored to it on every edit.
+        """
+        if object_store is not None:
+            await self._attach(RulerMirror(self.store, object_store))
         await self.hub.start()
         async with self._lock:
             self.manager = RuleManager(
@@ -89,7 +106,29 @@ class Ruler:
                 clock=self.clock,
             )
             await self.manager.update(self._specs)
+        self._started.set()
         self._succeeded()
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def _attach(self, mirror: RulerMirror) -> None:
+        try:
+            restored = await mirror.reconcile()
+        except Exception as exc:  # the store down: run on the local namespaces, retry next start
+            log.warning(
+                "ruler namespaces not reconciled with the object store", extra={"err": str(exc)}
+            )
+            restored = 0
+        self.mirror = mirror
+        if restored:
+            try:
+                self.load()
+            except RulesLoadError as exc:
+                log.error(
+                    "restored ruler namespaces do not load; running the rules loaded at start",
+                    extra={"err": str(exc)},
+                )
 
     async def stop(self) -> None:
         if self.manager is not None:
@@ -145,18 +184,25 @@ class Ruler:
         except RulesLoadError:
             self._restore(namespace, previous)
             raise
+        await self._mirror(namespace)
 
     async def delete_group(self, namespace: str, name: str) -> bool:
         if not self.store.delete_group(namespace, name):
             return False
         await self.reload()
+        await self._mirror(namespace)
         return True
 
     async def delete_namespace(self, namespace: str) -> bool:
         if not self.store.delete_namespace(namespace):
             return False
         await self.reload()
+        await self._mirror(namespace)
         return True
+
+    async def _mirror(self, namespace: str) -> None:
+        if self.mirror is not None:
+            await self.mirror.push(namespace)
 
     def _restore(self, namespace: str, previous: list[GroupSpec] | None) -> None:
         if previous is None:

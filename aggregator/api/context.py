@@ -27,6 +27,7 @@ from alerting.rulefile import GroupSpec
 from alerting.status import AlertStatus, GroupView
 from promql.engine import QueryOpts, Result
 from storage.interfaces import Appender, Querier, Queryable
+from storage.objstore.base import ObjectStore
 from storage.tiering.querier import ReadOptions
 from storage.tiering.service import FlushResult
 from storage.tiering.status import TieringMetrics
@@ -92,6 +93,10 @@ class RulesSource(Protocol):
 
     async def delete_namespace(self, namespace: str) -> bool: ...
 
+    async def wait_started(self) -> None:
+        """Return once the rules run (storage open, namespaces reconciled): edits wait for it."""
+        ...
+
 
 class Reload(Protocol):
     """Re-reads the rules and alerting config; raises, keeping the old, if it cannot."""
@@ -121,6 +126,11 @@ class Backend(MetadataSource, Protocol):
         ...
 
     def tiering_metrics(self) -> TieringMetrics: ...
+
+    @property
+    def object_store(self) -> ObjectStore:
+        """Where blocks live; the ruler keeps its API-managed namespaces there too."""
+        ...
 
     @property
     def ready(self) -> bool: ...

@@ -16,10 +16,13 @@ here is checked like a rule file, stored in the data directory, and running
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from aiohttp import web
 
 from aggregator.api.context import RULES
+from aggregator.errors import NotReady
 from alerting.loader import RulesLoadError
 from alerting.rulefile import RuleFileError, dump_yaml, group_to_dict, parse_group
 
@@ -53,6 +56,7 @@ async def handle_group(request: web.Request) -> web.Response:
 
 
 async def handle_set_group(request: web.Request) -> web.Response:
+    await _wait_started(request)
     namespace = request.match_info["namespace"]
     body = await request.content.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
@@ -72,6 +76,7 @@ async def handle_set_group(request: web.Request) -> web.Response:
 
 
 async def handle_delete_group(request: web.Request) -> web.Response:
+    await _wait_started(request)
     namespace = request.match_info["namespace"]
     name = request.match_info["group"]
     if not await request.app[RULES].delete_group(namespace, name):
@@ -80,10 +85,23 @@ async def handle_delete_group(request: web.Request) -> web.Response:
 
 
 async def handle_delete_namespace(request: web.Request) -> web.Response:
+    await _wait_started(request)
     namespace = request.match_info["namespace"]
     if not await request.app[RULES].delete_namespace(namespace):
         return _text(404, "group namespace does not exist")
     return _accepted()
+
+
+async def _wait_started(request: web.Request) -> None:
+    """Edits wait for the ruler to run (a few seconds at most after storage opens)."""
+    try:
+        async with asyncio.timeout(START_WAIT_S):
+            await request.app[RULES].wait_started()
+    except TimeoutError:
+        raise NotReady("the ruler is starting: rule groups can be edited once it runs") from None
+
+
+START_WAIT_S = 10.0
 
 
 def _yaml(data: object) -> web.Response:

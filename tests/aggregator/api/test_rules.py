@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,12 @@ import pytest
 import yaml
 from aiohttp import web
 
+from aggregator.api.context import RULES as RULER
 from aggregator.app import build_app
-from aggregator.config import Config
+from aggregator.config import Config, StorageConfig
 from aggregator.errors import ConfigError
 from alerting.settings import AlertingSettings, RulesSettings
+from storage.objstore.config import ObjectStoreConfig
 from tests.aggregator.conftest import MakeService, Service
 from tests.support.waiting import until_async
 
@@ -178,6 +182,7 @@ async def test_rules_answer_as_prometheus_does(
 ) -> None:
     (rules_dir / "a.yml").write_text(RULES)
     service = await make_service(rules_config(tmp_path))
+    await service.app[RULER].wait_started()
     await until_async(lambda: firing(service, "Always"))
     data = await rules_of(service)
     assert data["groups"][0]["file"] == str(rules_dir / "a.yml")
@@ -196,6 +201,7 @@ async def test_rules_filters(make_service: MakeService, tmp_path: Path, rules_di
         "groups:\n- name: other\n  rules:\n  - record: r\n    expr: vector(1)\n"
     )
     service = await make_service(rules_config(tmp_path))
+    await service.app[RULER].wait_started()
 
     def names(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
         return [(g["name"], [r["name"] for r in g["rules"]]) for g in data["groups"]]
@@ -232,6 +238,7 @@ async def test_reload_refuses_a_broken_file_and_keeps_the_old_rules(
 ) -> None:
     (rules_dir / "a.yml").write_text(RULES)
     service = await make_service(rules_config(tmp_path))
+    await service.app[RULER].wait_started()
     await until_async(lambda: firing(service, "Always"))
     before = await rules_of(service)
     active_at = before["groups"][0]["rules"][1]["alerts"][0]["activeAt"]
@@ -309,6 +316,7 @@ async def test_grafana_style_rule_editing(make_service: MakeService, tmp_path: P
     """What Grafana's alerting UI does with a Mimir data source: it checks buildinfo,
     creates a group in a namespace, reads it back, lists rules, edits and deletes."""
     service = await make_service(rules_config(tmp_path))
+    await service.app[RULER].wait_started()
     _, info = await service.get_json("/api/v1/status/buildinfo")
     assert info["data"]["features"]["ruler_config_api"] == "true"
 
@@ -375,17 +383,23 @@ async def test_ruler_groups_survive_a_restart(
     make_service: MakeService, tmp_path: Path, data_dir: Path
 ) -> None:
     service = await make_service(rules_config(tmp_path))
+    await service.app[RULER].wait_started()
     resp = await service.client.post("/config/v1/rules/a%2Fb", data=GROUP)
     assert resp.status == 202
     await service.client.close()
     assert sorted(p.name for p in (data_dir / "rules").iterdir()) == ["a%2Fb.yaml"]
 
     again = await make_service(rules_config(tmp_path))
+    await again.app[RULER].wait_started()
     resp = await again.client.get("/config/v1/rules/a%2Fb")
     assert resp.status == 200
     assert list(yaml.safe_load(await resp.text())) == ["a/b"]
-    groups = (await rules_of(again))["groups"]
-    assert [(g["file"], g["name"]) for g in groups] == [("a/b", "nodes")]
+
+    async def running() -> bool:  # the groups start once storage is open
+        groups = (await rules_of(again))["groups"]
+        return [(g["file"], g["name"]) for g in groups] == [("a/b", "nodes")]
+
+    await until_async(running)
 
 
 async def test_generator_url_leads_to_the_expression(make_service: MakeService) -> None:
@@ -393,3 +407,36 @@ async def test_generator_url_leads_to_the_expression(make_service: MakeService) 
     resp = await service.client.get("/graph?g0.expr=up+%3D%3D+0&g0.tab=1", allow_redirects=False)
     assert resp.status == 302
     assert resp.headers["Location"] == "/api/v1/query?query=up+%3D%3D+0"
+
+
+async def test_ruler_groups_come_back_from_the_object_store_on_an_empty_data_dir(
+    make_service: MakeService, tmp_path: Path, data_dir: Path
+) -> None:
+    """The object store, not the data dir, is the source of truth: a replaced node with an
+    empty data dir and the same store comes back with the groups Grafana created."""
+    store = tmp_path / "bucket"
+    config = replace(
+        rules_config(tmp_path),
+        storage=StorageConfig(object_store=ObjectStoreConfig(type="local", path=store)),
+    )
+    service = await make_service(config)
+    await service.app[RULER].wait_started()
+    resp = await service.client.post("/config/v1/rules/a%2Fb", data=GROUP)
+    assert resp.status == 202
+    await service.client.close()
+    assert (store / "ruler" / "a%2Fb.yaml").read_bytes() == (
+        data_dir / "rules" / "a%2Fb.yaml"
+    ).read_bytes()
+    shutil.rmtree(data_dir)
+
+    again = await make_service(config)
+    await again.app[RULER].wait_started()
+
+    async def restored() -> bool:
+        groups = (await rules_of(again))["groups"]
+        return [(g["file"], g["name"]) for g in groups] == [("a/b", "nodes")]
+
+    await until_async(restored)
+    resp = await again.client.delete("/config/v1/rules/a%2Fb")
+    assert resp.status == 202
+    assert not (store / "ruler" / "a%2Fb.yaml").exists()
