@@ -25,10 +25,33 @@ from tests.helm.helmtool import (
 )
 from tests.helm.podfiles import lay_out, workload
 
-EXAMPLES = {"default": {}, "full": None}
+EXAMPLES = {"default": {}, "full": None, "options": None}
+OPTIONS = {
+    # what neither the defaults nor the full example use
+    "clusters": [
+        {"name": "edge-1", "tokenSecret": {"name": "tokens", "key": "edge-1"}},
+        {
+            "name": "eu-1",
+            "url": "https://prometheus.eu-1.example:9090",
+            "basicAuth": {"username": "agg", "passwordSecret": {"name": "eu-1", "key": "pw"}},
+            "tls": {"caSecret": {"name": "eu-1", "key": "ca.crt"}, "insecureSkipVerify": False},
+            "keepClusterLabel": True,
+            "healthCheckInterval": "30s",
+        },
+    ],
+    "rules": {"existingConfigMaps": ["team-rules", "slo-rules"]},
+    "limits": {"maxSeriesPerCluster": 200000, "ingestRate": 10000},
+    "server": {"shutdownTimeout": "20s"},
+    "persistence": {"enabled": False},
+    "flushOnShutdown": False,
+    "serviceAccount": {"create": False, "name": "existing"},
+    "grafana": {"dashboards": {"enabled": False}},
+}
 
 
 def _values(example: str) -> dict[str, Any]:
+    if example == "options":
+        return OPTIONS
     return full_example() if example == "full" else {}
 
 
@@ -86,6 +109,32 @@ def test_default_render_is_one_instance_without_secrets_inline() -> None:
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"] == {
         "storage": "20Gi"
     }
+
+
+def test_options_reach_the_config_and_the_pod() -> None:
+    objs = objects(render(OPTIONS))
+    sts = workload(objs, "StatefulSet", "fleet-aggregator")
+    config = yaml.safe_load(
+        next(o for o in objs if o["metadata"]["name"] == "fleet-aggregator-config")["data"][
+            "aggregator.yaml"
+        ]
+    )
+    pull = config["clusters"][1]
+    assert pull["basic_auth"] == {"username": "agg", "password_file": "../secrets/pull-0-password"}
+    assert pull["tls"] == {"ca_file": "../secrets/pull-0-ca.crt", "insecure_skip_verify": False}
+    assert pull["keep_cluster_label"] is True
+    assert config["limits"] == {"max_series_per_cluster": 200000, "ingest_rate": 10000}
+    assert config["server"] == {"shutdown_timeout": "20s"}
+    assert config["rules"]["files"] == ["../rules/*/*"]
+    pod = sts["spec"]["template"]["spec"]
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert {"/etc/aggregator/rules/team-rules", "/etc/aggregator/rules/slo-rules"} <= mounts
+    assert "volumeClaimTemplates" not in sts["spec"]
+    assert {"name": "data", "emptyDir": {}} in pod["volumes"]
+    assert "lifecycle" not in pod["containers"][0]
+    assert pod["serviceAccountName"] == "existing"
+    assert not [o for o in objs if o["kind"] == "ServiceAccount"]
+    assert not [o for o in objs if "dashboard" in o["metadata"]["name"]]
 
 
 def test_full_example_renders_two_shards_and_a_query_tier() -> None:
@@ -216,6 +265,7 @@ def test_scale_out_mistakes_fail_at_install(change: dict[str, Any], message: str
     ("example", "owner"),
     [
         ("default", ("StatefulSet", "fleet-aggregator")),
+        ("options", ("StatefulSet", "fleet-aggregator")),
         ("full", ("StatefulSet", "fleet-aggregator-shard")),
         ("full", ("Deployment", "fleet-aggregator-query")),
     ],
