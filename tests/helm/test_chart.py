@@ -159,7 +159,10 @@ def test_full_example_renders_two_shards_and_a_query_tier() -> None:
     stores = [c["storage"]["object_store"] for c in (shard0, shard1, q)]
     assert {s["bucket"] for s in stores} == {"fleet-metrics"}
     assert [s["prefix"] for s in stores] == ["prod/shard-0", "prod/shard-1", "prod/query"]
-    # rules and alerting only on the query tier, which pulls the member and every shard
+    # the workspace label, rules and alerting only on the query tier, which pulls the
+    # member and every shard
+    assert "workspace_label" not in shard0["query"]
+    assert q["query"]["workspace_label"] == "workspace"
     assert "rules" not in shard0
     assert "alerting" not in shard0
     assert q["rules"]["files"] == ["../rules/*/*"]

@@ -159,7 +159,12 @@ shard (index, for role shard). Paths are relative to the config's folder
 {{- end -}}
 {{- $s := $v.storage -}}
 {{- $_ := set $cfg "storage" (dict "retention" $s.retention "block_duration" $s.blockDuration "late_window" $s.lateWindow "object_store_retention" $s.objectStoreRetention "wal_fsync" $s.walFsync "block_cache_size" $s.blockCacheSize "object_store" $store) -}}
-{{- with $v.query }}{{ $_ := set $cfg "query" (include "aggregator.snake" . | fromJson) }}{{ end -}}
+{{- with $v.query -}}
+{{- $query := include "aggregator.snake" . | fromJson -}}
+{{- /* the workspace label is added once, on the query tier (a shard's remote read would add it too) */ -}}
+{{- if eq $role "shard" }}{{ $_ := unset $query "workspace_label" }}{{ end -}}
+{{- if $query }}{{ $_ := set $cfg "query" $query }}{{ end -}}
+{{- end -}}
 {{- if ne $role "shard" -}}
 {{- if or $v.rules.groups $v.rules.existingConfigMaps -}}
 {{- $_ := set $cfg "rules" (dict "files" (list "../rules/*/*") "evaluation_interval" $v.rules.evaluationInterval) -}}
