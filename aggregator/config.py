@@ -188,6 +188,10 @@ class PullCluster:
     tls: TLSConfig | None = None
     external_labels_drop: tuple[str, ...] = ()
     health_check_interval_ms: int = 15_000
+    keep_cluster_label: bool = False
+    """Series keep the `cluster` label they carry (another instance of this service, e.g.
+    a shard of a scale-out; or a Prometheus that already labels by cluster); only series
+    without one get `name`. Such an endpoint takes no pushdown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,7 +489,8 @@ def _parse_clusters(
 
 
 def _parse_pull_cluster(node: _Node, name: str, base_dir: Path) -> PullCluster:
-    """A pull cluster: url, timeout, bearer_token[_file], basic_auth, tls, external_labels_drop."""
+    """A pull cluster: url, timeout, bearer_token[_file], basic_auth, tls, external_labels_drop,
+    health_check_interval, keep_cluster_label."""
     url = node.string("url", None).rstrip("/")
     if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
         raise node.error(
@@ -548,6 +553,7 @@ def _parse_pull_cluster(node: _Node, name: str, base_dir: Path) -> PullCluster:
         )
         tnode.finish()
     drop = node.label_names("external_labels_drop")
+    keep_cluster = node.boolean("keep_cluster_label", False)
     if "cluster" in drop:
         raise node.error(
             "external_labels_drop",
@@ -564,6 +570,7 @@ def _parse_pull_cluster(node: _Node, name: str, base_dir: Path) -> PullCluster:
         tls=tls,
         external_labels_drop=drop,
         health_check_interval_ms=interval_ms,
+        keep_cluster_label=keep_cluster,
     )
 
 

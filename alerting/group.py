@@ -112,6 +112,10 @@ class Group:
         m = env.metrics
         m.group_interval.labels(self.key).set(self.interval_ms / 1000)
         m.group_rules.labels(self.key).set(len(self.rules))
+        # counters exist at 0 from the start, as Prometheus's do: a dashboard's rate()
+        # then shows "no failures" rather than "no data"
+        for counter in (m.iterations_missed, m.iterations_scheduled, m.eval_total, m.eval_failures):
+            counter.labels(self.key)
         for rule in self.rules:
             if isinstance(rule, AlertingRule) and not restore:
                 rule.restored = True

@@ -85,6 +85,8 @@ class Fleet:
         for state in pulls:
             if state.cluster.name in self.excluded or not state.healthy:
                 continue
+            if state.cluster.keep_cluster_label:  # many clusters: no one partition label
+                continue
             if state.version is None or state.external_labels is None or state.session is None:
                 continue
             if replicas and (

@@ -72,6 +72,10 @@ class PullState:
     external_labels: Labels | None = None
     appended: tuple[float, float] | None = None
     labels_cache: dict[Hashable, Labels] = field(default_factory=dict)
+    members: dict[str, str | None] = field(default_factory=dict)
+    """For a `keep_cluster_label` endpoint that is this service (a scale-out shard): the
+    clusters it serves, each with why it is stale there (None: fresh), from its
+    `/api/v1/clusters` at the last good health check."""
 
 
 class ClusterRegistry:
@@ -236,7 +240,15 @@ class ClusterRegistry:
             self.metrics.duration.labels(name, "health").observe(time.monotonic() - started)
 
     async def _details(self, state: PullState, session: aiohttp.ClientSession) -> None:
-        """Series, ingest rate, version and external labels, where the member serves them."""
+        """Series, ingest rate, version and external labels, where the member serves them;
+        and the clusters behind a `keep_cluster_label` endpoint that is a shard of ours."""
+        if state.cluster.keep_cluster_label:
+            with contextlib.suppress(aiohttp.ClientError, ValueError, KeyError, TypeError):
+                listed = await _json(session, "api/v1/clusters")
+                state.members = {
+                    str(c["name"]): None if c.get("healthy") else str(c.get("last_error") or "")
+                    for c in listed["data"]
+                }
         with contextlib.suppress(aiohttp.ClientError, ValueError):
             async with session.get("metrics") as resp:
                 if resp.status == 200:
@@ -330,6 +342,17 @@ class ClusterRegistry:
         for state in self.pulls:
             if admitted(state.cluster.name) and (why := self.pull_staleness(state)):
                 yield why
+            for member, stale in state.members.items():
+                if not admitted(member):
+                    continue
+                if state.healthy is False:
+                    yield (
+                        f'cluster "{member}" is unreachable: it is served by '
+                        f'"{state.cluster.name}", which failed its last health check '
+                        f"({state.last_error})"
+                    )
+                elif stale:
+                    yield f'{stale} (on "{state.cluster.name}")'
 
 
 class _CheckFailed(Exception):

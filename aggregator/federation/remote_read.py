@@ -6,6 +6,13 @@ those labels are decided here, against the values the series will have,
 and never sent: the member knows neither. Label names and values come from
 a remote read with the `series` hint, for which Prometheus reads no chunks.
 
+With `keep_cluster_label` (the endpoint is a shard of a scale-out, holding
+many clusters) series keep the `cluster` they carry and only those without
+one get `<name>`. A `cluster` matcher that rejects `<name>` is then sent (the
+shard narrows its answer by it); one that accepts `<name>` cannot be, since
+unlabelled series would match it only after relabelling, so it is applied
+here to the relabelled series.
+
 Any failure to get an answer (refused, timed out, HTTP error, undecodable
 body) is a `StorageUnavailable` naming the cluster and the reason; the
 merge above turns it into a warning or an error.
@@ -65,7 +72,11 @@ class RemoteCluster:
         self.start_ms = start_ms
         self.end_ms = end_ms
         self._on_result = on_result
-        self.partition_labels = Labels.from_pairs([(CLUSTER_LABEL, cluster.name)])
+        self.partition_labels = (
+            Labels.from_pairs([])
+            if cluster.keep_cluster_label
+            else Labels.from_pairs([(CLUSTER_LABEL, cluster.name)])
+        )
 
     @property
     def name(self) -> str:
@@ -76,8 +87,13 @@ class RemoteCluster:
     ) -> tuple[tuple[str, str, str], ...] | None:
         """Matchers to send, or None when none of this cluster's series can match."""
         local = {CLUSTER_LABEL, *self.cluster.external_labels_drop}
+        keep = self.cluster.keep_cluster_label
         sent = []
         for m in matchers:
+            if keep and m.name == CLUSTER_LABEL:
+                if not m.matches(self.cluster.name):
+                    sent.append((m.type.value, m.name, m.value))
+                continue  # else applied after relabelling (`_series_set`)
             if m.name in local:
                 value = self.cluster.name if m.name == CLUSTER_LABEL else ""
                 if not m.matches(value):
@@ -123,14 +139,23 @@ class RemoteCluster:
             if batch.num_samples > hints.sample_limit:
                 raise SampleLimitExceeded(batch.num_samples, hints.sample_limit)
         keep_empty = hints is not None and hints.func == "series"
-        return self._series_set(batch, keep_empty)
+        unsent: list[Matcher] = []
+        if self.cluster.keep_cluster_label:
+            unsent = [
+                m for m in matchers if m.name == CLUSTER_LABEL and m.matches(self.cluster.name)
+            ]
+        return self._series_set(batch, keep_empty, unsent)
 
-    def _series_set(self, batch: WriteBatch, keep_empty: bool) -> SeriesSet:
+    def _series_set(
+        self, batch: WriteBatch, keep_empty: bool, cluster_matchers: Sequence[Matcher] = ()
+    ) -> SeriesSet:
         """The answer relabelled. No matcher needs checking again: the member applied
         those it was sent, and `_request_matchers` decided the others against the
-        values relabelling gives (`cluster`, and "" for dropped labels)."""
+        values relabelling gives (`cluster`, and "" for dropped labels), except the
+        `cluster_matchers` a `keep_cluster_label` endpoint could not be sent."""
         drop = self.cluster.external_labels_drop
         name = self.cluster.name
+        keep = self.cluster.keep_cluster_label
         n = len(batch.series)
         counts = np.bincount(batch.series_idx, minlength=n).astype(np.int64)
         keys = batch.series_keys
@@ -147,9 +172,15 @@ class RemoteCluster:
             lbl = cache.get(key) if key is not None else None
             if lbl is None:
                 pairs = [p for p in batch.series[i] if p[0] not in drop]
-                lbl = Labels.from_pairs([*pairs, (CLUSTER_LABEL, name)])
+                if not (keep and any(n == CLUSTER_LABEL and v for n, v in pairs)):
+                    pairs.append((CLUSTER_LABEL, name))  # a later duplicate name wins
+                lbl = Labels.from_pairs(pairs)
                 if key is not None:
                     cache[key] = lbl
+            if cluster_matchers and not all(
+                m.matches(lbl.get(CLUSTER_LABEL)) for m in cluster_matchers
+            ):
+                continue
             labels.append(lbl)
             kept.append(i)
         offsets = np.zeros(n + 1, dtype=np.int64)
@@ -173,7 +204,7 @@ class RemoteCluster:
     async def label_values(
         self, name: str, matchers: Sequence[Matcher] = (), *, limit: int | None = None
     ) -> LabelResult:
-        if name == CLUSTER_LABEL and not matchers:
+        if name == CLUSTER_LABEL and not matchers and not self.cluster.keep_cluster_label:
             return LabelResult([self.cluster.name])
         ss = await self._series_only(matchers)
         values = sorted({v for lbl in ss.labels if (v := lbl.get(name))})

@@ -66,6 +66,8 @@ class Sender(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         metrics.queue_capacity.labels(name).set(capacity)
         metrics.queue_length.labels(name).set(0)
+        for counter in (metrics.sent, metrics.errors, metrics.dropped):
+            counter.labels(name)  # at 0 from the start, as Prometheus's are
 
     def start(self) -> None:
         if self._task is None:

@@ -213,6 +213,11 @@ def test_fsync_callback_reaches_storage_options() -> None:
             "cluster is always replaced",
         ),
         (
+            "clusters:\n  - {name: a, url: 'http://p:1', keep_cluster_label: yes please}\n",
+            "clusters[0].keep_cluster_label",
+            "must be true or false",
+        ),
+        (
             "clusters:\n  - {name: a, url: 'http://p:1', tls: {cert_file: /nope}}\n",
             "clusters[0].tls.cert_file",
             "does not exist",
@@ -365,6 +370,7 @@ def test_pull_clusters_with_their_options(tmp_path):
         "    tls: {insecure_skip_verify: true}\n"
         "    external_labels_drop: [prometheus_replica]\n"
         "  - {name: eu-1, url: 'http://prom-b.eu-1:9090'}\n"
+        "  - {name: shard-0, url: 'http://shard-0:9095', keep_cluster_label: true}\n"
         "query:\n"
         "  partial_response: false\n"
         "  replica_labels: [replica]\n"
@@ -374,7 +380,9 @@ def test_pull_clusters_with_their_options(tmp_path):
     )
     config = load_config(path)
     assert [c.name for c in config.clusters] == ["edge"]
-    first, second = config.pull_clusters
+    first, second, shard = config.pull_clusters
+    assert not first.keep_cluster_label
+    assert shard.keep_cluster_label
     assert (first.name, first.url, first.timeout_ms) == ("eu-1", "https://prom.eu-1:9090", 10_000)
     assert first.basic_auth is not None
     assert first.basic_auth.password == "secret"
