@@ -188,6 +188,8 @@ class AppendResult:
     accepted: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    exemplars: int = 0
+    """Exemplars stored; refused ones are counted in `dropped` by reason."""
 
     @property
     def rejected_samples(self) -> int:

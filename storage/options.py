@@ -59,6 +59,8 @@ class StorageOptions:
     """Samples up to this much older than the newest sample are accepted even when older
     than their series' out-of-order window (late arrivals); 0: no late arrivals."""
     tiering: TieringOptions = field(default_factory=lambda: TieringOptions())
+    max_exemplars: int = 100_000
+    """Exemplars the head keeps, newest first, over all series (0: none are kept)."""
 
 
 @dataclass(frozen=True, slots=True)

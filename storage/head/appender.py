@@ -60,6 +60,8 @@ class Applied:
     """Newest timestamp stored (NO_SAMPLE if none): the WAL tracks it per segment."""
     limited: tuple[int, ...] = ()
     """Indexes of the series refused for the series limit (the WAL record lists them)."""
+    exemplars: int = 0
+    """Exemplars stored."""
 
 
 def apply_batch(
@@ -84,14 +86,18 @@ def apply_batch(
     )
     for meta in batch.metadata:
         head.metadata[meta.metric_family_name] = meta
+    if batch.exemplars is not None and len(batch.exemplars):
+        result.exemplars, refused = head.exemplars.add(sids, batch.exemplars)
+        for reason, count in refused.items():
+            result.dropped[reason] = result.dropped.get(reason, 0) + count
     n = len(batch.timestamps)
     if not n:
-        return Applied(result, 0, NO_SAMPLE, limited)
+        return Applied(result, 0, NO_SAMPLE, limited, result.exemplars)
     checker = _SampleCheck(head, batch, sids, now_ms)
     stored, max_ts = checker.run()
     result.accepted = checker.accepted
     result.rejected.extend(checker.rejections())
-    return Applied(result, stored, max_ts, limited)
+    return Applied(result, stored, max_ts, limited, result.exemplars)
 
 
 class _SampleCheck:

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.batch import SeriesMetadata
+from storage.head.exemplars import ExemplarRing
 from storage.head.parts import NO_SEQ, ActiveBuffer, Part, Partitions
 from storage.index import Index
 from storage.labels import CLUSTER_LABEL, Labels
@@ -84,6 +85,7 @@ class Head:
         self._cluster_counts: list[int] = []
         self._key_caches: dict[str | None, dict[Hashable, int]] = {}
         self.metadata: dict[str, SeriesMetadata] = {}
+        self.exemplars = ExemplarRing(options.max_exemplars)
 
     # -- series ----------------------------------------------------------------
 

@@ -73,8 +73,8 @@ async def test_missing_headers_are_accepted_like_prometheus(make_service: MakeSe
     [
         ({"Content-Type": "application/json"}, "unsupported Content-Type 'application/json'"),
         (
-            {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
-            "unsupported remote-write message 'io.prometheus.write.v2.Request'",
+            {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"},
+            "unsupported remote-write message 'io.prometheus.write.v3.Request'",
         ),
         ({"Content-Encoding": "gzip"}, "gzip encoding (compression) is not accepted"),
     ],
