@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.exemplars import ExemplarBatch
+from remote_write.histograms import HistogramBatch
 from remote_write.labelkeys import label_key
 
 LabelPairs = tuple[tuple[str, str], ...]
@@ -155,6 +156,9 @@ class WriteBatch:
     2 (`io.prometheus.write.v2.Request`)."""
     exemplars: ExemplarBatch | None = None
     """Exemplars of the same series (`exemplars.series_idx` points into `series`)."""
+    histograms: HistogramBatch | None = None
+    """Native histogram samples of the same series (`histograms.series_idx` points
+    into `series`); see `remote_write.histograms`. None or empty: floats only."""
 
     def __post_init__(self) -> None:
         n = len(self.timestamps)
@@ -170,6 +174,9 @@ class WriteBatch:
     @property
     def num_exemplars(self) -> int:
         return 0 if self.exemplars is None else len(self.exemplars)
+
+    def num_histograms(self) -> int:
+        return 0 if self.histograms is None else len(self.histograms)
 
     @classmethod
     def from_series(

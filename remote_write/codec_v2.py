@@ -5,7 +5,9 @@ request once into the symbols (bytes) and one bytes object per TimeSeries
 (`fast_v2.proto`); the series are joined and their fields found with numpy
 for all series at once (`remote_write.pbscan`), one step per field position;
 samples are decoded where they lie (a 2.0 Sample is a 1.0 Sample on the
-wire), label references of all series in one pass. Per series, Python makes
+wire), and so are native histograms (a 2.0 Histogram has 1.0's field numbers:
+`remote_write.histdecode`, into the same `HistogramBatch`), label references
+of all series in one pass. Per series, Python makes
 one bytes object, its key: the ids of its label strings (`SymbolIds`), equal
 in every request that carries the same labels, whatever the symbols' order.
 Labels are decoded only for series storage has not seen.
@@ -33,6 +35,7 @@ from remote_write.batch import LabelPairs, LazyLabelSets, Rejection, SeriesMetad
 from remote_write.codec import decompress
 from remote_write.errors import DecodeError
 from remote_write.exemplars import ExemplarBatch
+from remote_write.histdecode import decode_histogram_spans
 from remote_write.pbscan import (
     WIRE_I64,
     WIRE_LEN,
@@ -68,7 +71,6 @@ _NO_I64 = np.zeros(0, dtype=np.int64)
 
 BAD_SYMBOL_REFERENCE = "bad_symbol_reference"
 MALFORMED_LABELS_REFS = "malformed_labels_refs"
-HISTOGRAMS_UNSUPPORTED = "native_histograms_unsupported"
 
 
 @dataclass(slots=True)
@@ -149,11 +151,15 @@ class _Decoder:
         per_series_hist = np.bincount(f.msg[histograms], minlength=self.n)
         meta_cols = self._metadata(f, meta)
         exemplars = self._exemplars(f, exemplar_rows)
-        hist_refused = per_series_hist > 0
-        self._mark(hist_refused & (self.bad == 0), 3, "")
-
         good = self.bad == 0
         new_index = np.cumsum(good) - 1
+        hist = None
+        if len(histograms):
+            keep = histograms[good[f.msg[histograms]]]
+            owner = f.msg[keep]
+            hist = decode_histogram_spans(
+                buf, f.start[keep], f.end[keep], new_index[owner].astype(np.int32)
+            )
         keep_samples = samples[good[f.msg[samples]]]
         sample_series = f.msg[keep_samples]
         timestamps, values = decode_sample_spans(
@@ -183,12 +189,10 @@ class _Decoder:
             encoded=body,
             encoded_format=2,
             exemplars=exemplars,
+            histograms=hist,
         )
         rejected = self._rejections(refs, ref_offsets, per_series_samples + per_series_hist)
-        dropped = {}
-        if n := int(per_series_hist[hist_refused].sum()):
-            dropped["histograms"] = n
-        return DecodedWriteV2(batch, rejected, dropped, created=int((created[good] >= 0).sum()))
+        return DecodedWriteV2(batch, rejected, {}, created=int((created[good] >= 0).sum()))
 
     # -- labels ----------------------------------------------------------------
 
@@ -376,14 +380,7 @@ class _Decoder:
             problem = int(self.bad[i])
             reason = _PROBLEMS[problem]
             name = f"series #{i} of the request"
-            if problem == 3:
-                pairs = self.pairs(refs[offsets[i] : offsets[i + 1]])
-                name = _render(pairs)
-                message = (
-                    f"native histogram samples over remote write 2.0 are not stored yet "
-                    f"in series {name}"
-                )
-            elif problem == 2:
+            if problem == 2:
                 message = f"labels_refs of {name} are malformed: {self.detail.get(i, '')}"
             else:
                 message = f"{self.detail.get(i, 'bad symbol reference')} in {name}"
@@ -396,7 +393,7 @@ class _Decoder:
         return tuple(zip(strings[0::2], strings[1::2], strict=True))
 
 
-_PROBLEMS = {1: BAD_SYMBOL_REFERENCE, 2: MALFORMED_LABELS_REFS, 3: HISTOGRAMS_UNSUPPORTED}
+_PROBLEMS = {1: BAD_SYMBOL_REFERENCE, 2: MALFORMED_LABELS_REFS}
 
 
 class _SymbolLabels:
@@ -412,17 +409,6 @@ class _SymbolLabels:
     def __call__(self, i: int) -> LabelPairs:
         o = self._offsets
         return self._decoder.pairs(self._refs[o[i] : o[i + 1]])
-
-
-def _render(pairs: LabelPairs) -> str:
-    name = ""
-    rest = []
-    for n, v in pairs:
-        if n == "__name__" and not name:
-            name = v
-        else:
-            rest.append(f'{n}="{v}"')
-    return f"{name}{{{', '.join(rest)}}}"
 
 
 def _family(name: str, type_name: str) -> str:

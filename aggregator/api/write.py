@@ -126,8 +126,6 @@ async def _receive(request: web.Request) -> web.Response:
     metrics.count_dropped(cluster_label, dropped)
     # Refused exemplars never fail a write (as in Prometheus): counted, not reported.
     not_stored = {k: v for k, v in dropped.items() if k not in _EXEMPLAR_REFUSALS}
-    if version == 2:
-        not_stored.pop("histograms", None)  # 2.0: refused per series, in `rejected`
 
     if rejected:
         retryable = any(r.retryable for r in rejected)
@@ -143,7 +141,8 @@ async def _receive(request: web.Request) -> web.Response:
     else:
         response = web.Response(status=204)
     if version == 2:
-        _written(response, result.accepted, 0, result.exemplars)
+        floats = result.accepted - result.histograms_accepted
+        _written(response, floats, result.histograms_accepted, result.exemplars)
     return response
 
 

@@ -27,9 +27,10 @@ from promql.eval import binary, builtins, selectors
 from promql.eval.aggregations import aggregate
 from promql.eval.context import EvalContext, selector_key
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
+from promql.eval.histsel import unify
 from promql.eval.pushed import evaluate_pushed
 from promql.eval.vectors import compact, empty_vector, merge_same_labels
-from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
+from promql.value import EvalValue, HistCells, StepRange, StepScalar, StepVector, String
 
 I64 = NDArray[np.int64]
 
@@ -97,11 +98,15 @@ class Evaluator:
     def select_vector(
         self, e: ast.VectorSelector, steps: I64, *, with_timestamps: bool = False
     ) -> tuple[StepVector, I64 | None]:
-        ss = self.ctx.data[selector_key(e)]
+        ss, href, table = unify(self.ctx.data[selector_key(e)])
         self.ctx.check_points(len(ss.labels) * len(steps))
         times = self.times(e.at, e.offset_ms, steps)
         vec, ts = selectors.instant_vector(
-            ss, times, self.ctx.lookback_ms, with_timestamps=with_timestamps
+            ss,
+            times,
+            self.ctx.lookback_ms,
+            with_timestamps=with_timestamps,
+            hist=None if href is None or table is None else (href, table),
         )
         return vec, ts
 
@@ -111,11 +116,16 @@ class Evaluator:
 
     def _eval_MatrixSelector(self, e: ast.MatrixSelector, steps: I64) -> EvalValue:
         vs = e.selector
-        ss = self.ctx.data[selector_key(vs)]
+        ss, href, table = unify(self.ctx.data[selector_key(vs)])
         self.ctx.check_points(len(ss.labels) * len(steps))
-        offsets, ts, vals = selectors.drop_stale(ss)
         ends = self.times(vs.at, vs.offset_ms, steps)
-        return selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+        if href is None or table is None:
+            offsets, ts, vals = selectors.drop_stale(ss)
+            return selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+        offsets, ts, vals, href = selectors.drop_stale_hist(ss, href)
+        rng = selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+        rng.hist = HistCells(href, table)
+        return rng
 
     def _eval_SubqueryExpr(self, e: ast.SubqueryExpr, steps: I64) -> EvalValue:
         ends = self.times(e.at, e.offset_ms, steps)
@@ -136,9 +146,13 @@ class Evaluator:
             # Equal label sets never overlap in time here; make each one series.
             vec = merge_same_labels(compact(inner))
         offsets, ts, vals = selectors.vector_to_csr(vec, inner_steps)
-        return selectors.range_vector(
+        rng = selectors.range_vector(
             list(vec.labels), offsets, ts, vals, ends, e.range_ms, vec.drop_name
         )
+        if vec.hist is not None:
+            rows, cols = np.nonzero(vec.present)
+            rng.hist = HistCells(vec.hist.ref[rows, cols], vec.hist.table)
+        return rng
 
     # --- operators --------------------------------------------------------
 
