@@ -142,6 +142,8 @@ class _Decoder:
         assert f is not None
         _check_wire_types(f, _SERIES_FIELDS, "TimeSeries")
         refs, ref_counts = self._label_refs(f)
+        ref_offsets = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(ref_counts, out=ref_offsets[1:])
         samples = f.pick(2, WIRE_LEN)
         histograms = f.pick(3, WIRE_LEN)
         exemplar_rows = f.pick(4, WIRE_LEN)
@@ -149,8 +151,8 @@ class _Decoder:
         created = _last_per_message(f, f.pick(6, WIRE_VARINT), self.n)
         per_series_samples = np.bincount(f.msg[samples], minlength=self.n)
         per_series_hist = np.bincount(f.msg[histograms], minlength=self.n)
-        meta_cols = self._metadata(f, meta)
         exemplars = self._exemplars(f, exemplar_rows)
+        metadata = self._metadata(f, meta, refs, ref_offsets)
         good = self.bad == 0
         new_index = np.cumsum(good) - 1
         hist = None
@@ -165,8 +167,6 @@ class _Decoder:
         timestamps, values = decode_sample_spans(
             buf, f.start[keep_samples], f.end[keep_samples] - f.start[keep_samples]
         )
-        ref_offsets = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(ref_counts, out=ref_offsets[1:])
         keys, good_refs, good_offsets = self._keys(refs, ref_offsets, good)
         count = int(good.sum())
         labels = _SymbolLabels(self, good_refs, good_offsets)
@@ -184,7 +184,7 @@ class _Decoder:
             series_idx=new_index[sample_series].astype(np.int32),
             timestamps=timestamps,
             values=values,
-            metadata=self._metadata_list(refs, ref_offsets, meta_cols, good),
+            metadata=metadata,
             series_keys=keys,
             encoded=body,
             encoded_format=2,
@@ -199,19 +199,28 @@ class _Decoder:
     def _label_refs(self, f: Fields) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """All label references, series after series, and how many each series has."""
         rows = f.pick(1, WIRE_LEN)
-        per_series = np.bincount(f.msg[rows], minlength=self.n)
-        # Several packed fields in one series are read span after span, counts summed.
-        values, counts, ok = packed_varints(self.joined.buf, f.start[rows], f.end[rows])
         owner = f.msg[rows]
-        ref_counts = np.bincount(owner, weights=counts, minlength=self.n).astype(np.int64)
-        malformed = np.zeros(self.n, dtype=np.bool_)
-        malformed[owner[~ok]] = True
-        self._mark(malformed, 2, "malformed packed varints")
-        self._mark(ref_counts % 2 == 1, 2, "an odd number of references")
-        self._mark(per_series == 0, 2, "no labels_refs")
-        refs = np.minimum(values, 1 << 40).astype(np.int64) if len(values) else _NO_I64
-        out_of_range = refs >= len(self.symbols)
-        if out_of_range.any():
+        values, counts, ok = packed_varints(self.joined.buf, f.start[rows], f.end[rows])
+        if len(rows) == self.n and (owner == np.arange(self.n)).all():
+            ref_counts = counts  # the usual: one packed field per series
+        else:  # several fields in a series are read span after span, counts summed
+            ref_counts = np.bincount(owner, weights=counts, minlength=self.n).astype(np.int64)
+            self._mark(np.bincount(owner, minlength=self.n) == 0, 2, "no labels_refs")
+        if not ok.all():
+            malformed = np.zeros(self.n, dtype=np.bool_)
+            malformed[owner[~ok]] = True
+            self._mark(malformed, 2, "malformed packed varints")
+        odd = (ref_counts & 1).astype(np.bool_)
+        if odd.any():
+            self._mark(odd, 2, "an odd number of references")
+        if not len(values):
+            return _NO_I64, ref_counts
+        top = int(values.max())
+        refs = (
+            values.view(np.int64) if top < 1 << 62 else np.minimum(values, 1 << 40).view(np.int64)
+        )
+        if top >= len(self.symbols):
+            out_of_range = refs >= len(self.symbols)
             owner_of_ref = np.repeat(np.arange(self.n), ref_counts)[out_of_range]
             series, first = np.unique(owner_of_ref, return_index=True)
             first_ref = refs[out_of_range][first]
@@ -246,9 +255,8 @@ class _Decoder:
         out = np.empty(n + len(refs), dtype="<u4")
         marks = good_offsets[:-1] + np.arange(n)
         out[marks] = KEY_MARK
-        body = np.ones(len(out), dtype=np.bool_)
-        body[marks] = False
-        out[body] = ids[refs]
+        # Reference j of series i lands after i + 1 marks.
+        out[np.arange(len(refs)) + np.repeat(np.arange(1, n + 1), counts)] = ids[refs]
         data = out.tobytes()
         bounds = (np.append(marks, len(out)) * 4).tolist()
         keys = [data[a:b] for a, b in pairwise(bounds)]
@@ -263,63 +271,78 @@ class _Decoder:
     # -- metadata --------------------------------------------------------------
 
     def _metadata(
-        self, f: Fields, meta: NDArray[np.int64]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
-        """Per series (type, help_ref, unit_ref) from its Metadata message (zeros if none)."""
-        has = np.flatnonzero(meta >= 0)
-        if not len(has):
-            return None
-        rows = meta[has]
-        mf = scan_fields(self.joined.buf, f.start[rows], f.end[rows], what="Metadata")
-        assert mf is not None
-        _check_wire_types(mf, _METADATA_FIELDS, "Metadata")
-        cols = []
-        for number in (1, 3, 4):
-            col = np.zeros(self.n, dtype=np.int64)
-            picked = mf.pick(number, WIRE_VARINT)
-            col[has[mf.msg[picked]]] = np.minimum(mf.value[picked], 1 << 40).astype(np.int64)
-            cols.append(col)
-        kind, help_ref, unit_ref = cols
-        past = (help_ref >= len(self.symbols)) | (unit_ref >= len(self.symbols))
-        for i in np.flatnonzero(past & (self.bad == 0)).tolist():
-            ref = int(help_ref[i]) if help_ref[i] >= len(self.symbols) else int(unit_ref[i])
-            self.bad[i] = 1
-            self.detail[i] = (
-                f"metadata reference {ref} is past the symbols table ({len(self.symbols)} symbols)"
-            )
-        return kind, help_ref, unit_ref
-
-    def _metadata_list(
         self,
+        f: Fields,
+        meta: NDArray[np.int64],
         refs: NDArray[np.int64],
         offsets: NDArray[np.int64],
-        cols: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None,
-        good: NDArray[np.bool_],
     ) -> list[SeriesMetadata]:
-        """One SeriesMetadata per distinct (metric name, type, help, unit) of the good series."""
-        if cols is None:
+        """One SeriesMetadata per metric name of the request, from the Metadata message
+        of the first readable series with that name (Prometheus keeps metadata per
+        metric family, and a sender repeats it with every series of the family).
+
+        Only those messages are read: a request repeats the same metadata for
+        thousands of series, and this keeps the cost per name, not per series.
+        """
+        if not (meta >= 0).any():
             return []
-        kind, help_ref, unit_ref = cols
         try:
             name_sym = self.symbols.index(b"__name__")
         except ValueError:
             return []
         counts = np.diff(offsets)
-        owner = np.repeat(np.arange(self.n), counts)
-        pos = np.arange(len(refs)) - np.repeat(offsets[:-1], counts)
-        is_name = (pos % 2 == 0) & (refs == name_sym)
-        name_at = np.flatnonzero(is_name)
         name_ref = np.full(self.n, -1, dtype=np.int64)
-        name_ref[owner[name_at]] = refs[name_at + 1]
-        has = good & (name_ref >= 0) & ((kind > 0) | (help_ref > 0) | (unit_ref > 0))
-        if not has.any():
+        # Labels are sorted, so the name is nearly always the first pair: look there.
+        first = np.flatnonzero(counts >= 2)
+        at = offsets[first]
+        found = refs[at] == name_sym
+        name_ref[first[found]] = refs[at[found] + 1]
+        if not found.all():  # the others: every pair of theirs
+            owner = np.repeat(np.arange(self.n), counts)
+            pos = np.arange(len(refs)) - np.repeat(offsets[:-1], counts)
+            name_at = np.flatnonzero((pos % 2 == 0) & (refs == name_sym))
+            name_at = name_at[name_ref[owner[name_at]] < 0]
+            name_ref[owner[name_at]] = refs[name_at + 1]
+        usable = np.flatnonzero((meta >= 0) & (name_ref >= 0) & (self.bad == 0))
+        if not len(usable):
             return []
-        rows = np.unique(np.stack([name_ref, kind, help_ref, unit_ref], axis=1)[has], axis=0)
-        text = self.text()
+        chosen = usable[np.unique(name_ref[usable], return_index=True)[1]]
+        rows = meta[chosen]
+        mf = scan_fields(self.joined.buf, f.start[rows], f.end[rows], what="Metadata")
+        assert mf is not None
+        _check_wire_types(mf, _METADATA_FIELDS, "Metadata")
+        cols = []
+        for number in (1, 3, 4):
+            col = np.zeros(len(chosen), dtype=np.int64)
+            picked = mf.pick(number, WIRE_VARINT)
+            col[mf.msg[picked]] = np.minimum(mf.value[picked], 1 << 40).astype(np.int64)
+            cols.append(col)
+        symbols = self.symbols
         out = []
-        for name, k, h, u in rows.tolist():
+        for i, name, k, h, u in zip(
+            chosen.tolist(),
+            name_ref[chosen].tolist(),
+            *(c.tolist() for c in cols),
+            strict=True,
+        ):
+            if h >= len(symbols) or u >= len(symbols):
+                self.bad[i] = 1
+                self.detail[i] = (
+                    f"metadata reference {h if h >= len(symbols) else u} is past the "
+                    f"symbols table ({len(symbols)} symbols)"
+                )
+                continue
+            if not (k or h or u):
+                continue
             type_name = METRIC_TYPES[k] if k < len(METRIC_TYPES) else "unknown"
-            out.append(SeriesMetadata(_family(text[name], type_name), type_name, text[h], text[u]))
+            out.append(
+                SeriesMetadata(
+                    _family(_text(symbols[name]), type_name),
+                    type_name,
+                    _text(symbols[h]),
+                    _text(symbols[u]),
+                )
+            )
         return out
 
     # -- exemplars -------------------------------------------------------------
@@ -409,6 +432,10 @@ class _SymbolLabels:
     def __call__(self, i: int) -> LabelPairs:
         o = self._offsets
         return self._decoder.pairs(self._refs[o[i] : o[i + 1]])
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def _family(name: str, type_name: str) -> str:

@@ -176,11 +176,29 @@ def packed_varints(
     first[0] = 0
     first[1:] = term[:-1] + 1
     width = term - first + 1
-    span_of_term = np.repeat(np.arange(n, dtype=np.int64), lengths)[term]
-    if (width > 10).any():
+    widest = int(width.max())
+    if widest > 10:
+        span_of_term = np.repeat(np.arange(n, dtype=np.int64), lengths)[term]
         ok[span_of_term[width > 10]] = False
-    shifts = (np.arange(len(raw), dtype=np.int64) - np.repeat(first, width)) * 7
-    parts = (raw & 0x7F).astype(np.uint64) << np.minimum(shifts, 63).astype(np.uint64)
-    values = np.bitwise_or.reduceat(parts, first)
-    counts = np.bincount(span_of_term, minlength=n).astype(np.int64)
+    if widest <= 3:  # references below 2 million: small ints, no shift table, no reduceat
+        low = raw & 0x7F
+        small = low[term].astype(np.int64)
+        for k in range(1, widest):
+            longer = np.flatnonzero(width > k)
+            small[longer] = (small[longer] << 7) | low[term[longer] - k]
+        values = small.view(np.uint64)
+    else:
+        shifts = (np.arange(len(raw), dtype=np.int64) - np.repeat(first, width)) * 7
+        parts = (raw & 0x7F).astype(np.uint64) << np.minimum(shifts, 63).astype(np.uint64)
+        values = np.bitwise_or.reduceat(parts, first)
+    counts = _counts(last, lengths)
     return values, counts, ok
+
+
+def _counts(last: NDArray[np.bool_], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
+    """How many varints end in each span (spans laid end to end in `last`)."""
+    seen = np.zeros(len(last) + 1, dtype=np.int64)
+    np.cumsum(last, out=seen[1:])
+    bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    return np.diff(seen[bounds])
