@@ -35,7 +35,7 @@ from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
 from aggregator.auth import CHALLENGES
 from aggregator.errors import UnsupportedMediaType
-from remote_write.batch import Rejection
+from remote_write.batch import Rejection, WriteBatch
 from remote_write.codec import decode_write_request
 from remote_write.codec_v2 import RW2_PROTO, decode_write_request_v2
 from remote_write.errors import PayloadTooLarge
@@ -117,7 +117,7 @@ async def _receive(request: web.Request) -> web.Response:
 
     registry = request.app.get(CLUSTERS)
     if registry is not None and result.accepted:
-        registry.observe_push(identity.cluster, result.accepted, int(batch.timestamps.max()))
+        registry.observe_push(identity.cluster, result.accepted, _newest(batch))
     rejected = [*refused, *result.rejected]
     metrics.count_rejections(cluster_label, rejected)
     dropped = dict(decoded_dropped)
@@ -144,6 +144,14 @@ async def _receive(request: web.Request) -> web.Response:
         floats = result.accepted - result.histograms_accepted
         _written(response, floats, result.histograms_accepted, result.exemplars)
     return response
+
+
+def _newest(batch: WriteBatch) -> int:
+    """The newest timestamp of the batch's float and histogram samples (it has some)."""
+    newest = [int(batch.timestamps.max())] if batch.num_samples else []
+    if batch.histograms is not None and len(batch.histograms):
+        newest.append(int(batch.histograms.timestamps.max()))
+    return max(newest)
 
 
 def _written(response: web.Response, samples: int, histograms: int, exemplars: int) -> None:

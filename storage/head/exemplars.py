@@ -83,7 +83,7 @@ class ExemplarRing:
         before = np.where(first, newest, np.maximum(newest, np.roll(t, 1)))
         keep = t > before
         duplicate = np.zeros(len(rows), dtype=np.bool_)
-        for k in np.flatnonzero(first & (t == before)).tolist():
+        for k in np.flatnonzero(~keep & (t == newest)).tolist():  # a retry of the newest?
             hit = self._newest.get(int(s[k]))
             row = int(rows[k])
             duplicate[k] = hit is not None and hit == (float(values[row]), batch.labels[row])
