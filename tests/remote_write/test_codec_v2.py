@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import snappy
 
+from remote_write.batch import WriteBatch
 from remote_write.codec import decode_write_request, encode_write_request
 from remote_write.codec_v2 import (
     BAD_SYMBOL_REFERENCE,
     MALFORMED_LABELS_REFS,
     decode_write_request_v2,
 )
-from remote_write.batch import WriteBatch
 from remote_write.errors import DecodeError
 from remote_write.prompb import write_v2_pb2
 from remote_write.symbols import SymbolIds

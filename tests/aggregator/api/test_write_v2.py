@@ -20,9 +20,7 @@ def written(headers) -> tuple[int, int, int]:
 
 
 async def post(service: Service, body: bytes, **headers: str):
-    resp = await service.client.post(
-        "/api/v1/write", data=body, headers={**RW2_HEADERS, **headers}
-    )
+    resp = await service.client.post("/api/v1/write", data=body, headers={**RW2_HEADERS, **headers})
     return resp, await resp.text()
 
 
@@ -162,9 +160,7 @@ async def test_the_token_sets_the_cluster_and_a_bad_one_is_401(make_service: Mak
 
 async def test_2_0_writes_and_exemplars_survive_a_restart(make_service: MakeService) -> None:
     service = await make_service()
-    body = request_v2(
-        [SeriesV2(REQS, [(T0, 4.0)], exemplars=[((("trace_id", "t1"),), 4.0, T0)])]
-    )
+    body = request_v2([SeriesV2(REQS, [(T0, 4.0)], exemplars=[((("trace_id", "t1"),), 4.0, T0)])])
     resp, text = await post(service, body)
     assert resp.status == 204, text
     await service.client.close()  # storage closes; the next service replays the WAL
@@ -174,6 +170,7 @@ async def test_2_0_writes_and_exemplars_survive_a_restart(make_service: MakeServ
     status, ex = await again.get_json(
         "/api/v1/query_exemplars", params={"query": "http_requests_total"}
     )
+    assert status == 200
     assert [e["labels"] for s in ex["data"] for e in s["exemplars"]] == [{"trace_id": "t1"}]
     # The same request again is a retry: acknowledged, nothing stored twice.
     resp, _ = await post(again, body)
