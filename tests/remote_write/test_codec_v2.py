@@ -62,7 +62,8 @@ def test_keys_match_across_requests_whatever_the_symbol_order():
     one = decode(request_v2([SeriesV2(UP, [(T, 1.0)]), SeriesV2(REQS, [(T, 2.0)])]), ids).batch
     # The other order gives another symbols table and other references.
     two = decode(request_v2([SeriesV2(REQS, [(T, 2.0)]), SeriesV2(UP, [(T, 1.0)])]), ids).batch
-    assert one.series_keys is not None and two.series_keys is not None
+    assert one.series_keys is not None
+    assert two.series_keys is not None
     assert one.series_keys[0] == two.series_keys[1]
     assert one.series_keys[1] == two.series_keys[0]
     assert one.series_keys[0] != one.series_keys[1]
@@ -71,7 +72,8 @@ def test_keys_match_across_requests_whatever_the_symbol_order():
 def test_keys_never_equal_a_1_0_key():
     v2 = decode(request_v2([SeriesV2(UP, [(T, 1.0)])])).batch
     v1 = decode_write_request(encode_write_request(WriteBatch.from_series([(UP, [T], [1.0])])))
-    assert v2.series_keys is not None and v1.batch.series_keys is not None
+    assert v2.series_keys is not None
+    assert v1.batch.series_keys is not None
     assert v2.series_keys[0] != v1.batch.series_keys[0]
     assert v2.series_keys[0][:4] == b"\xff\xff\xff\xff"
 
@@ -250,7 +252,7 @@ def test_the_symbols_table_must_start_with_the_empty_string():
 
 def test_a_1_0_body_sent_as_2_0_is_refused_not_acknowledged_empty():
     body = encode_write_request(WriteBatch.from_series([(UP, [T], [1.0])]))
-    with pytest.raises(DecodeError, match="a 1.0 WriteRequest sent with the 2.0 Content-Type"):
+    with pytest.raises(DecodeError, match=r"a 1\.0 WriteRequest sent with the 2\.0 Content-Type"):
         decode(body)
 
 
