@@ -67,7 +67,7 @@ async def _receive(request: web.Request) -> web.Response:
     batch = decoded.batch
     request.app[INGEST_LIMITS].admit(identity.cluster, batch.num_samples)
     metrics.decoded_bytes_received.labels(cluster_label).inc(decoded.decoded_bytes)
-    metrics.samples_received.labels(cluster_label).inc(batch.num_samples)
+    metrics.samples_received.labels(cluster_label).inc(batch.num_samples + batch.num_histograms)
     metrics.series_received.labels(cluster_label).inc(len(batch.series))
 
     appender = backend.appender(cluster=identity.cluster)
@@ -78,7 +78,10 @@ async def _receive(request: web.Request) -> web.Response:
 
     registry = request.app.get(CLUSTERS)
     if registry is not None and result.accepted:
-        registry.observe_push(identity.cluster, result.accepted, int(batch.timestamps.max()))
+        newest = [int(batch.timestamps.max())] if batch.num_samples else []
+        if batch.histograms is not None and len(batch.histograms):
+            newest.append(int(batch.histograms.timestamps.max()))
+        registry.observe_push(identity.cluster, result.accepted, max(newest))
     metrics.count_rejections(cluster_label, result.rejected)
     dropped = dict(decoded.dropped)
     for kind, count in result.dropped.items():
