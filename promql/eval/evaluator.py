@@ -29,7 +29,7 @@ from promql.eval.context import EvalContext, selector_key
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
 from promql.eval.histsel import unify
 from promql.eval.pushed import evaluate_pushed
-from promql.eval.vectors import compact, empty_vector, merge_same_labels
+from promql.eval.vectors import compact, empty_vector, floats_only, merge_same_labels
 from promql.value import EvalValue, HistCells, StepRange, StepScalar, StepVector, String
 
 I64 = NDArray[np.int64]
@@ -209,6 +209,7 @@ class Evaluator:
                         self.ctx, e.op, lhs, rhs, matching,
                         lambda a, b: binary.vector_binop(
                             e.op, a, b, matching, return_bool=e.return_bool, delayed=delayed),
+                        return_bool=e.return_bool,
                     )
                 )  # fmt: skip
             out = binary.vector_binop(
@@ -246,6 +247,8 @@ class Evaluator:
         special = builtins.SPECIAL.get(e.func)
         if special is not None:
             out = special(self, e, steps)
+            if e.func in ("sort", "sort_desc") and isinstance(out, StepVector):
+                out = compact(floats_only(out))  # sorting by value skips histograms
             if ctx.delayed_name_removal or not isinstance(out, StepVector):
                 return out
             return merge_same_labels(out)

@@ -541,3 +541,202 @@ def increase(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
 @hist_register("delta")
 def delta(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
     return _hist_rate(ctx, args, is_counter=False, is_rate=False)
+
+
+# --- more range functions -------------------------------------------------------
+
+
+def _pair_flags(rng: StepRange, *, changes: bool) -> F64:
+    """Per flat sample k >= 1: whether (k-1, k) is a reset (or a change)."""
+    assert rng.hist is not None
+    href = rng.hist.ref
+    v = rng.values
+    n = len(href)
+    flags = np.zeros(n, dtype=np.float64)
+    if n < 2:
+        return flags
+    k = np.arange(1, n)
+    a_h, b_h = href[k - 1] >= 0, href[k] >= 0
+    ff = ~a_h & ~b_h
+    with np.errstate(invalid="ignore"):
+        if changes:
+            differ = (v[k] != v[k - 1]) & ~(np.isnan(v[k]) & np.isnan(v[k - 1]))
+        else:
+            differ = v[k] < v[k - 1]
+    flags[k[ff]] = differ[ff]
+    flags[k[a_h != b_h]] = 1.0
+    hh = np.flatnonzero(a_h & b_h)
+    if len(hh):
+        kk = k[hh]
+        table = rng.hist.table
+        if changes:
+            from promql.eval.histglue import equal_pairs
+
+            flags[kk] = ~equal_pairs(table, href[kk - 1], href[kk])
+        else:
+            flags[kk] = detect_resets(table, href[kk - 1], href[kk])
+    return flags
+
+
+def _count_pairs(ctx: FunctionContext, args: Sequence[EvalValue], *, changes: bool) -> EvalValue:
+    rng = args[0]
+    assert isinstance(rng, StepRange)
+    flags = _pair_flags(rng, changes=changes)
+    c = np.concatenate(([0.0], np.cumsum(flags)))
+    n = rng.hi - rng.lo
+    lo1 = np.minimum(rng.lo + 1, rng.hi)
+    values = c[rng.hi] - c[lo1]
+    return make_vector(ctx, rng.labels, values, n >= 1, in_drop=rng.drop_name)
+
+
+@hist_register("resets")
+def resets(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _count_pairs(ctx, args, changes=False)
+
+
+@hist_register("changes")
+def changes(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _count_pairs(ctx, args, changes=True)
+
+
+def _pick(ctx: FunctionContext, args: Sequence[EvalValue], *, last: bool) -> EvalValue:
+    rng = args[0]
+    assert isinstance(rng, StepRange)
+    assert rng.hist is not None
+    n = rng.hi - rng.lo
+    present = n >= 1
+    at = np.where(present, rng.hi - 1 if last else rng.lo, 0)
+    values = rng.values[at] if len(rng.values) else np.zeros(at.shape)
+    ref = np.where(present, rng.hist.ref[at] if len(rng.values) else -1, -1)
+    out = make_vector(
+        ctx, rng.labels, values, present, drop_name=False, in_drop=rng.drop_name, keep_empty=True
+    )
+    out.hist = HistCells(ref, rng.hist.table)
+    return take_rows(out, np.flatnonzero(present.any(axis=1)))
+
+
+@hist_register("last_over_time")
+def last_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _pick(ctx, args, last=True)
+
+
+@hist_register("first_over_time")
+def first_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _pick(ctx, args, last=False)
+
+
+def _sum_windows(ctx: FunctionContext, args: Sequence[EvalValue], *, average: bool) -> EvalValue:
+    rng = args[0]
+    assert isinstance(rng, StepRange)
+    assert rng.hist is not None
+    n, nh = _hist_windows(rng)
+    floats = _float_part(ctx, args)
+    mixed = (nh > 0) & (nh < n)
+    for i in np.flatnonzero(mixed.any(axis=1)).tolist():
+        add_warning(
+            ctx,
+            "encountered a mix of histograms and floats for metric name "
+            f'"{rng.labels[i].metric_name}"',
+            0,
+        )
+    ok = (nh == n) & (n >= 1)
+    si, sj = np.nonzero(ok)
+    if not len(si):
+        return floats
+    lo, hi = rng.lo[si, sj], rng.hi[si, sj]
+    cnt = hi - lo
+    owner = np.repeat(np.arange(len(si)), cnt)
+    base = np.concatenate(([0], np.cumsum(cnt)))
+    at = np.repeat(lo - base[:-1], cnt) + np.arange(int(base[-1]))
+    weight = np.ones(len(at)) if not average else 1.0 / cnt[owner]
+    comb = hm.combine(rng.hist.table, rng.hist.ref[at], owner, weight, len(si))
+    ref = np.full(ok.shape, -1, dtype=np.int64)
+    good = ~(comb.mixed_schemas | comb.custom_mismatch)
+    ref[si[good], sj[good]] = np.flatnonzero(good)
+    out = make_vector(ctx, rng.labels, np.full(ok.shape, np.nan), ref >= 0, keep_empty=True)
+    out.hist = HistCells(ref, comb.table)
+    return stack(floats, take_rows(out, np.flatnonzero((ref >= 0).any(axis=1))))
+
+
+@hist_register("sum_over_time")
+def sum_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _sum_windows(ctx, args, average=False)
+
+
+@hist_register("avg_over_time")
+def avg_over_time(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _sum_windows(ctx, args, average=True)
+
+
+def _instant(ctx: FunctionContext, args: Sequence[EvalValue], *, is_rate: bool) -> EvalValue:
+    """irate / idelta: the last two samples of each window."""
+    rng = args[0]
+    assert isinstance(rng, StepRange)
+    assert rng.hist is not None
+    floats = _float_part(ctx, args)
+    href = rng.hist.ref
+    table = rng.hist.table
+    n = rng.hi - rng.lo
+    two = n >= 2
+    k2 = np.where(two, rng.hi - 1, 0)
+    k1 = np.where(two, rng.hi - 2, 0)
+    h1 = two & (href[k1] >= 0)
+    h2 = two & (href[k2] >= 0)
+    name = {i: rng.labels[i].metric_name for i in range(len(rng.labels))}
+    for i in np.flatnonzero((two & (h1 != h2)).any(axis=1)).tolist():
+        add_warning(
+            ctx, f'encountered a mix of histograms and floats for metric name "{name[i]}"', 0
+        )
+    si, sj = np.nonzero(h1 & h2)
+    if not len(si):
+        return floats
+    a, b = href[k1[si, sj]], href[k2[si, sj]]
+    ga = table.reset_hint[a] == RESET_GAUGE
+    gb = table.reset_hint[b] == RESET_GAUGE
+    warn_rows = si[(ga | gb)] if is_rate else si[ga != gb]
+    for i in np.unique(warn_rows).tolist():
+        kind = "counter" if is_rate else "gauge"
+        add_warning(ctx, f'this native histogram metric is not a {kind}: "{name[i]}"', 0)
+    m = len(si)
+    reset = detect_resets(table, a, b) if is_rate else np.zeros(m, dtype=bool)
+    w_prev = np.where(reset, 0.0, -1.0)
+    comb = hm.combine(
+        table,
+        np.concatenate([b, a]),
+        np.concatenate([np.arange(m), np.arange(m)]),
+        np.concatenate([np.ones(m), w_prev]),
+        m,
+    )
+    bad = comb.mixed_schemas.copy()
+    custom_b = table.schema[b] == CUSTOM_BUCKETS_SCHEMA
+    custom_a = table.schema[a] == CUSTOM_BUCKETS_SCHEMA
+    bad |= (custom_a != custom_b) & ~reset
+    for i in np.unique(si[bad]).tolist():
+        add_warning(
+            ctx,
+            "vector contains a mix of histograms with exponential and custom buckets "
+            f'schemas for metric name "{name[i]}"',
+            0,
+        )
+    factor = np.ones(m)
+    if is_rate:
+        dt = (rng.timestamps[k2[si, sj]] - rng.timestamps[k1[si, sj]]) / 1000.0
+        factor = 1.0 / dt
+    scaled = hm.scale(comb.table, np.arange(m), factor)
+    scaled.reset_hint[:] = RESET_GAUGE
+    ref = np.full(two.shape, -1, dtype=np.int64)
+    good = ~bad
+    ref[si[good], sj[good]] = np.flatnonzero(good)
+    out = make_vector(ctx, rng.labels, np.full(two.shape, np.nan), ref >= 0, keep_empty=True)
+    out.hist = HistCells(ref, scaled)
+    return stack(floats, take_rows(out, np.flatnonzero((ref >= 0).any(axis=1))))
+
+
+@hist_register("irate")
+def irate(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _instant(ctx, args, is_rate=True)
+
+
+@hist_register("idelta")
+def idelta(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    return _instant(ctx, args, is_rate=False)

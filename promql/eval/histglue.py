@@ -28,7 +28,9 @@ from remote_write.histograms import HistogramBatch
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-PRESENCE_FUNCS = frozenset({"count_over_time", "present_over_time"})
+PRESENCE_FUNCS = frozenset(
+    {"count_over_time", "present_over_time", "ts_of_last_over_time", "ts_of_first_over_time"}
+)
 """Float implementations that look only at which samples exist: histograms count."""
 LABEL_FUNCS = frozenset({"label_replace", "label_join"})
 """Keep rows in order and change labels only: histogram cells ride along."""
@@ -95,6 +97,9 @@ def aggregate(
     pos = ctx.position(e)
     if op in ("count", "group"):
         return float_agg(vec)
+    if op in ("limitk", "limit_ratio"):  # choose series, not values: histograms count
+        out = float_agg(vec)
+        return _reattach(out, vec)
     if op not in ("sum", "avg"):
         if op != "count_values":
             ctx.annotations.info(
@@ -151,6 +156,19 @@ def aggregate(
     hist_vec.hist = HistCells(ref, comb.table)
     # one row per group: where floats exist use them, else the histogram
     return _merge_by_labels(floats, hist_vec)
+
+
+def _reattach(out: StepVector, src: StepVector) -> StepVector:
+    """Give `out` (rows taken from `src` by label) the histogram cells of `src`."""
+    if src.hist is None:
+        return out
+    index = {lbl: i for i, lbl in enumerate(src.labels)}
+    rows = np.array([index.get(lbl, -1) for lbl in out.labels], dtype=np.int64)
+    if (rows < 0).any():
+        return out
+    ref = np.where(out.present, src.hist.ref[rows], -1)
+    out.hist = HistCells(ref, src.hist.table)
+    return out
 
 
 def _common_name(vec: StepVector) -> str:
@@ -240,8 +258,43 @@ def _incompatible(ctx: EvalContext, op: str, left: str, right: str) -> None:
     )
 
 
+def equal_pairs(table: HistogramBatch, a: I64, b: I64) -> NDArray[np.bool_]:
+    """Whether histograms a[k] and b[k] are equal (empty buckets do not matter)."""
+    n = len(a)
+    eq = table.schema[a] == table.schema[b]
+    eq &= table.count[a] == table.count[b]
+    eq &= (table.sum[a] == table.sum[b]) | (np.isnan(table.sum[a]) & np.isnan(table.sum[b]))
+    eq &= table.zero_threshold[a] == table.zero_threshold[b]
+    eq &= table.zero_count[a] == table.zero_count[b]
+    idx = np.flatnonzero(eq)
+    if len(idx):
+        eq[idx] &= hm.same_custom_values(table, a[idx], b[idx])
+        k = len(idx)
+        comb = hm.combine(
+            table,
+            np.concatenate([a[idx], b[idx]]),
+            np.concatenate([np.arange(k), np.arange(k)]),
+            np.concatenate([np.ones(k), -np.ones(k)]),
+            k,
+        )
+        t = comb.table
+        diff = np.zeros(k, dtype=bool)
+        for off, cnt in ((t.pos_offsets, t.pos_counts), (t.neg_offsets, t.neg_counts)):
+            nz = cnt != 0
+            if nz.any():
+                diff[hm.rows_of(off)[nz]] = True
+        eq[idx] &= ~diff
+    return eq if n else np.zeros(0, dtype=bool)
+
+
 def vector_vector(
-    ctx: EvalContext, op: str, lhs: StepVector, rhs: StepVector, matching, float_op
+    ctx: EvalContext,
+    op: str,
+    lhs: StepVector,
+    rhs: StepVector,
+    matching,
+    float_op,
+    return_bool: bool = False,
 ) -> StepVector:
     """`lhs op rhs` where either side holds histograms: floats as before; histogram
     pairs matched one-to-one by signature for `+`, `-` (and `==`/`!=` filters)."""
@@ -271,8 +324,10 @@ def vector_vector(
         lt = "histogram" if lm[pl][one].any() else "float"
         rt = "float" if lt == "histogram" else "histogram"
         _incompatible(ctx, op, lt, rt)
+    if op in ("==", "!=") and both.any():
+        return stack(floats, _equality(ctx, op, lhs, rhs, pl, pr, both, return_bool))
     if op not in ("+", "-") or not both.any():
-        if op in ("*", "/", "+", "-") and both.any():
+        if both.any():
             _incompatible(ctx, op, "histogram", "histogram")
         return floats
     assert lhs.hist is not None
@@ -308,6 +363,46 @@ def vector_vector(
         pass
     hv = _result_labels(hv, matching)
     return stack(floats, take_rows(hv, np.flatnonzero(hv.present.any(axis=1))))
+
+
+def _equality(
+    ctx: EvalContext,
+    op: str,
+    lhs: StepVector,
+    rhs: StepVector,
+    pl: I64,
+    pr: I64,
+    both: NDArray[np.bool_],
+    return_bool: bool,
+) -> StepVector:
+    """`==` / `!=` between histogram pairs: a filter keeping the left histogram,
+    or with `bool` 1/0 floats."""
+    from promql.eval.vectors import name_dropped, take_rows
+
+    assert lhs.hist is not None
+    assert rhs.hist is not None
+    k, sj = np.nonzero(both)
+    table = HistogramBatch.concat([lhs.hist.table, rhs.hist.table])
+    a = lhs.hist.ref[pl[k], sj]
+    b = rhs.hist.ref[pr[k], sj] + len(lhs.hist.table)
+    eq = equal_pairs(table, a, b)
+    hit = eq if op == "==" else ~eq
+    steps = lhs.values.shape[1]
+    labels = [lhs.labels[i] for i in pl.tolist()]
+    if return_bool:
+        values = np.full((len(pl), steps), np.nan)
+        values[k, sj] = hit.astype(np.float64)
+        present = np.zeros((len(pl), steps), dtype=bool)
+        present[k, sj] = True
+        out = name_dropped(
+            StepVector(labels, values, present, None), delayed=ctx.delayed_name_removal
+        )
+    else:
+        ref = np.full((len(pl), steps), -1, dtype=np.int64)
+        ref[k[hit], sj[hit]] = a[hit]
+        out = StepVector(labels, np.full((len(pl), steps), np.nan), ref >= 0, None)
+        out.hist = HistCells(ref, lhs.hist.table)
+    return take_rows(out, np.flatnonzero(out.present.any(axis=1)))
 
 
 def _result_labels(vec: StepVector, matching) -> StepVector:
