@@ -14,6 +14,12 @@ the "RW 2.0" lines put that rate beside Prometheus 2.42's 1.0 rate (it has no
 
     .venv/bin/python -m bench.ingest [--rounds-10k 20] [--rounds-100k 6] [--fsync batch]
                                      [--protocols 1,2] [--shapes 1,5]
+                                     [--histogram-series 10000] [--histogram-rounds 11]
+
+A last section does the same with native histograms (`bench.nhpayloads`: one
+schema-3 histogram with 12 buckets per series per request, 500 per request);
+Prometheus receives them with `--enable-feature=native-histograms`.
+`--histogram-rounds 0` skips it; `--shapes ""` runs only it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import nhpayloads
 from bench.payloads import (
     HEADERS,
     HEADERS_V2,
@@ -197,6 +204,8 @@ def main() -> None:
     parser.add_argument("--fsync", default="batch", help="WAL fsync policy of the service")
     parser.add_argument("--shapes", default="1,5", help="samples per series per request")
     parser.add_argument("--protocols", default="1,2", help="remote write versions sent to us")
+    parser.add_argument("--histogram-series", type=int, default=10_000)
+    parser.add_argument("--histogram-rounds", type=int, default=11)
     args = parser.parse_args()
 
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
@@ -212,7 +221,7 @@ def main() -> None:
         )
 
     protocols = [int(p) for p in args.protocols.split(",")]
-    for per_series in (int(s) for s in args.shapes.split(",")):
+    for per_series in (int(s) for s in args.shapes.split(",") if s):
         phases = build_phases(per_series, args.rounds_10k, args.rounds_100k)
         ours = run_receiver("aggregator", start_service, phases, per_series, args.concurrency)
         ours_v2 = None
@@ -256,6 +265,41 @@ def main() -> None:
             if ours_v2 is not None:
                 a = ours_v2.rss[i] / 2**20
                 print(f"{f'RSS MiB after {k}k series RW 2.0':32}{a:14.1f}{p:14.1f}{a / p:8.2f}")
+    if args.histogram_rounds > 1:
+        bench_histograms(args, start_service)
+
+
+def bench_histograms(args: argparse.Namespace, start_service: Callable) -> None:
+    """Native histogram samples/s, the service vs Prometheus (native histograms on)."""
+    n = args.histogram_series
+    now = int(time.time() * 1000)
+    ts = now - now % SCRAPE_INTERVAL_MS - 40 * 60_000
+    rounds = nhpayloads.build_rounds(n, args.histogram_rounds, ts, SCRAPE_INTERVAL_MS)
+    phases = [Phase(n, rounds[0], rounds[1:], 1)]
+
+    def start_prom(tmp: Path) -> tuple[Process, str]:
+        return start_prometheus(
+            tmp,
+            "global: {}\n",
+            extra_args=["--web.enable-remote-write-receiver", "--enable-feature=native-histograms"],
+            cpu=0,
+        )
+
+    ours = run_receiver("aggregator", start_service, phases, 1, args.concurrency)
+    prom = run_receiver("prometheus", start_prom, phases, 1, args.concurrency)
+    print(
+        f"\n== native histograms: 1 per series per request, "
+        f"{nhpayloads.HISTOGRAMS_PER_REQUEST} per request, fsync={args.fsync}"
+    )
+    print(f"{'':28}{'aggregator':>14}{'prometheus':>14}{'ratio':>8}")
+    k = n // 1000
+    for label, a, p in (
+        (f"histograms/s {k}k steady", ours.steady_rate[0], prom.steady_rate[0]),
+        (f"histograms/s {k}k creating", ours.create_rate[0], prom.create_rate[0]),
+    ):
+        print(f"{label:28}{a:14,.0f}{p:14,.0f}{a / p:8.2f}")
+    a, p = ours.rss[0] / 2**20, prom.rss[0] / 2**20
+    print(f"{f'RSS MiB after {k}k series':28}{a:14.1f}{p:14.1f}{a / p:8.2f}")
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ class WriteBatch:
     def num_exemplars(self) -> int:
         return 0 if self.exemplars is None else len(self.exemplars)
 
+    @property
     def num_histograms(self) -> int:
         return 0 if self.histograms is None else len(self.histograms)
 

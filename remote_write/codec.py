@@ -34,7 +34,7 @@ from remote_write.batch import (
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.exemplardecode import decode_exemplar_messages
 from remote_write.exemplars import ExemplarBatch
-from remote_write.histdecode import decode_histogram_messages
+from remote_write.histdecode import decode_histogram_messages, decode_histogram_spans
 from remote_write.histencode import add_histograms
 from remote_write.histograms import HistogramBatch
 from remote_write.prompb import fast_pb2, fast_v2_pb2, remote_pb2, types_pb2
@@ -45,6 +45,7 @@ from remote_write.serieswalk import (
     join_series,
     series_keys,
     split_series,
+    walk_histograms,
     walk_labels,
     walk_samples,
 )
@@ -141,7 +142,21 @@ def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = Non
     fields = None
     histograms = None
     exemplars = None
-    if labels_walk is not None and spans is not None:
+    hist_walk = None
+    if labels_walk is not None and spans is None:
+        hist_walk = walk_histograms(joined, labels_walk[0])
+    if labels_walk is not None and hist_walk is not None:
+        # Native histograms only (what a scraping Prometheus sends for them).
+        pos, steps = labels_walk
+        h_counts, h_starts, h_ends = hist_walk
+        n_series = len(pos)
+        counts = np.zeros(n_series, dtype=np.int64)
+        timestamps, values = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        idx = np.repeat(np.arange(n_series, dtype=np.int32), h_counts)
+        histograms = decode_histogram_spans(joined.buf, h_starts, h_ends, idx)
+        keys = series_keys(joined, pos)
+        fields = LabelFields(steps, joined.starts)
+    elif labels_walk is not None and spans is not None:
         pos, steps = labels_walk
         counts, sample_starts, sample_lengths = spans
         timestamps, values = decode_sample_spans(joined.buf, sample_starts, sample_lengths)

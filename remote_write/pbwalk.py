@@ -50,6 +50,16 @@ def read_varints(
     """The varints at `pos` and their byte widths; DecodeError if one runs past 10 bytes."""
     if not len(pos):
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    first = buf[pos]
+    long = first >= 0x80
+    if not long.any():  # the usual case: tags, lengths and small numbers take one byte
+        return first.astype(np.uint64), np.ones(len(pos), dtype=np.int64)
+    if not long.all():
+        values = first.astype(np.uint64)
+        width = np.ones(len(pos), dtype=np.int64)
+        sel = np.flatnonzero(long)
+        values[sel], width[sel] = read_varints(buf, pos[sel])
+        return values, width
     window = buf[pos[:, None] + np.arange(VARINT_MAX)]
     last = window < 0x80
     if not last.any(axis=1).all():
@@ -68,6 +78,7 @@ def walk_fields(
     ends = np.asarray(ends, dtype=np.int64)
     found: list[tuple[NDArray[np.int64], ...]] = []
     msgs = np.arange(len(pos), dtype=np.int64)
+    words = np.ndarray(shape=(max(len(buf) - 7, 0),), dtype="<u8", buffer=buf, strides=(1,))
     step = 0
     while True:
         active = np.flatnonzero(pos < ends)
@@ -76,37 +87,30 @@ def walk_fields(
         at = pos[active]
         tag, tag_w = read_varints(buf, at)
         tag = tag.astype(np.int64)
-        wire = tag & 7
-        number = tag >> 3
         body = at + tag_w
-        value = np.zeros(len(active), dtype=np.uint64)
-        start = body.copy()
-        length = np.zeros(len(active), dtype=np.int64)
-        nxt = np.empty(len(active), dtype=np.int64)
-        w0 = wire == 0
-        if w0.any():
-            v, w = read_varints(buf, body[w0])
-            value[w0] = v
-            nxt[w0] = body[w0] + w
-        w1 = wire == 1
-        if w1.any():
-            idx = body[w1, None] + np.arange(8)
-            value[w1] = buf[idx].copy().view("<u8").ravel()
-            nxt[w1] = body[w1] + 8
-        w2 = wire == 2
-        if w2.any():
-            v, w = read_varints(buf, body[w2])
-            start[w2] = body[w2] + w
-            length[w2] = v.astype(np.int64)
-            nxt[w2] = start[w2] + length[w2]
-        w5 = wire == 5
-        if w5.any():
-            idx = body[w5, None] + np.arange(4)
-            value[w5] = buf[idx].copy().view("<u4").ravel()
-            nxt[w5] = body[w5] + 4
-        known = w0 | w1 | w2 | w5
-        if not known.all() or (number[known] == 0).any():
-            raise DecodeError("protobuf: bad field tag in histogram")
+        t0 = int(tag[0])
+        if (tag == t0).all():  # the usual case: every message has the same field here
+            value, start, length, nxt = _one_kind(buf, words, t0 & 7, body)
+            if t0 >> 3 == 0:
+                raise DecodeError("protobuf: bad field tag in histogram")
+            number = np.full(len(active), t0 >> 3, dtype=np.int64)
+            wire = np.full(len(active), t0 & 7, dtype=np.int64)
+        else:
+            wire = tag & 7
+            number = tag >> 3
+            value = np.zeros(len(active), dtype=np.uint64)
+            start = body.copy()
+            length = np.zeros(len(active), dtype=np.int64)
+            nxt = np.empty(len(active), dtype=np.int64)
+            for kind in (0, 1, 2, 5):
+                sel = wire == kind
+                if sel.any():
+                    value[sel], start[sel], length[sel], nxt[sel] = _one_kind(
+                        buf, words, kind, body[sel]
+                    )
+            known = (wire == 0) | (wire == 1) | (wire == 2) | (wire == 5)
+            if not known.all() or (number[known] == 0).any():
+                raise DecodeError("protobuf: bad field tag in histogram")
         if (nxt > ends[active]).any():
             raise DecodeError("protobuf: field runs past the end of its message")
         pos[active] = nxt
@@ -120,6 +124,27 @@ def walk_fields(
     order = np.lexsort((cols[1], cols[0]))
     msg, _, number, wire, value, start, length = (c[order] for c in cols)
     return Fields(msg, number, wire, value.view(np.uint64), start, length)
+
+
+def _one_kind(
+    buf: NDArray[np.uint8], words: NDArray[np.uint64], wire: int, body: NDArray[np.int64]
+) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Value, payload start, payload length and next position of fields of one wire type."""
+    n = len(body)
+    if wire == 0:
+        v, w = read_varints(buf, body)
+        return v, body, np.zeros(n, dtype=np.int64), body + w
+    if wire == 1:
+        return words[body].astype(np.uint64), body, np.zeros(n, dtype=np.int64), body + 8
+    if wire == 2:
+        v, w = read_varints(buf, body)
+        start = body + w
+        length = v.astype(np.int64)
+        return np.zeros(n, dtype=np.uint64), start, length, start + length
+    if wire == 5:
+        v = (words[body] & np.uint64(0xFFFFFFFF)).astype(np.uint64)
+        return v, body, np.zeros(n, dtype=np.int64), body + 4
+    raise DecodeError(f"protobuf: unsupported wire type {wire} in histogram")
 
 
 def packed_varints(

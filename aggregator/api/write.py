@@ -106,7 +106,7 @@ async def _receive(request: web.Request) -> web.Response:
         decoded_bytes = decoded.decoded_bytes
     request.app[INGEST_LIMITS].admit(identity.cluster, batch.num_samples)
     metrics.decoded_bytes_received.labels(cluster_label).inc(decoded_bytes)
-    metrics.samples_received.labels(cluster_label).inc(batch.num_samples)
+    metrics.samples_received.labels(cluster_label).inc(batch.num_samples + batch.num_histograms)
     metrics.series_received.labels(cluster_label).inc(len(batch.series))
 
     appender = backend.appender(cluster=identity.cluster)

@@ -133,7 +133,7 @@ def apply_histograms(
     rejections = _rejections(head, hb, sid, code, why, words)
     if not len(rows):
         return 0, 0, NO_SAMPLE, rejections
-    good = hb.take(rows)
+    good = hb if len(rows) == n else hb.take(rows)
     s = sid[rows]
     good = good.with_series_idx(s.astype(np.int32))
     head.histograms.add(good, head.seq)
