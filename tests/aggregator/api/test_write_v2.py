@@ -81,7 +81,7 @@ async def test_native_histograms_are_stored_and_counted(make_service: MakeServic
     resp, text = await post(service, body)
     assert resp.status == 204, text
     assert written(resp.headers) == (0, 2, 0)
-    # Read back from storage (the query API's histogram JSON is the histograms branch's).
+    # Read back from storage, then through PromQL.
     async with service.storage.querier(0, T0 + 60_000) as querier:
         found = await querier.select([Matcher.eq("__name__", "rpc_seconds")], 0, T0 + 60_000)
     hs = found.histograms
@@ -89,6 +89,12 @@ async def test_native_histograms_are_stored_and_counted(make_service: MakeServic
     assert str(hs.labels[0]) == 'rpc_seconds{job="api"}'
     assert hs.samples.timestamps.tolist() == [T0, T0 + 1]
     assert hs.samples.count.tolist() == [3.0, 5.0]
+    status, result = await service.get_json(
+        "/api/v1/query",
+        params={"query": "histogram_count(rpc_seconds)", "time": str((T0 + 1) / 1000)},
+    )
+    assert status == 200
+    assert result["data"]["result"][0]["value"][1] == "5"
 
 
 async def test_a_bad_symbol_reference_is_a_partial_write_naming_the_series(
