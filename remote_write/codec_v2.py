@@ -3,7 +3,8 @@
 The same shape as the 1.0 decoder (`remote_write.codec`): upb parses the
 request once into the symbols (bytes) and one bytes object per TimeSeries
 (`fast_v2.proto`); the series are joined and their fields found with numpy
-for all series at once (`remote_write.pbscan`), one step per field position;
+for all series at once, one step per field position (`remote_write.rw2walk`
+for the usual layout, `remote_write.pbscan` for any other);
 samples are decoded where they lie (a 2.0 Sample is a 1.0 Sample on the
 wire), and so are native histograms (a 2.0 Histogram has 1.0's field numbers:
 `remote_write.histdecode`, into the same `HistogramBatch`), label references
@@ -45,6 +46,7 @@ from remote_write.pbscan import (
     scan_fields,
 )
 from remote_write.prompb import fast_v2_pb2
+from remote_write.rw2walk import walk_usual
 from remote_write.samples import decode_sample_spans
 from remote_write.serieswalk import JoinedSeries, join_series
 from remote_write.symbols import KEY_MARK, SymbolIds
@@ -135,40 +137,40 @@ class _Decoder:
         self.bad = np.zeros(self.n, dtype=np.int8)  # 0 ok, else an index into _PROBLEMS
         self.detail: dict[int, str] = {}
         self._text: list[str] | None = None
+        self._ids: NDArray[np.uint32] | None = None
 
     def run(self, body: bytes) -> DecodedWriteV2:
         buf = self.joined.buf
-        f = scan_fields(buf, self.joined.starts, self.joined.ends, what="TimeSeries")
-        assert f is not None
-        _check_wire_types(f, _SERIES_FIELDS, "TimeSeries")
+        f = walk_usual(buf, self.joined.starts, self.joined.ends)
+        if f is None:  # another layout: the general scan
+            f = scan_fields(buf, self.joined.starts, self.joined.ends, what="TimeSeries")
+            assert f is not None
+            _check_wire_types(f, _SERIES_FIELDS, "TimeSeries")
         refs, ref_counts = self._label_refs(f)
         ref_offsets = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(ref_counts, out=ref_offsets[1:])
         samples = f.pick(2, WIRE_LEN)
         histograms = f.pick(3, WIRE_LEN)
-        exemplar_rows = f.pick(4, WIRE_LEN)
-        meta = _last_per_message(f, f.pick(5, WIRE_LEN), self.n)
+        exemplars = self._exemplars(f, f.pick(4, WIRE_LEN))
+        metadata = self._metadata(
+            f, _last_per_message(f, f.pick(5, WIRE_LEN), self.n), refs, ref_offsets
+        )
         created = _last_per_message(f, f.pick(6, WIRE_VARINT), self.n)
-        per_series_samples = np.bincount(f.msg[samples], minlength=self.n)
-        per_series_hist = np.bincount(f.msg[histograms], minlength=self.n)
-        exemplars = self._exemplars(f, exemplar_rows)
-        metadata = self._metadata(f, meta, refs, ref_offsets)
         good = self.bad == 0
+        everything = bool(good.all())
         new_index = np.cumsum(good) - 1
         hist = None
         if len(histograms):
-            keep = histograms[good[f.msg[histograms]]]
+            keep = histograms if everything else histograms[good[f.msg[histograms]]]
             owner = f.msg[keep]
             hist = decode_histogram_spans(
                 buf, f.start[keep], f.end[keep], new_index[owner].astype(np.int32)
             )
-        keep_samples = samples[good[f.msg[samples]]]
+        keep_samples = samples if everything else samples[good[f.msg[samples]]]
         sample_series = f.msg[keep_samples]
-        timestamps, values = decode_sample_spans(
-            buf, f.start[keep_samples], f.end[keep_samples] - f.start[keep_samples]
-        )
+        starts = f.start[keep_samples]
+        timestamps, values = decode_sample_spans(buf, starts, f.end[keep_samples] - starts)
         keys, good_refs, good_offsets = self._keys(refs, ref_offsets, good)
-        count = int(good.sum())
         labels = _SymbolLabels(self, good_refs, good_offsets)
         if exemplars is not None:
             rows = np.flatnonzero(good[exemplars.series_idx])
@@ -180,8 +182,8 @@ class _Decoder:
                 exemplars.labels,
             )
         batch = WriteBatch(
-            series=LazyLabelSets(count, labels),
-            series_idx=new_index[sample_series].astype(np.int32),
+            series=LazyLabelSets(len(keys), labels),
+            series_idx=(sample_series if everything else new_index[sample_series]).astype(np.int32),
             timestamps=timestamps,
             values=values,
             metadata=metadata,
@@ -191,7 +193,11 @@ class _Decoder:
             exemplars=exemplars,
             histograms=hist,
         )
-        rejected = self._rejections(refs, ref_offsets, per_series_samples + per_series_hist)
+        rejected: list[Rejection] = []
+        if not everything:
+            per_series = np.bincount(f.msg[samples], minlength=self.n)
+            per_series += np.bincount(f.msg[histograms], minlength=self.n)
+            rejected = self._rejections(refs, ref_offsets, per_series)
         return DecodedWriteV2(batch, rejected, {}, created=int((created[good] >= 0).sum()))
 
     # -- labels ----------------------------------------------------------------
@@ -251,7 +257,15 @@ class _Decoder:
         n = len(counts)
         good_offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=good_offsets[1:])
-        ids = self.symbol_ids.ids(self.symbols)
+        ids = self.ids()
+        if n and (counts == counts[0]).all():  # the usual: every series as many labels
+            width = int(counts[0]) + 1
+            table = np.empty((n, width), dtype="<u4")
+            table[:, 0] = KEY_MARK
+            table[:, 1:] = ids[refs].reshape(n, width - 1)
+            # A row as one void scalar: tolist() makes each row's bytes in C.
+            keys = table.view(f"V{4 * width}").ravel().tolist()
+            return keys, refs, good_offsets
         out = np.empty(n + len(refs), dtype="<u4")
         marks = good_offsets[:-1] + np.arange(n)
         out[marks] = KEY_MARK
@@ -261,6 +275,12 @@ class _Decoder:
         bounds = (np.append(marks, len(out)) * 4).tolist()
         keys = [data[a:b] for a, b in pairwise(bounds)]
         return keys, refs, good_offsets
+
+    def ids(self) -> NDArray[np.uint32]:
+        """The stable id of every symbol (`SymbolIds`), looked up once per request."""
+        if self._ids is None:
+            self._ids = self.symbol_ids.ids(self.symbols)
+        return self._ids
 
     def text(self) -> list[str]:
         """The symbols as text (invalid UTF-8 as surrogate escapes: validation names it)."""
@@ -317,31 +337,44 @@ class _Decoder:
             picked = mf.pick(number, WIRE_VARINT)
             col[mf.msg[picked]] = np.minimum(mf.value[picked], 1 << 40).astype(np.int64)
             cols.append(col)
+        kind, help_ref, unit_ref = cols
         symbols = self.symbols
-        out = []
-        for i, name, k, h, u in zip(
-            chosen.tolist(),
-            name_ref[chosen].tolist(),
-            *(c.tolist() for c in cols),
-            strict=True,
+        past = (help_ref >= len(symbols)) | (unit_ref >= len(symbols))
+        for i, h, u in zip(
+            chosen[past].tolist(), help_ref[past].tolist(), unit_ref[past].tolist(), strict=True
         ):
-            if h >= len(symbols) or u >= len(symbols):
-                self.bad[i] = 1
-                self.detail[i] = (
-                    f"metadata reference {h if h >= len(symbols) else u} is past the "
-                    f"symbols table ({len(symbols)} symbols)"
-                )
-                continue
-            if not (k or h or u):
-                continue
+            self.bad[i] = 1
+            self.detail[i] = (
+                f"metadata reference {h if h >= len(symbols) else u} is past the "
+                f"symbols table ({len(symbols)} symbols)"
+            )
+        keep = ~past & ((kind > 0) | (help_ref > 0) | (unit_ref > 0))
+        if not keep.any():
+            return []
+        chosen, kind, help_ref, unit_ref = chosen[keep], kind[keep], help_ref[keep], unit_ref[keep]
+        # Known metadata by the stable ids of its strings: one C-level lookup per name.
+        ids = self.ids()
+        table = np.stack(
+            [
+                ids[name_ref[chosen]],
+                np.minimum(kind, 1 << 31).astype("<u4"),
+                ids[help_ref],
+                ids[unit_ref],
+            ],
+            axis=1,
+        ).astype("<u4")
+        cache = self.symbol_ids.metadata
+        found = table.view("V16").ravel().tolist()
+        out: list[SeriesMetadata] = list(map(cache.get, found))
+        for j in [j for j, hit in enumerate(out) if hit is None]:
+            k = int(kind[j])
             type_name = METRIC_TYPES[k] if k < len(METRIC_TYPES) else "unknown"
-            out.append(
-                SeriesMetadata(
-                    _family(_text(symbols[name]), type_name),
-                    type_name,
-                    _text(symbols[h]),
-                    _text(symbols[u]),
-                )
+            name = _text(symbols[int(name_ref[chosen[j]])])
+            out[j] = cache[found[j]] = SeriesMetadata(
+                _family(name, type_name),
+                type_name,
+                _text(symbols[int(help_ref[j])]),
+                _text(symbols[int(unit_ref[j])]),
             )
         return out
 

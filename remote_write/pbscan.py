@@ -162,43 +162,41 @@ def packed_varints(
     """
     n = len(starts)
     lengths = ends - starts
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=bounds[1:])
     raw = buf[ragged_index(starts, lengths)]
     last = raw < 0x80
+    span_end = bounds[1:] - 1
     ok = np.ones(n, dtype=np.bool_)
-    nonempty = np.flatnonzero(lengths > 0)
-    span_end = np.cumsum(lengths)[nonempty] - 1
-    ok[nonempty] = last[span_end]
-    last[span_end] = True
+    if (lengths == 0).any():
+        nonempty = np.flatnonzero(lengths > 0)
+        span_end = span_end[nonempty]
+        ok[nonempty] = last[span_end]
+    else:
+        ok = last[span_end]
+    if not ok.all():
+        last[span_end] = True
     term = np.flatnonzero(last)
+    counts = np.diff(np.searchsorted(term, bounds))
     if not len(term):
-        return np.zeros(0, dtype=np.uint64), np.zeros(n, dtype=np.int64), ok
+        return np.zeros(0, dtype=np.uint64), counts, ok
+    if len(term) == len(raw):  # every varint one byte (tables under 128 symbols)
+        return raw.astype(np.uint64), counts, ok
     first = np.empty_like(term)
     first[0] = 0
     first[1:] = term[:-1] + 1
     width = term - first + 1
     widest = int(width.max())
     if widest > 10:
-        span_of_term = np.repeat(np.arange(n, dtype=np.int64), lengths)[term]
+        span_of_term = np.searchsorted(bounds, term, side="right") - 1
         ok[span_of_term[width > 10]] = False
-    if widest <= 3:  # references below 2 million: small ints, no shift table, no reduceat
+    if widest <= 3:  # references below 2 million: no shift table, no reduceat
         low = raw & 0x7F
         small = low[term].astype(np.int64)
         for k in range(1, widest):
             longer = np.flatnonzero(width > k)
             small[longer] = (small[longer] << 7) | low[term[longer] - k]
-        values = small.view(np.uint64)
-    else:
-        shifts = (np.arange(len(raw), dtype=np.int64) - np.repeat(first, width)) * 7
-        parts = (raw & 0x7F).astype(np.uint64) << np.minimum(shifts, 63).astype(np.uint64)
-        values = np.bitwise_or.reduceat(parts, first)
-    counts = _counts(last, lengths)
-    return values, counts, ok
-
-
-def _counts(last: NDArray[np.bool_], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
-    """How many varints end in each span (spans laid end to end in `last`)."""
-    seen = np.zeros(len(last) + 1, dtype=np.int64)
-    np.cumsum(last, out=seen[1:])
-    bounds = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=bounds[1:])
-    return np.diff(seen[bounds])
+        return small.view(np.uint64), counts, ok
+    shifts = (np.arange(len(raw), dtype=np.int64) - np.repeat(first, width)) * 7
+    parts = (raw & 0x7F).astype(np.uint64) << np.minimum(shifts, 63).astype(np.uint64)
+    return np.bitwise_or.reduceat(parts, first), counts, ok

@@ -19,6 +19,7 @@ once: storage then finds them by their labels, which is slower but exact.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,10 +32,13 @@ class SymbolIds:
     """Strings -> stable uint32 ids; see the module docstring. Not thread-safe (ingest
     runs on the event loop)."""
 
-    __slots__ = ("_current", "_next", "_previous", "generation_size")
+    __slots__ = ("_current", "_next", "_previous", "generation_size", "metadata")
 
     def __init__(self, generation_size: int = 1 << 19) -> None:
         self.generation_size = generation_size
+        self.metadata: dict[bytes, Any] = {}
+        """Decoded metadata by the ids of its strings (name, type, help, unit), so a
+        request repeating known metadata makes no objects; ids are never reused."""
         self._current: dict[bytes, int] = {}
         self._previous: dict[bytes, int] = {}
         self._next = 0
@@ -64,5 +68,6 @@ class SymbolIds:
         if len(self._current) >= self.generation_size:
             self._previous = self._current
             self._current = {}
+            self.metadata.clear()  # bounded with the strings it refers to
         self._current[symbol] = hit
         return hit
