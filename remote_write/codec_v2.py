@@ -365,18 +365,18 @@ class _Decoder:
         ).astype("<u4")
         cache = self.symbol_ids.metadata
         found = table.view("V16").ravel().tolist()
-        out: list[SeriesMetadata] = list(map(cache.get, found))
-        for j in [j for j, hit in enumerate(out) if hit is None]:
+        hits: list[SeriesMetadata | None] = [cache.get(key) for key in found]
+        for j in [j for j, hit in enumerate(hits) if hit is None]:
             k = int(kind[j])
             type_name = METRIC_TYPES[k] if k < len(METRIC_TYPES) else "unknown"
             name = _text(symbols[int(name_ref[chosen[j]])])
-            out[j] = cache[found[j]] = SeriesMetadata(
+            hits[j] = cache[found[j]] = SeriesMetadata(
                 _family(name, type_name),
                 type_name,
                 _text(symbols[int(help_ref[j])]),
                 _text(symbols[int(unit_ref[j])]),
             )
-        return out
+        return [hit for hit in hits if hit is not None]
 
     # -- exemplars -------------------------------------------------------------
 

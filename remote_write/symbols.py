@@ -19,10 +19,11 @@ once: storage then finds them by their labels, which is slower but exact.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from remote_write.batch import SeriesMetadata
 
 KEY_MARK = 0xFFFFFFFF
 """Starts every 2.0 series key (no id takes this value); 1.0 keys start with 0x0A or 0x00."""
@@ -36,7 +37,7 @@ class SymbolIds:
 
     def __init__(self, generation_size: int = 1 << 19) -> None:
         self.generation_size = generation_size
-        self.metadata: dict[bytes, Any] = {}
+        self.metadata: dict[bytes, SeriesMetadata] = {}
         """Decoded metadata by the ids of its strings (name, type, help, unit), so a
         request repeating known metadata makes no objects; ids are never reused."""
         self._current: dict[bytes, int] = {}
