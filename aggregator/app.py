@@ -229,7 +229,10 @@ def _storage_component(
     async def storage(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         slot = app[BACKEND]
-        options = config.storage_options(on_wal_fsync=app[METRICS].observe_wal_fsync)
+        options = replace(
+            config.storage_options(on_wal_fsync=app[METRICS].observe_wal_fsync),
+            symbol_ids=app[SYMBOL_IDS],  # replayed 2.0 records key series as live ones do
+        )
         # Fail the start (not a background task) if the directory cannot exist.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         task = asyncio.create_task(_open_into(slot, opener, config.data_dir, options))

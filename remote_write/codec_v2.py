@@ -49,7 +49,7 @@ from remote_write.prompb import fast_v2_pb2
 from remote_write.rw2walk import walk_usual
 from remote_write.samples import decode_sample_spans
 from remote_write.serieswalk import JoinedSeries, join_series
-from remote_write.symbols import KEY_MARK, SymbolIds
+from remote_write.symbols import SymbolIds
 
 RW2_PROTO = "io.prometheus.write.v2.Request"
 
@@ -261,14 +261,14 @@ class _Decoder:
         if n and (counts == counts[0]).all():  # the usual: every series as many labels
             width = int(counts[0]) + 1
             table = np.empty((n, width), dtype="<u4")
-            table[:, 0] = KEY_MARK
+            table[:, 0] = self.symbol_ids.tag
             table[:, 1:] = ids[refs].reshape(n, width - 1)
             # A row as one void scalar: tolist() makes each row's bytes in C.
             keys = table.view(f"V{4 * width}").ravel().tolist()
             return keys, refs, good_offsets
         out = np.empty(n + len(refs), dtype="<u4")
         marks = good_offsets[:-1] + np.arange(n)
-        out[marks] = KEY_MARK
+        out[marks] = self.symbol_ids.tag
         # Reference j of series i lands after i + 1 marks.
         out[np.arange(len(refs)) + np.repeat(np.arange(1, n + 1), counts)] = ids[refs]
         data = out.tobytes()

@@ -136,7 +136,7 @@ class Storage:
         self._lock_fd = _lock(self.data_dir)
         self._tasks.append(asyncio.create_task(self._merge_loop(), name="head-merge"))
         try:
-            result = await replay(wal_dir, self._head)
+            result = await replay(wal_dir, self._head, self.options.symbol_ids)
             self.replay_result = result
             if result.records:
                 log.info(

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from remote_write.symbols import SymbolIds
 from remote_write.validate import SeriesLimits
 from storage.objstore.config import ObjectStoreConfig
 
@@ -61,6 +62,9 @@ class StorageOptions:
     tiering: TieringOptions = field(default_factory=lambda: TieringOptions())
     max_exemplars: int = 100_000
     """Exemplars the head keeps, newest first, over all series (0: none are kept)."""
+    symbol_ids: SymbolIds | None = field(default=None, compare=False)
+    """Ids of remote write 2.0 strings for WAL replay; the live receiver's, so that
+    series keys of replayed 2.0 records are the ones its next requests bring."""
 
 
 @dataclass(frozen=True, slots=True)

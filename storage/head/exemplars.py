@@ -123,6 +123,14 @@ class ExemplarRing:
         for sid, row in zip(ss[last].tolist(), rr[last].tolist(), strict=True):
             self._newest[sid] = (float(batch.values[row]), labels[row])
 
+    def forget(self, sids: NDArray[np.int64]) -> None:
+        """Series that left the head: their exemplars are unreachable (ids are never
+        reused) and age out of the ring; their per-series state goes now."""
+        for sid in sids.tolist():
+            self._newest.pop(sid, None)
+        sids = sids[sids < len(self._newest_ts)]
+        self._newest_ts[sids] = NO_EXEMPLAR
+
     def _grow(self, size: int) -> None:
         if size > len(self._newest_ts):
             grown = np.full(max(size, 2 * len(self._newest_ts)), NO_EXEMPLAR, dtype=np.int64)

@@ -299,6 +299,7 @@ class Head:
             self._cluster_counts[code] -= int(counts[code])
         self.max_ts[dead] = NO_SAMPLE
         self.min_ts[dead] = NO_MIN
+        self.exemplars.forget(dead)
         alive = self.index.alive
         for identity, cache in list(self._key_caches.items()):
             self._key_caches[identity] = {k: v for k, v in cache.items() if alive[v]}

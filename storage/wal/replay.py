@@ -53,12 +53,13 @@ class ReplayResult:
     truncated: str | None = None
 
 
-async def replay(directory: Path, head: Head) -> ReplayResult:
+async def replay(directory: Path, head: Head, symbol_ids: SymbolIds | None = None) -> ReplayResult:
     """Apply every record of the WAL in `directory` to `head`, in order."""
     started = time.perf_counter()
     result = ReplayResult()
     numbers = list_segments(directory)
-    symbol_ids = SymbolIds()  # 2.0 records' series keys (live ingest keeps its own)
+    if symbol_ids is None:  # 2.0 records' series keys (live ingest's ids, when given)
+        symbol_ids = SymbolIds()
     for pos, number in enumerate(numbers):
         path = segment_path(directory, number)
         records, end = await asyncio.to_thread(read_segment, path)

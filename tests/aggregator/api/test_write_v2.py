@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import snappy
 
+from aggregator.api.write import SYMBOL_IDS
 from aggregator.config import Config
+from remote_write.codec_v2 import decode_write_request_v2
 from storage.labels import Matcher
 from tests.aggregator.conftest import MakeService, Service, clusters, encode, stored_samples
 from tests.support.rw2 import RW2_HEADERS, SeriesV2, build_v2, request_v2
@@ -169,10 +171,18 @@ async def test_2_0_writes_and_exemplars_survive_a_restart(make_service: MakeServ
     body = request_v2([SeriesV2(REQS, [(T0, 4.0)], exemplars=[((("trace_id", "t1"),), 4.0, T0)])])
     resp, text = await post(service, body)
     assert resp.status == 204, text
+    later = request_v2([SeriesV2(UP, [(T0, 1.0)])])  # other strings, numbered from 0 again
+    resp, text = await post(service, later)
+    assert resp.status == 204, text
     await service.client.close()  # storage closes; the next service replays the WAL
 
     again = await make_service()
     assert await stored_samples(again.storage, REQS) == [(T0, 4.0)]
+    # Replay used the receiver's own symbol ids: the next request's keys are known
+    # (with ids of its own, replay would have numbered UP's strings after REQS's).
+    keys = decode_write_request_v2(later, symbol_ids=again.app[SYMBOL_IDS]).batch.series_keys
+    assert keys is not None
+    assert keys[0] in again.storage._head.key_cache(None)
     status, ex = await again.get_json(
         "/api/v1/query_exemplars", params={"query": "http_requests_total"}
     )
