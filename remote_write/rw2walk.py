@@ -7,7 +7,8 @@ those fields for all series at once with one cheap step per field position
 (a tag byte compare and a one- or two-byte length each), instead of the
 general field scan (`pbscan.scan_fields`), whose steps must handle any field
 number and wire type. Anything else (histograms, exemplars, unknown fields,
-long fields, a series of more than MAX_SAMPLES samples) returns None and the
+long fields, samples of several sizes in a series of more than MAX_SAMPLES)
+returns None and the
 caller takes the general scan, which is exact for every layout.
 """
 
@@ -37,12 +38,17 @@ def walk_usual(
         return None
     pos = refs_end
     steps: list[tuple[NDArray[np.bool_], NDArray[np.int64]]] = []
+    long = None
     while True:
         on = buf.take(pos, mode="clip") == _SAMPLE
         if not on.any():
             break
         if len(steps) == MAX_SAMPLES:
-            return None
+            long = _long_runs(buf, pos, ends, on)
+            if long is None:
+                return None
+            pos = long[2]
+            break
         size = buf.take(pos + 1, mode="clip").astype(np.int64)
         if (size[on] >= 0x80).any():
             return None
@@ -71,6 +77,11 @@ def walk_usual(
     if not (pos == ends).all():
         return None
     s_msg, s_start = _samples_in_series_order(steps, n)
+    if long is not None:  # the rest of the long series' samples, then series order again
+        s_msg = np.concatenate([s_msg, long[0]])
+        s_start = np.concatenate([s_start, long[1]])
+        order = np.lexsort((s_start, s_msg))
+        s_msg, s_start = s_msg[order], s_start[order]
     s_end = s_start + buf[s_start - 1].astype(np.int64)
     parts = [
         (np.arange(n, dtype=np.int64), 1, WIRE_LEN, refs_start, refs_end, None),
@@ -88,6 +99,36 @@ def walk_usual(
             [np.zeros(len(p[0]), dtype=np.uint64) if p[5] is None else p[5] for p in parts]
         ),
     )
+
+
+def _long_runs(
+    buf: NDArray[np.uint8],
+    pos: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    on: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """The remaining Sample fields of series with more than MAX_SAMPLES (a sender
+    catching up): (series, payload start) of each, and every series' position after
+    its samples. Each such series is checked in one step: its remaining samples
+    must all have the size of the next one (timestamps of one era do), else None.
+    """
+    pos = pos.copy()
+    msgs, starts = [], []
+    for i in np.flatnonzero(on).tolist():
+        at = int(pos[i])
+        size = int(buf[at + 1])
+        if size >= 0x80:
+            return None
+        field = size + 2
+        cand = at + np.arange((int(ends[i]) - at) // field, dtype=np.int64) * field
+        good = (buf[cand] == _SAMPLE) & (buf[cand + 1] == size)
+        count = len(cand) if good.all() else int(np.argmin(good))
+        if buf[at + count * field] == _SAMPLE:
+            return None  # samples of another size follow: the general scan
+        msgs.append(np.full(count, i, dtype=np.int64))
+        starts.append(cand[:count] + 2)
+        pos[i] = at + count * field
+    return np.concatenate(msgs), np.concatenate(starts), pos
 
 
 def _length_delimited(

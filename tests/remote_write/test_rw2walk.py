@@ -49,7 +49,15 @@ LONG = tuple((f"label_{k:03d}", "v" * 40) for k in range(200))  # refs field ove
             SeriesV2((("__name__", "c"),), []),  # no samples at all
             SeriesV2((("__name__", "d"), *LONG), [(0, 0.0), (-1, -2.5)], help="h" * 300),
         ],
+        [  # a sender catching up: long series, walked in one step each
+            SeriesV2(
+                (("__name__", "a"),), [(T + k, 1.5) for k in range(2000)], metric_type="gauge"
+            ),
+            SeriesV2((("__name__", "b"),), [(T, 2.5)]),
+            SeriesV2((("__name__", "c"),), [(T + k, 3.5) for k in range(MAX_SAMPLES + 1)]),
+        ],
     ],
+    ids=["one", "usual", "long-series"],
 )
 def test_the_walk_matches_the_general_scan(series: list[SeriesV2]) -> None:
     fast, slow = both(series)
@@ -62,9 +70,11 @@ def test_the_walk_matches_the_general_scan(series: list[SeriesV2]) -> None:
     [
         [SeriesV2((("__name__", "a"),), [(T, 1.0)], exemplars=[((("t", "1"),), 1.0, T)])],
         [SeriesV2((("__name__", "h"),), histograms=[{"count_int": 1, "timestamp": T}])],
-        [SeriesV2((("__name__", "a"),), [(T + k, 1.0) for k in range(MAX_SAMPLES + 1)])],
+        # Past MAX_SAMPLES, a series' samples must have one size (here: some values
+        # are 0.0, whose field is left out).
+        [SeriesV2((("__name__", "a"),), [(T + k, float(k % 2)) for k in range(MAX_SAMPLES + 9)])],
     ],
-    ids=["exemplars", "histograms", "many-samples"],
+    ids=["exemplars", "histograms", "long-series-mixed-sizes"],
 )
 def test_other_layouts_are_left_to_the_general_scan(series: list[SeriesV2]) -> None:
     fast, slow = both(series)
