@@ -35,10 +35,10 @@ from numpy.typing import NDArray
 from remote_write.batch import LabelPairs, LazyLabelSets, Rejection, SeriesMetadata, WriteBatch
 from remote_write.codec import decompress
 from remote_write.errors import DecodeError
+from remote_write.exemplardecode import decode_exemplars_v2
 from remote_write.exemplars import ExemplarBatch
 from remote_write.histdecode import decode_histogram_spans
 from remote_write.pbscan import (
-    WIRE_I64,
     WIRE_LEN,
     WIRE_VARINT,
     Fields,
@@ -66,7 +66,6 @@ METRIC_TYPES = (
 """`Metadata.MetricType` numbers -> the lowercase names metadata is kept under."""
 
 _SERIES_FIELDS = {1: WIRE_LEN, 2: WIRE_LEN, 3: WIRE_LEN, 4: WIRE_LEN, 5: WIRE_LEN, 6: WIRE_VARINT}
-_EXEMPLAR_FIELDS = {1: WIRE_LEN, 2: WIRE_I64, 3: WIRE_VARINT}
 _METADATA_FIELDS = {1: WIRE_VARINT, 3: WIRE_VARINT, 4: WIRE_VARINT}
 _FAMILY_SUFFIXES = ("_bucket", "_count", "_sum")
 _NO_I64 = np.zeros(0, dtype=np.int64)
@@ -381,50 +380,20 @@ class _Decoder:
     # -- exemplars -------------------------------------------------------------
 
     def _exemplars(self, f: Fields, rows: NDArray[np.int64]) -> ExemplarBatch | None:
-        """The exemplars of all series (series indexes before refused series are left out)."""
+        """The exemplars of all series (series indexes before refused series are left out);
+        a series with an unreadable exemplar is refused (`bad_symbol_reference`)."""
         if not len(rows):
             return None
-        buf = self.joined.buf
-        ef = scan_fields(buf, f.start[rows], f.end[rows], what="Exemplar")
-        assert ef is not None
-        _check_wire_types(ef, _EXEMPLAR_FIELDS, "Exemplar")
-        n = len(rows)
         owner = f.msg[rows]
-        values = np.zeros(n, dtype=np.float64)
-        picked = ef.pick(2, WIRE_I64)
-        if len(picked):
-            values[ef.msg[picked]] = (
-                buf[ef.start[picked, None] + np.arange(8)].copy().view("<f8")[:, 0]
-            )
-        timestamps = np.zeros(n, dtype=np.int64)
-        picked = ef.pick(3, WIRE_VARINT)
-        timestamps[ef.msg[picked]] = ef.value[picked].view(np.int64)
-        picked = ef.pick(1, WIRE_LEN)
-        raw_refs, counts, ok = packed_varints(buf, ef.start[picked], ef.end[picked])
-        per_exemplar = np.bincount(ef.msg[picked], weights=counts, minlength=n).astype(np.int64)
-        refs = np.minimum(raw_refs, 1 << 40).astype(np.int64) if len(raw_refs) else _NO_I64
-        exemplar_of_ref = np.repeat(np.arange(n), per_exemplar)
-        broken = np.zeros(n, dtype=np.bool_)
-        broken[ef.msg[picked][~ok]] = True
-        broken |= per_exemplar % 2 == 1
-        past = refs >= len(self.symbols)
-        broken[exemplar_of_ref[past]] = True
+        batch, broken = decode_exemplars_v2(
+            self.joined.buf, f.start[rows], f.end[rows], owner, self.symbols
+        )
         for e in np.flatnonzero(broken).tolist():
             i = int(owner[e])
             if self.bad[i] == 0:
                 self.bad[i] = 1
                 self.detail[i] = f"exemplar #{e} has a malformed or out-of-range label reference"
-        refs = np.where(past, 0, refs)
-        text = self.text()
-        strings = [text[r] for r in refs.tolist()]
-        bounds = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(per_exemplar, out=bounds[1:])
-        b = bounds.tolist()
-        labels: list[LabelPairs] = [
-            tuple(zip(strings[b[k] : b[k + 1] : 2], strings[b[k] + 1 : b[k + 1] : 2], strict=True))
-            for k in range(n)
-        ]
-        return ExemplarBatch(owner.astype(np.int32), timestamps, values, labels)
+        return batch
 
     # -- refusals --------------------------------------------------------------
 
