@@ -49,6 +49,7 @@ from remote_write.prompb import fast_v2_pb2
 from remote_write.rw2walk import walk_usual
 from remote_write.samples import decode_sample_spans
 from remote_write.serieswalk import JoinedSeries, join_series
+from remote_write.symbollabels import SymbolLabels
 from remote_write.symbols import SymbolIds
 
 RW2_PROTO = "io.prometheus.write.v2.Request"
@@ -170,7 +171,7 @@ class _Decoder:
         starts = f.start[keep_samples]
         timestamps, values = decode_sample_spans(buf, starts, f.end[keep_samples] - starts)
         keys, good_refs, good_offsets = self._keys(refs, ref_offsets, good)
-        labels = _SymbolLabels(self, good_refs, good_offsets)
+        labels = SymbolLabels(self.symbols, good_refs, good_offsets)
         if exemplars is not None:
             rows = np.flatnonzero(good[exemplars.series_idx])
             exemplars = exemplars.take(rows)
@@ -181,7 +182,7 @@ class _Decoder:
                 exemplars.labels,
             )
         batch = WriteBatch(
-            series=LazyLabelSets(len(keys), labels),
+            series=LazyLabelSets(len(keys), labels, labels.columns),
             series_idx=(sample_series if everything else new_index[sample_series]).astype(np.int32),
             timestamps=timestamps,
             values=values,
@@ -419,21 +420,6 @@ class _Decoder:
 
 
 _PROBLEMS = {1: BAD_SYMBOL_REFERENCE, 2: MALFORMED_LABELS_REFS}
-
-
-class _SymbolLabels:
-    """Label pairs of a decoded request's good series, on first use (for new series)."""
-
-    __slots__ = ("_decoder", "_offsets", "_refs")
-
-    def __init__(self, decoder: _Decoder, refs: NDArray[np.int64], offsets: NDArray[np.int64]):
-        self._decoder = decoder
-        self._refs = refs
-        self._offsets = offsets
-
-    def __call__(self, i: int) -> LabelPairs:
-        o = self._offsets
-        return self._decoder.pairs(self._refs[o[i] : o[i + 1]])
 
 
 def _text(raw: bytes) -> str:
