@@ -41,6 +41,7 @@ from aggregator.api.context import (
 from aggregator.api.federation import CLUSTERS
 from aggregator.api.promjson import LabelsJSONCache
 from aggregator.api.v1 import add_routes, observe
+from aggregator.api.write import SYMBOL_IDS
 from aggregator.auth import Authenticator
 from aggregator.config import EMBEDDED_DEFAULT, Config, load_config
 from aggregator.errors import ConfigError
@@ -57,6 +58,7 @@ from alerting.loader import RulesLoadError
 from alerting.service import Ruler
 from alerting.settings import AlertingSettings
 from promql.engine import Engine
+from remote_write.symbols import SymbolIds
 from storage.db import Storage
 from storage.options import StorageOptions
 
@@ -112,6 +114,7 @@ def build_app(
     app[METRICS] = metrics
     app[AUTH] = Authenticator(config.clusters)
     app[INGEST_LIMITS] = IngestLimiter(config.limits, config.clusters)
+    app[SYMBOL_IDS] = SymbolIds()
     app[BACKEND] = slot
     app[BUILD] = BuildInfo(version=version(), runtime_version=f"python{platform.python_version()}")
     q = config.query
@@ -226,7 +229,10 @@ def _storage_component(
     async def storage(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         slot = app[BACKEND]
-        options = config.storage_options(on_wal_fsync=app[METRICS].observe_wal_fsync)
+        options = replace(
+            config.storage_options(on_wal_fsync=app[METRICS].observe_wal_fsync),
+            symbol_ids=app[SYMBOL_IDS],  # replayed 2.0 records key series as live ones do
+        )
         # Fail the start (not a background task) if the directory cannot exist.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         task = asyncio.create_task(_open_into(slot, opener, config.data_dir, options))

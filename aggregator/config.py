@@ -30,6 +30,8 @@ storage:
   late_window: 7d               # samples this far behind the newest are still accepted
   object_store_retention: 2y    # blocks older than this are deleted
   block_cache_size: 1GiB        # block data kept in memory for queries (fetched and decoded)
+  exemplars:
+    max_exemplars: 100000       # exemplars kept over all series, newest first (0: none)
   object_store:
     type: local                 # local (a folder) | s3
     path: <data_dir>/objects    # local: the folder (relative paths: to this file)
@@ -223,6 +225,8 @@ class StorageConfig:
     object_store_retention_ms: int = 2 * YEAR_MS
     block_cache_bytes: int = 1024 * MiB
     object_store: ObjectStoreConfig = field(default_factory=ObjectStoreConfig)
+    max_exemplars: int = 100_000
+    """`storage.exemplars.max_exemplars`: exemplars kept over all series (0: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +337,7 @@ class Config:
             wal_segment_bytes=self.storage.wal_segment_bytes,
             on_wal_fsync=on_wal_fsync,
             late_window_ms=self.storage.late_window_ms,
+            max_exemplars=self.storage.max_exemplars,
             tiering=TieringOptions(
                 object_store=self.storage.object_store,
                 block_duration_ms=self.storage.block_duration_ms,
@@ -685,6 +690,7 @@ def _parse_storage(node: _Node, base_dir: Path) -> StorageConfig:
         ),
         block_cache_bytes=node.size("block_cache_size", d.block_cache_bytes),
         object_store=_parse_object_store(node.section("object_store"), base_dir),
+        max_exemplars=_parse_exemplars(node.section("exemplars"), d.max_exemplars),
     )
     if DAY_MS % out.block_duration_ms:
         raise node.error(
@@ -694,6 +700,13 @@ def _parse_storage(node: _Node, base_dir: Path) -> StorageConfig:
         )
     node.finish()
     return out
+
+
+def _parse_exemplars(node: _Node, default: int) -> int:
+    """`storage.exemplars` (Prometheus's key): the exemplar ring's size."""
+    value = node.integer("max_exemplars", default)
+    node.finish()
+    return value
 
 
 def _parse_object_store(node: _Node, base_dir: Path) -> ObjectStoreConfig:

@@ -117,7 +117,7 @@ class SelfMetrics:
         )
         self.items_dropped = Counter(
             "aggregator_dropped_items_total",
-            "Received items that are not stored yet (native histograms, exemplars), by kind.",
+            "Received items that are not stored, by kind (e.g. exemplar_out_of_order).",
             ["cluster", "kind"],
             registry=r,
         )

@@ -47,6 +47,7 @@ from promql.parser import parse_expr
 from promql.plan import QueryPlan, plan_query
 from promql.value import (
     EvalValue,
+    HistCells,
     Matrix,
     Scalar,
     StepRange,
@@ -414,9 +415,12 @@ def _finalize(
         vec = merge_same_labels(vec)
     if instant:
         rows = np.flatnonzero(vec.present[:, 0])
+        hist = None
+        if vec.hist is not None and vec.hist.any():
+            hist = HistCells(vec.hist.ref[rows, 0], vec.hist.table)
         if len(rows) == len(vec.labels):
-            return Vector(list(vec.labels), vec.values[:, 0].copy(), ts0)
-        return Vector([vec.labels[i] for i in rows.tolist()], vec.values[rows, 0].copy(), ts0)
+            return Vector(list(vec.labels), vec.values[:, 0].copy(), ts0, hist)
+        return Vector([vec.labels[i] for i in rows.tolist()], vec.values[rows, 0].copy(), ts0, hist)
     return _matrix(vec, steps, in_order)
 
 
@@ -424,27 +428,37 @@ def _matrix(vec: StepVector, steps: np.ndarray, in_order: bool = False) -> Matri
     """A range query's step vector as a Matrix: series sorted by labels, present points only."""
     labels = vec.labels
     n, width = vec.present.shape
+    ref = vec.hist.ref if vec.hist is not None and vec.hist.any() else None
     if in_order or _strictly_sorted(labels):
         values, present = vec.values, vec.present
     else:
         order = np.array(sorted(range(n), key=labels.__getitem__), dtype=np.intp)
         labels = [labels[i] for i in order.tolist()]
         values, present = vec.values[order], vec.present[order]
+        ref = ref[order] if ref is not None else None
     counts = np.count_nonzero(present, axis=1)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
+    flat_ref = None
     if int(offsets[-1]) == n * width:  # every series at every step
         ts = np.tile(steps.astype(np.int64, copy=False), n)
         flat_values = values.reshape(-1)
+        if ref is not None:
+            flat_ref = ref.reshape(-1)
     else:
         flat = np.flatnonzero(present)
         ts = steps.astype(np.int64, copy=False)[flat % width]
         flat_values = values.reshape(-1)[flat]
+        if ref is not None:
+            flat_ref = ref.reshape(-1)[flat]
     if (counts == 0).any():
         kept = np.flatnonzero(counts)
         labels = [labels[i] for i in kept.tolist()]
         offsets = np.concatenate((offsets[kept], offsets[-1:]))
-    return Matrix(labels, offsets, ts, flat_values)
+    hist = None
+    if flat_ref is not None and vec.hist is not None:
+        hist = HistCells(flat_ref, vec.hist.table)
+    return Matrix(labels, offsets, ts, flat_values, hist)
 
 
 def _strictly_sorted(labels: list[Labels]) -> bool:
@@ -456,6 +470,7 @@ def _range_result(rng: StepRange) -> Matrix:
     labels = []
     ts_parts = []
     val_parts = []
+    ref_parts = []
     drop = rng.drop_name
     for i, lbl in enumerate(rng.labels):
         lo, hi = int(rng.lo[i, 0]), int(rng.hi[i, 0])
@@ -464,12 +479,17 @@ def _range_result(rng: StepRange) -> Matrix:
         labels.append(lbl.without(METRIC_NAME) if drop is not None and drop[i] else lbl)
         ts_parts.append(rng.timestamps[lo:hi])
         val_parts.append(rng.values[lo:hi])
+        if rng.hist is not None:
+            ref_parts.append(rng.hist.ref[lo:hi])
     counts = [len(t) for t in ts_parts]
     offsets = np.zeros(len(labels) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, dtype=np.int64)
     vals = np.concatenate(val_parts) if val_parts else np.zeros(0)
-    return Matrix(labels, offsets, ts, vals)
+    hist = None
+    if rng.hist is not None and ref_parts:
+        hist = HistCells(np.concatenate(ref_parts), rng.hist.table)
+    return Matrix(labels, offsets, ts, vals, hist)
 
 
 __all__ = [

@@ -23,7 +23,25 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from remote_write.histograms import HistogramBatch
 from storage.labels import Labels
+
+
+@dataclass(slots=True)
+class HistCells:
+    """Native histogram samples of a step vector or result.
+
+    `ref` has the shape of the values it goes with; `ref[...] = k >= 0` means
+    that cell holds histogram row `k` of `table` (its float value is
+    meaningless), -1 that it holds a float (or nothing). Histogram rows are
+    columns, never Python objects (see `remote_write.histograms`).
+    """
+
+    ref: NDArray[np.int64]
+    table: HistogramBatch
+
+    def any(self) -> bool:
+        return bool((self.ref >= 0).any())
 
 
 @dataclass(slots=True)
@@ -48,6 +66,8 @@ class StepVector:
     values: NDArray[np.float64]
     present: NDArray[np.bool_]
     drop_name: NDArray[np.bool_] | None = None
+    hist: HistCells | None = None
+    """Native histogram cells (`hist.ref` is `[series x steps]`); None: floats only."""
 
     @property
     def num_series(self) -> int:
@@ -81,6 +101,8 @@ class StepRange:
     window_end: NDArray[np.int64]
     range_ms: int
     drop_name: NDArray[np.bool_] | None = None
+    hist: HistCells | None = None
+    """Native histogram samples (`hist.ref` per flat sample); None: floats only."""
 
     @property
     def num_series(self) -> int:
@@ -110,6 +132,8 @@ class Vector:
     labels: list[Labels]
     values: NDArray[np.float64]
     timestamp_ms: int
+    hist: HistCells | None = None
+    """Per series, the histogram row it holds instead of a float (`ref` -1: a float)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -127,6 +151,8 @@ class Matrix:
     offsets: NDArray[np.int64]
     timestamps: NDArray[np.int64]
     values: NDArray[np.float64]
+    hist: HistCells | None = None
+    """Per sample, the histogram row it holds instead of a float (`ref` -1: a float)."""
 
     def __len__(self) -> int:
         return len(self.labels)

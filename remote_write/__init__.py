@@ -8,10 +8,12 @@ from remote_write.batch import (
     WriteBatch,
     is_stale_nan,
 )
+from remote_write.histograms import HistogramBatch
 
 __all__ = [
     "STALE_NAN",
     "STALE_NAN_BITS",
+    "HistogramBatch",
     "Rejection",
     "SeriesMetadata",
     "WriteBatch",

@@ -27,6 +27,8 @@ from typing import overload
 import numpy as np
 from numpy.typing import NDArray
 
+from remote_write.exemplars import ExemplarBatch
+from remote_write.histograms import HistogramBatch
 from remote_write.labelkeys import label_key
 
 LabelPairs = tuple[tuple[str, str], ...]
@@ -149,6 +151,14 @@ class WriteBatch:
     encoded: bytes | None = field(default=None, repr=False)
     """The snappy-compressed WriteRequest this batch was decoded from, if any; the
     WAL logs it as is instead of encoding the batch again."""
+    encoded_format: int = 1
+    """The remote-write major version of `encoded`: 1 (`prometheus.WriteRequest`) or
+    2 (`io.prometheus.write.v2.Request`)."""
+    exemplars: ExemplarBatch | None = None
+    """Exemplars of the same series (`exemplars.series_idx` points into `series`)."""
+    histograms: HistogramBatch | None = None
+    """Native histogram samples of the same series (`histograms.series_idx` points
+    into `series`); see `remote_write.histograms`. None or empty: floats only."""
 
     def __post_init__(self) -> None:
         n = len(self.timestamps)
@@ -160,6 +170,14 @@ class WriteBatch:
     @property
     def num_samples(self) -> int:
         return len(self.timestamps)
+
+    @property
+    def num_exemplars(self) -> int:
+        return 0 if self.exemplars is None else len(self.exemplars)
+
+    @property
+    def num_histograms(self) -> int:
+        return 0 if self.histograms is None else len(self.histograms)
 
     @classmethod
     def from_series(

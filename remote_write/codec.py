@@ -18,6 +18,7 @@ is `remote_write.serieswalk`, the labels `remote_write.wirelabels`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 
 import cramjam
 import numpy as np
@@ -31,7 +32,12 @@ from remote_write.batch import (
     WriteBatch,
 )
 from remote_write.errors import DecodeError, PayloadTooLarge
-from remote_write.prompb import fast_pb2, remote_pb2, types_pb2
+from remote_write.exemplardecode import decode_exemplar_messages
+from remote_write.exemplars import ExemplarBatch
+from remote_write.histdecode import decode_histogram_messages, decode_histogram_spans
+from remote_write.histencode import add_histograms
+from remote_write.histograms import HistogramBatch
+from remote_write.prompb import fast_pb2, fast_v2_pb2, remote_pb2, types_pb2
 from remote_write.samples import decode_sample_spans, decode_samples
 from remote_write.serieswalk import (
     JoinedSeries,
@@ -39,6 +45,7 @@ from remote_write.serieswalk import (
     join_series,
     series_keys,
     split_series,
+    walk_histograms,
     walk_labels,
     walk_samples,
 )
@@ -56,7 +63,7 @@ class DecodedWrite:
 
     batch: WriteBatch
     dropped: dict[str, int] = field(default_factory=dict)
-    """Counts of things in the request that are not stored (histograms, exemplars)."""
+    """Counts of things in the request that are not stored."""
     decoded_bytes: int = 0
 
 
@@ -133,7 +140,23 @@ def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = Non
     spans = None if labels_walk is None else walk_samples(joined, labels_walk[0])
     dropped: dict[str, int] = {}
     fields = None
-    if labels_walk is not None and spans is not None:
+    histograms = None
+    exemplars = None
+    hist_walk = None
+    if labels_walk is not None and spans is None:
+        hist_walk = walk_histograms(joined, labels_walk[0])
+    if labels_walk is not None and hist_walk is not None:
+        # Native histograms only (what a scraping Prometheus sends for them).
+        pos, steps = labels_walk
+        h_counts, h_starts, h_ends = hist_walk
+        n_series = len(pos)
+        counts = np.zeros(n_series, dtype=np.int64)
+        timestamps, values = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        idx = np.repeat(np.arange(n_series, dtype=np.int32), h_counts)
+        histograms = decode_histogram_spans(joined.buf, h_starts, h_ends, idx)
+        keys = series_keys(joined, pos)
+        fields = LabelFields(steps, joined.starts)
+    elif labels_walk is not None and spans is not None:
         pos, steps = labels_walk
         counts, sample_starts, sample_lengths = spans
         timestamps, values = decode_sample_spans(joined.buf, sample_starts, sample_lengths)
@@ -141,6 +164,10 @@ def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = Non
         fields = LabelFields(steps, joined.starts)
     else:
         keys, counts, timestamps, values, dropped, fields = _decode_other(raw, joined, labels_walk)
+        if dropped.pop("histograms", 0):
+            histograms = _decode_histograms(raw)
+        if dropped.pop("exemplars", 0):
+            exemplars = _decode_exemplars(raw)
     labels = WireLabels(raw, keys, fields)
     batch = WriteBatch(
         series=LazyLabelSets(len(keys), labels, labels.columns),
@@ -150,6 +177,8 @@ def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = Non
         metadata=[_decode_metadata(m) for m in request.metadata],
         series_keys=keys,
         encoded=encoded,
+        histograms=histograms,
+        exemplars=exemplars,
     )
     return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
 
@@ -194,6 +223,30 @@ def _decode_other(
     return series_keys(joined, pos), counts, timestamps, values, dropped, fields
 
 
+def _decode_histograms(raw: bytes | bytearray) -> HistogramBatch:
+    """Every series' native histograms, decoded in bulk (per series: one list)."""
+    try:
+        timeseries = fast_pb2.HistWriteRequest.FromString(raw).timeseries
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
+    lists = [ts.histograms for ts in timeseries]
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    idx = np.repeat(np.arange(len(lists), dtype=np.int32), counts)
+    return decode_histogram_messages(list(chain.from_iterable(lists)), idx)
+
+
+def _decode_exemplars(raw: bytes | bytearray) -> ExemplarBatch:
+    """Every series' exemplars, decoded in bulk (per series: one list)."""
+    try:
+        timeseries = fast_v2_pb2.ExemplarRequest.FromString(raw).timeseries
+    except ProtobufDecodeError as exc:
+        raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
+    lists = [ts.exemplars for ts in timeseries]
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    idx = np.repeat(np.arange(len(lists), dtype=np.int32), counts)
+    return decode_exemplar_messages(list(chain.from_iterable(lists)), idx)
+
+
 def _decode_metadata(raw: bytes) -> SeriesMetadata:
     msg = types_pb2.MetricMetadata.FromString(raw)
     return SeriesMetadata(
@@ -218,6 +271,8 @@ def encode_write_request(batch: WriteBatch) -> bytes:
             series.labels.add(name=name, value=value)
         for j in range(bounds[i], bounds[i + 1]):
             series.samples.add(value=vals[j], timestamp=ts[j])
+    if batch.histograms is not None and len(batch.histograms):
+        add_histograms(request, batch.histograms)
     for meta in batch.metadata:
         request.metadata.add(
             type=_METRIC_TYPE_NUMBERS.get(meta.type, 0),

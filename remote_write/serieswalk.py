@@ -196,3 +196,53 @@ def split_series(
     counts = upto.copy()
     counts[1:] -= upto[:-1]
     return counts
+
+
+def walk_histograms(
+    joined: JoinedSeries, label_ends: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]] | None:
+    """Per series its native histogram count, and the start and end of every
+    Histogram message (series by series, in order), when the rest of each
+    series after its labels is nothing but Histogram fields (tag 0x22, lengths
+    under 16 KiB), at most MAX_SAMPLE_STEPS per series; else None.
+
+    One numpy step per histogram position, for all series at once.
+    """
+    buf, ends = joined.buf, joined.ends
+    pos = label_ends
+    steps: list[tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]] = []
+    while True:
+        on = pos < ends
+        if not on.any():
+            break
+        if len(steps) == MAX_SAMPLE_STEPS:
+            return None
+        at = np.where(on, pos, 0)
+        if not ((buf[at] == 0x22) | ~on).all():
+            return None
+        b1 = buf[at + 1].astype(np.int64)
+        two = b1 >= 0x80
+        b2 = buf[at + 2].astype(np.int64)
+        if (two & (b2 >= 0x80) & on).any():
+            return None
+        size = np.where(two, (b1 & 0x7F) | (b2 << 7), b1)
+        start = at + 2 + two
+        steps.append((on, start, start + size))
+        pos = np.where(on, start + size, pos)
+        if (pos > ends).any():
+            return None
+    if not steps:
+        return None
+    counts = np.zeros(len(ends), dtype=np.int64)
+    for on, _, _ in steps:
+        counts += on
+    offsets = np.zeros(len(ends), dtype=np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    total = int(counts.sum())
+    h_start = np.empty(total, dtype=np.int64)
+    h_end = np.empty(total, dtype=np.int64)
+    for k, (on, s, e) in enumerate(steps):
+        active = np.flatnonzero(on)
+        h_start[offsets[active] + k] = s[active]
+        h_end[offsets[active] + k] = e[active]
+    return counts, h_start, h_end

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from storage.annotations import Annotations
 from storage.csr import ranges
+from storage.histset import merge_histogram_sets
 from storage.interfaces import SeriesSet
 from storage.labels import Labels
 
@@ -28,6 +29,16 @@ _TIME_BITS = 40
 
 
 def combine(sets: Sequence[SeriesSet]) -> SeriesSet:
+    """The union of `sets` (each sorted by labels), earlier sets winning equal timestamps.
+
+    Native histogram samples (`SeriesSet.histograms`) merge the same way.
+    """
+    out = _combine_floats(sets)
+    out.histograms = merge_histogram_sets([s.histograms for s in sets])
+    return out
+
+
+def _combine_floats(sets: Sequence[SeriesSet]) -> SeriesSet:
     """The union of `sets` (each sorted by labels), earlier sets winning equal timestamps."""
     warnings = Annotations()
     for s in sets:

@@ -25,12 +25,14 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from math import gcd
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
@@ -38,10 +40,12 @@ from storage.blocks.cache import ChunkCache
 from storage.blocks.querier import BlockQuerier
 from storage.errors import StorageError, StorageUnavailable
 from storage.head.appender import apply_batch
+from storage.head.exemplars import SeriesExemplars
 from storage.head.head import Head, HeadStats
 from storage.head.parts import merge_parts
 from storage.head.querier import HeadQuerier
 from storage.interfaces import AppendResult, Querier, Queryable
+from storage.labels import Labels, Matcher
 from storage.objstore.base import ObjectStore
 from storage.objstore.config import open_object_store
 from storage.objstore.instrumented import InstrumentedStore
@@ -132,7 +136,7 @@ class Storage:
         self._lock_fd = _lock(self.data_dir)
         self._tasks.append(asyncio.create_task(self._merge_loop(), name="head-merge"))
         try:
-            result = await replay(wal_dir, self._head)
+            result = await replay(wal_dir, self._head, self.options.symbol_ids)
             self.replay_result = result
             if result.records:
                 log.info(
@@ -229,6 +233,24 @@ class Storage:
             if meta is not None:
                 out[name] = [{"type": meta.type, "help": meta.help, "unit": meta.unit}]
         return out
+
+    def exemplars(
+        self, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> list[tuple[Labels, SeriesExemplars]]:
+        """Exemplars in [start_ms, end_ms] of the series matching any of `matcher_sets`,
+        sorted by series labels (`/api/v1/query_exemplars`)."""
+        head = self._head
+        chosen = [head.index.select(matchers) for matchers in matcher_sets]
+        if not chosen:
+            return []
+        sids = np.unique(np.concatenate(chosen))
+        found = []
+        for series in head.exemplars.select(sids, start_ms, end_ms):
+            labels = head.index.labels(series.sid)
+            if labels is not None:
+                found.append((labels, series))
+        found.sort(key=lambda item: item[0])
+        return found
 
     def active_series_by_cluster(self) -> dict[str, int]:
         """Live series per `cluster` label value ("" for series without one)."""
@@ -394,9 +416,14 @@ class StorageAppender:
         # duplicate may be a sender's retry of a request whose own record never
         # reached the disk, and only this record can make it durable. Replaying
         # a duplicate again is a no-op.
-        if applied.result.accepted or batch.metadata:
-            body = batch.encoded if batch.encoded is not None else encode_write_request(batch)
-            self._wait_seq = wal.log(self._cluster, body, now_ms, applied.max_ts, applied.limited)
+        if applied.result.accepted or batch.metadata or applied.exemplars:
+            if batch.encoded is not None:
+                body, body_format = batch.encoded, batch.encoded_format
+            else:
+                body, body_format = encode_write_request(batch), 1
+            self._wait_seq = wal.log(
+                self._cluster, body, now_ms, applied.max_ts, applied.limited, body_format
+            )
         storage._after_append()
         return applied.result
 

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from remote_write.batch import Rejection, WriteBatch
 from storage.annotations import Annotations
+from storage.histset import HistogramSet
 from storage.labels import Labels, Matcher
 
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
@@ -49,6 +50,9 @@ class SeriesSet:
     timestamps: NDArray[np.int64]
     values: NDArray[np.float64]
     warnings: Annotations = field(default_factory=Annotations)
+    histograms: HistogramSet | None = None
+    """Native histogram samples of the select, per series (own label list: a series
+    may have floats, histograms or both); None when there are none."""
 
     def __post_init__(self) -> None:
         if len(self.offsets) != len(self.labels) + 1:
@@ -186,8 +190,13 @@ class AppendResult:
     """What an append did: accepted samples, rejected ones by series, dropped kinds."""
 
     accepted: int = 0
+    """Samples accepted, float and native histogram together."""
     rejected: list[Rejection] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    exemplars: int = 0
+    """Exemplars stored; refused ones are counted in `dropped` by reason."""
+    histograms_accepted: int = 0
+    """Of `accepted`, the native histogram samples."""
 
     @property
     def rejected_samples(self) -> int:

@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 import numpy as np
 from numpy.typing import ArrayLike
 
+from remote_write.histograms import HistogramBatch
 from storage.errors import SampleLimitExceeded
+from storage.histset import HistogramSet
 from storage.interfaces import LabelResult, Querier, SelectHints, Series, SeriesSet
 from storage.labels import Labels, Matcher, matches_all
 
@@ -23,6 +25,14 @@ class MemoryStorage:
 
     def __init__(self) -> None:
         self._series: dict[Labels, tuple[np.ndarray, np.ndarray]] = {}
+        self._hists: dict[Labels, HistogramBatch] = {}
+
+    def add_histograms(self, labels: Labels, batch: HistogramBatch) -> None:
+        """Add native histogram samples to a series; one at an existing timestamp replaces it."""
+        old = self._hists.get(labels)
+        both = batch if old is None else HistogramBatch.concat([batch, old])
+        zero = both.with_series_idx(np.zeros(len(both), dtype=np.int32))
+        self._hists[labels] = HistogramSet.build([labels], zero).samples
 
     def add(self, labels: Labels, timestamps: ArrayLike, values: ArrayLike) -> None:
         """Add samples to a series; a sample at an existing timestamp replaces it."""
@@ -41,18 +51,43 @@ class MemoryStorage:
 
     def clear(self) -> None:
         self._series.clear()
+        self._hists.clear()
 
     @asynccontextmanager
     async def querier(self, start_ms: int, end_ms: int) -> AsyncIterator[Querier]:
-        yield _MemoryQuerier(self._series)
+        yield _MemoryQuerier(self._series, self._hists)
 
 
 class _MemoryQuerier:
-    def __init__(self, series: dict[Labels, tuple[np.ndarray, np.ndarray]]) -> None:
+    def __init__(
+        self,
+        series: dict[Labels, tuple[np.ndarray, np.ndarray]],
+        hists: dict[Labels, HistogramBatch] | None = None,
+    ) -> None:
         self._series = series
+        self._hists = hists or {}
 
     def _matching(self, matchers: Sequence[Matcher]) -> list[Labels]:
-        return [lbl for lbl in self._series if matches_all(matchers, lbl)]
+        names = list(self._series) + [lbl for lbl in self._hists if lbl not in self._series]
+        return [lbl for lbl in names if matches_all(matchers, lbl)]
+
+    def _histograms(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> HistogramSet | None:
+        labels: list[Labels] = []
+        parts = []
+        for lbl, batch in self._hists.items():
+            if not matches_all(matchers, lbl):
+                continue
+            t = batch.timestamps
+            rows = np.flatnonzero((t >= start_ms) & (t <= end_ms))
+            if len(rows):
+                part = batch.take(rows)
+                parts.append(part.with_series_idx(np.full(len(part), len(labels), np.int32)))
+                labels.append(lbl)
+        if not labels:
+            return None
+        return HistogramSet.build(labels, HistogramBatch.concat(parts))
 
     async def select(
         self,
@@ -66,6 +101,8 @@ class _MemoryQuerier:
         limit = hints.sample_limit if hints is not None else None
         total = 0
         for labels in self._matching(matchers):
+            if labels not in self._series:
+                continue
             ts, vals = self._series[labels]
             lo, hi = np.searchsorted(ts, [start_ms, end_ms + 1])
             if hi > lo:
@@ -73,7 +110,9 @@ class _MemoryQuerier:
                 if limit is not None and total > limit:
                     raise SampleLimitExceeded(total, limit)
                 out.append(Series(labels, ts[lo:hi], vals[lo:hi]))
-        return SeriesSet.from_series(out)
+        result = SeriesSet.from_series(out)
+        result.histograms = self._histograms(matchers, start_ms, end_ms)
+        return result
 
     async def label_names(
         self, matchers: Sequence[Matcher] = (), *, limit: int | None = None

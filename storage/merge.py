@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from storage.annotations import Annotations
 from storage.csr import offsets_of, ranges
 from storage.errors import SampleLimitExceeded, StorageError, StorageUnavailable
+from storage.histset import merge_histogram_sets
 from storage.interfaces import LabelResult, Querier, SelectHints, SeriesSet
 from storage.labels import Labels, Matcher
 
@@ -144,6 +145,16 @@ def _union(results: list[LabelResult], warnings: Annotations, limit: int | None)
 
 
 def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
+    """One set in label order from sets each in label order; equal label sets merge by time.
+
+    Native histogram samples (`SeriesSet.histograms`) merge the same way.
+    """
+    out = _merge_series_sets_floats(sets)
+    out.histograms = merge_histogram_sets([s.histograms for s in sets])
+    return out
+
+
+def _merge_series_sets_floats(sets: Sequence[SeriesSet]) -> SeriesSet:
     """One set in label order from sets each in label order; equal label sets merge by time.
 
     Where two sources hold the same series, their samples are interleaved by

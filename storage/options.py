@@ -6,6 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from remote_write.symbols import SymbolIds
 from remote_write.validate import SeriesLimits
 from storage.objstore.config import ObjectStoreConfig
 
@@ -59,6 +60,11 @@ class StorageOptions:
     """Samples up to this much older than the newest sample are accepted even when older
     than their series' out-of-order window (late arrivals); 0: no late arrivals."""
     tiering: TieringOptions = field(default_factory=lambda: TieringOptions())
+    max_exemplars: int = 100_000
+    """Exemplars the head keeps, newest first, over all series (0: none are kept)."""
+    symbol_ids: SymbolIds | None = field(default=None, compare=False)
+    """Ids of remote write 2.0 strings for WAL replay; the live receiver's, so that
+    series keys of replayed 2.0 records are the ones its next requests bring."""
 
 
 @dataclass(frozen=True, slots=True)

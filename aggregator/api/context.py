@@ -10,6 +10,7 @@ Prometheus answers 503 while it replays.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,7 +27,9 @@ from aggregator.selfmetrics import SelfMetrics
 from alerting.rulefile import GroupSpec
 from alerting.status import AlertStatus, GroupView
 from promql.engine import QueryOpts, Result
+from storage.head.exemplars import SeriesExemplars
 from storage.interfaces import Appender, Querier, Queryable
+from storage.labels import Labels, Matcher
 from storage.objstore.base import ObjectStore
 from storage.tiering.querier import ReadOptions
 from storage.tiering.service import FlushResult
@@ -112,6 +115,12 @@ class Backend(MetadataSource, Protocol):
     def querier(self, start_ms: int, end_ms: int) -> AbstractAsyncContextManager[Querier]: ...
 
     def active_series_by_cluster(self) -> dict[str, int]: ...
+
+    def exemplars(
+        self, matcher_sets: Sequence[Sequence[Matcher]], start_ms: int, end_ms: int
+    ) -> list[tuple[Labels, SeriesExemplars]]:
+        """Exemplars of the series matching any matcher set, sorted by series labels."""
+        ...
 
     def scoped(self, read: ReadOptions) -> Queryable:
         """The same data, with block reads following one query's options (budget, resolution)."""

@@ -366,6 +366,12 @@ def encode_value(
 
     `members` encodes label sets (e.g. a `LabelsJSONCache`'s `members`).
     """
+    if isinstance(value, Matrix | Vector) and value.hist is not None and value.hist.any():
+        from aggregator.api import histjson  # native histograms: their own encoder
+
+        if isinstance(value, Matrix):
+            return histjson.encode_matrix(value, members)
+        return histjson.encode_vector(value, members)
     if isinstance(value, Matrix):
         return encode_matrix(value, grid, members)
     if isinstance(value, Vector):

@@ -37,8 +37,6 @@ from multidict import MultiMapping
 from aggregator.api.context import CONFIG, GATE, LABELS_JSON, METRICS, QUERY_ENGINE
 from aggregator.api.federation import fleet_queryable
 from aggregator.api.params import (
-    MAX_TIME_MS,
-    MIN_TIME_MS,
     duration_param,
     read_params,
     required_time_param,
@@ -131,20 +129,6 @@ async def handle_format_query(request: web.Request) -> web.Response:
     except ParseError as exc:
         raise BadData(f'invalid parameter "query": {exc}') from None
     return success(format_expr(expr))
-
-
-async def handle_query_exemplars(request: web.Request) -> web.Response:
-    """Exemplars are not stored yet: a checked query gets an empty list."""
-    params = await read_params(request)
-    start = time_param(params, "start", MIN_TIME_MS)
-    end = time_param(params, "end", MAX_TIME_MS)
-    if end < start:
-        raise BadData("end timestamp must not be before start timestamp")
-    try:
-        parse_expr(params.get("query", ""))
-    except ParseError as exc:
-        raise BadData(str(exc)) from None
-    return success([])
 
 
 async def encode_off_loop(

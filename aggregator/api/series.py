@@ -57,6 +57,8 @@ async def handle_series(request: web.Request) -> web.Response:
         for matchers in sets:
             result = await querier.select(matchers, start, end, hints=hints)
             found.update(result.labels)
+            if result.histograms is not None:  # series holding native histograms only
+                found.update(result.histograms.labels)
             warnings.merge(result.warnings)
     ordered = sorted(found)
     if limit is not None and len(ordered) > limit:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from aggregator.api import (
+    exemplars,
     federation,
     metadata,
     query,
@@ -44,7 +45,7 @@ def add_routes(app: web.Application) -> None:
         r.add_route(method, "/api/v1/query", query.handle_query)
         r.add_route(method, "/api/v1/query_range", query.handle_query_range)
         r.add_route(method, "/api/v1/format_query", query.handle_format_query)
-        r.add_route(method, "/api/v1/query_exemplars", query.handle_query_exemplars)
+        r.add_route(method, "/api/v1/query_exemplars", exemplars.handle_query_exemplars)
     r.add_get("/api/v1/metadata", metadata.handle_metadata)
     r.add_get("/api/v1/clusters", federation.handle_clusters)
     r.add_post("/api/v1/read", federation.handle_read)

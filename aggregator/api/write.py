@@ -1,4 +1,13 @@
-"""`POST /api/v1/write`: the remote-write 1.0 receiver.
+"""`POST /api/v1/write`: the remote-write 1.0 and 2.0 receiver.
+
+The Content-Type picks the message: `application/x-protobuf` (or with
+`proto=prometheus.WriteRequest`) is 1.0, `proto=io.prometheus.write.v2.Request`
+is 2.0 (`remote_write.codec_v2`); any other proto is a 415. A 2.0 answer
+carries `X-Prometheus-Remote-Write-Samples-Written`, `-Histograms-Written` and
+`-Exemplars-Written` (what was stored), as the 2.0 specification requires,
+whatever its status. Both versions go through the same checks, storage and
+partial-write answers; a 2.0 series that cannot be read (a bad symbol
+reference) is one more rejected series in the report.
 
 Order of checks, cheapest first, nothing written until all pass:
 credential (401) -> storage ready (503) -> headers (415) -> size (413, before
@@ -26,17 +35,31 @@ from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
 from aggregator.auth import CHALLENGES
 from aggregator.errors import UnsupportedMediaType
-from remote_write.batch import Rejection
+from remote_write.batch import Rejection, WriteBatch
 from remote_write.codec import decode_write_request
+from remote_write.codec_v2 import RW2_PROTO, decode_write_request_v2
 from remote_write.errors import PayloadTooLarge
+from remote_write.symbols import SymbolIds
 
 log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 RW1_PROTO = "prometheus.WriteRequest"
 MAX_LISTED_REJECTIONS = 20
+SAMPLES_WRITTEN = "X-Prometheus-Remote-Write-Samples-Written"
+HISTOGRAMS_WRITTEN = "X-Prometheus-Remote-Write-Histograms-Written"
+EXEMPLARS_WRITTEN = "X-Prometheus-Remote-Write-Exemplars-Written"
 
-_DROPPED_NAMES = {"histograms": "native histogram samples", "exemplars": "exemplars"}
+SYMBOL_IDS = web.AppKey("rw2_symbol_ids", SymbolIds)
+"""Stable ids of 2.0 requests' strings, so their series keys match across requests."""
+
+_DROPPED_NAMES = {
+    "histograms": "native histogram samples",
+    "exemplars": "exemplars",
+    "exemplar_out_of_order": "out-of-order exemplars",
+    "exemplar_labels_too_long": "exemplars with labels over 128 characters",
+}
+_EXEMPLAR_REFUSALS = ("exemplar_out_of_order", "exemplar_labels_too_long")
 
 
 async def handle_write(request: web.Request) -> web.Response:
@@ -45,6 +68,8 @@ async def handle_write(request: web.Request) -> web.Response:
         response = await _receive(request)
     except Exception as exc:
         response = _refusal(request, exc)
+        if _is_v2(request):
+            _written(response, 0, 0, 0)
     if not request.content.at_eof():
         # Refused before reading the body: close the connection rather than drain an
         # unbounded (or undecodable) body; the sender opens a new one.
@@ -58,16 +83,30 @@ async def _receive(request: web.Request) -> web.Response:
     peercert = request.transport.get_extra_info("peercert") if request.transport else None
     identity = request.app[AUTH].authenticate(request.headers, peercert)
     backend = request.app[BACKEND].get()
-    _check_headers(request)
+    version = _check_headers(request)
     limits = request.app[CONFIG].limits
     body = await _read_body(request, limits.max_request_bytes)
     cluster_label = identity.cluster or ""
     metrics.bytes_received.labels(cluster_label).inc(len(body))
-    decoded = decode_write_request(body, max_decoded_bytes=limits.max_decoded_bytes)
-    batch = decoded.batch
+    refused: list[Rejection] = []
+    if version == 2:
+        decoded_v2 = decode_write_request_v2(
+            body,
+            symbol_ids=request.app[SYMBOL_IDS],
+            max_decoded_bytes=limits.max_decoded_bytes,
+        )
+        batch = decoded_v2.batch
+        refused = decoded_v2.rejected
+        decoded_dropped = decoded_v2.dropped
+        decoded_bytes = decoded_v2.decoded_bytes
+    else:
+        decoded = decode_write_request(body, max_decoded_bytes=limits.max_decoded_bytes)
+        batch = decoded.batch
+        decoded_dropped = decoded.dropped
+        decoded_bytes = decoded.decoded_bytes
     request.app[INGEST_LIMITS].admit(identity.cluster, batch.num_samples)
-    metrics.decoded_bytes_received.labels(cluster_label).inc(decoded.decoded_bytes)
-    metrics.samples_received.labels(cluster_label).inc(batch.num_samples)
+    metrics.decoded_bytes_received.labels(cluster_label).inc(decoded_bytes)
+    metrics.samples_received.labels(cluster_label).inc(batch.num_samples + batch.num_histograms)
     metrics.series_received.labels(cluster_label).inc(len(batch.series))
 
     appender = backend.appender(cluster=identity.cluster)
@@ -78,24 +117,55 @@ async def _receive(request: web.Request) -> web.Response:
 
     registry = request.app.get(CLUSTERS)
     if registry is not None and result.accepted:
-        registry.observe_push(identity.cluster, result.accepted, int(batch.timestamps.max()))
-    metrics.count_rejections(cluster_label, result.rejected)
-    dropped = dict(decoded.dropped)
+        registry.observe_push(identity.cluster, result.accepted, _newest(batch))
+    rejected = [*refused, *result.rejected]
+    metrics.count_rejections(cluster_label, rejected)
+    dropped = dict(decoded_dropped)
     for kind, count in result.dropped.items():
         dropped[kind] = dropped.get(kind, 0) + count
     metrics.count_dropped(cluster_label, dropped)
+    # Refused exemplars never fail a write (as in Prometheus): counted, not reported.
+    not_stored = {k: v for k, v in dropped.items() if k not in _EXEMPLAR_REFUSALS}
 
-    if result.rejected:
-        retryable = any(r.retryable for r in result.rejected)
-        text = rejection_report(result.rejected, result.accepted, dropped)
+    if rejected:
+        retryable = any(r.retryable for r in rejected)
+        text = rejection_report(rejected, result.accepted, not_stored)
         if retryable:
-            return _text(429, text, retry_after=RETRY_AFTER_S)
-        return _text(400, text)
-    if dropped:
-        return _text(
-            200, f"wrote {result.accepted} samples; {describe_dropped(dropped)}: not stored yet"
+            response = _text(429, text, retry_after=RETRY_AFTER_S)
+        else:
+            response = _text(400, text)
+    elif not_stored:
+        response = _text(
+            200, f"wrote {result.accepted} samples; {describe_dropped(not_stored)}: not stored yet"
         )
-    return web.Response(status=204)
+    else:
+        response = web.Response(status=204)
+    if version == 2:
+        floats = result.accepted - result.histograms_accepted
+        _written(response, floats, result.histograms_accepted, result.exemplars)
+    return response
+
+
+def _newest(batch: WriteBatch) -> int:
+    """The newest timestamp of the batch's float and histogram samples (it has some)."""
+    newest = [int(batch.timestamps.max())] if batch.num_samples else []
+    if batch.histograms is not None and len(batch.histograms):
+        newest.append(int(batch.histograms.timestamps.max()))
+    return max(newest)
+
+
+def _written(response: web.Response, samples: int, histograms: int, exemplars: int) -> None:
+    """The 2.0 answer's counts of what was stored."""
+    response.headers[SAMPLES_WRITTEN] = str(samples)
+    response.headers[HISTOGRAMS_WRITTEN] = str(histograms)
+    response.headers[EXEMPLARS_WRITTEN] = str(exemplars)
+
+
+def _is_v2(request: web.Request) -> bool:
+    try:
+        return _check_headers(request) == 2
+    except UnsupportedMediaType:
+        return False
 
 
 def _refusal(request: web.Request, exc: Exception) -> web.Response:
@@ -149,32 +219,39 @@ def describe_dropped(dropped: Mapping[str, int]) -> str:
     return "dropped " + " and ".join(parts)
 
 
-def _check_headers(request: web.Request) -> None:
-    """Refuse what is not remote-write 1.0 (raises UnsupportedMediaType).
+def _check_headers(request: web.Request) -> int:
+    """The remote-write version the headers announce: 1 or 2 (raises UnsupportedMediaType).
 
     Lenient like Prometheus: absent headers mean remote write 1.0, and a
     generic `application/octet-stream` (what HTTP libraries send for bytes)
-    is taken as protobuf; only a different format or version is refused.
+    is taken as protobuf; only a different format or message is refused.
     """
+    version = 1
     content_type = request.headers.get("Content-Type", "").strip()
     if content_type:
         media, *params = (p.strip() for p in content_type.split(";"))
         if media.lower() not in (PROTOBUF, "application/octet-stream"):
             raise UnsupportedMediaType(
-                f"unsupported Content-Type {content_type!r}: remote write 1.0 sends {PROTOBUF}"
+                f"unsupported Content-Type {content_type!r}: remote write sends {PROTOBUF}"
             )
         for param in params:
             key, sep, value = param.partition("=")
-            if sep and key.strip().lower() == "proto" and value.strip('" ') != RW1_PROTO:
+            if not sep or key.strip().lower() != "proto":
+                continue
+            proto = value.strip('" ')
+            if proto == RW2_PROTO:
+                version = 2
+            elif proto != RW1_PROTO:
                 raise UnsupportedMediaType(
                     f"unsupported remote-write message {value.strip()!r}: this server accepts "
-                    f"{RW1_PROTO} (remote write 1.0)"
+                    f"{RW1_PROTO} (remote write 1.0) and {RW2_PROTO} (remote write 2.0)"
                 )
     encoding = request.headers.get("Content-Encoding", "").strip()
     if encoding and encoding.lower() != "snappy":
         raise UnsupportedMediaType(
             f"{encoding} encoding (compression) is not accepted; only snappy is"
         )
+    return version
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -23,13 +23,14 @@ from numpy.typing import NDArray
 from promql import ast
 from promql.distribute import PushedAggregate
 from promql.errors import ExecutionError
-from promql.eval import binary, builtins, selectors
+from promql.eval import binary, builtins, histglue, selectors
 from promql.eval.aggregations import aggregate
 from promql.eval.context import EvalContext, selector_key
 from promql.eval.functions.registry import FUNCTIONS, FunctionContext
+from promql.eval.histsel import unify
 from promql.eval.pushed import evaluate_pushed
-from promql.eval.vectors import compact, empty_vector, merge_same_labels
-from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
+from promql.eval.vectors import compact, empty_vector, floats_only, merge_same_labels
+from promql.value import EvalValue, HistCells, StepRange, StepScalar, StepVector, String
 
 I64 = NDArray[np.int64]
 
@@ -90,18 +91,28 @@ class Evaluator:
         if isinstance(inner, StepScalar):
             return StepScalar(-inner.values)
         if isinstance(inner, StepVector):
-            out = binary.unary_minus(inner, delayed=self.ctx.delayed_name_removal)
+            delayed = self.ctx.delayed_name_removal
+            if histglue.has_hist(inner):
+                out = histglue.unary_minus(
+                    inner, lambda v: binary.unary_minus(v, delayed=delayed), delayed
+                )
+            else:
+                out = binary.unary_minus(inner, delayed=delayed)
             return out if self.ctx.delayed_name_removal else merge_same_labels(out)
         raise ExecutionError("unary minus is only defined for scalars and instant vectors")
 
     def select_vector(
         self, e: ast.VectorSelector, steps: I64, *, with_timestamps: bool = False
     ) -> tuple[StepVector, I64 | None]:
-        ss = self.ctx.data[selector_key(e)]
+        ss, href, table = unify(self.ctx.data[selector_key(e)])
         self.ctx.check_points(len(ss.labels) * len(steps))
         times = self.times(e.at, e.offset_ms, steps)
         vec, ts = selectors.instant_vector(
-            ss, times, self.ctx.lookback_ms, with_timestamps=with_timestamps
+            ss,
+            times,
+            self.ctx.lookback_ms,
+            with_timestamps=with_timestamps,
+            hist=None if href is None or table is None else (href, table),
         )
         return vec, ts
 
@@ -111,11 +122,16 @@ class Evaluator:
 
     def _eval_MatrixSelector(self, e: ast.MatrixSelector, steps: I64) -> EvalValue:
         vs = e.selector
-        ss = self.ctx.data[selector_key(vs)]
+        ss, href, table = unify(self.ctx.data[selector_key(vs)])
         self.ctx.check_points(len(ss.labels) * len(steps))
-        offsets, ts, vals = selectors.drop_stale(ss)
         ends = self.times(vs.at, vs.offset_ms, steps)
-        return selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+        if href is None or table is None:
+            offsets, ts, vals = selectors.drop_stale(ss)
+            return selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+        offsets, ts, vals, href = selectors.drop_stale_hist(ss, href)
+        rng = selectors.range_vector(list(ss.labels), offsets, ts, vals, ends, e.range_ms)
+        rng.hist = HistCells(href, table)
+        return rng
 
     def _eval_SubqueryExpr(self, e: ast.SubqueryExpr, steps: I64) -> EvalValue:
         ends = self.times(e.at, e.offset_ms, steps)
@@ -136,9 +152,13 @@ class Evaluator:
             # Equal label sets never overlap in time here; make each one series.
             vec = merge_same_labels(compact(inner))
         offsets, ts, vals = selectors.vector_to_csr(vec, inner_steps)
-        return selectors.range_vector(
+        rng = selectors.range_vector(
             list(vec.labels), offsets, ts, vals, ends, e.range_ms, vec.drop_name
         )
+        if vec.hist is not None:
+            rows, cols = np.nonzero(vec.present)
+            rng.hist = HistCells(vec.hist.ref[rows, cols], vec.hist.table)
+        return rng
 
     # --- operators --------------------------------------------------------
 
@@ -155,17 +175,43 @@ class Evaluator:
         if isinstance(lhs, StepScalar) and isinstance(rhs, StepScalar):
             return binary.scalar_binop(e.op, lhs, rhs)
         if isinstance(lhs, StepVector) and isinstance(rhs, StepScalar):
+            if histglue.has_hist(lhs):
+                return histglue.vector_scalar(
+                    self.ctx, e.op, lhs, rhs, scalar_left=False,
+                    float_op=lambda v: binary.vector_scalar_binop(
+                        e.op, v, rhs, scalar_left=False, return_bool=e.return_bool,
+                        delayed=delayed),
+                )  # fmt: skip
             return binary.vector_scalar_binop(
                 e.op, lhs, rhs, scalar_left=False, return_bool=e.return_bool, delayed=delayed
             )
         if isinstance(lhs, StepScalar) and isinstance(rhs, StepVector):
+            if histglue.has_hist(rhs):
+                return histglue.vector_scalar(
+                    self.ctx, e.op, rhs, lhs, scalar_left=True,
+                    float_op=lambda v: binary.vector_scalar_binop(
+                        e.op, v, lhs, scalar_left=True, return_bool=e.return_bool,
+                        delayed=delayed),
+                )  # fmt: skip
             return binary.vector_scalar_binop(
                 e.op, rhs, lhs, scalar_left=True, return_bool=e.return_bool, delayed=delayed
             )
         if isinstance(lhs, StepVector) and isinstance(rhs, StepVector):
             matching = e.matching or ast.VectorMatching()
+            hist = histglue.has_hist(lhs) or histglue.has_hist(rhs)
             if e.op in ast.SET_OPS:
+                if hist:
+                    return compact(histglue.set_op(e.op, lhs, rhs, matching, binary.set_binop))
                 return compact(binary.set_binop(e.op, lhs, rhs, matching))
+            if hist:
+                return compact(
+                    histglue.vector_vector(
+                        self.ctx, e.op, lhs, rhs, matching,
+                        lambda a, b: binary.vector_binop(
+                            e.op, a, b, matching, return_bool=e.return_bool, delayed=delayed),
+                        return_bool=e.return_bool,
+                    )
+                )  # fmt: skip
             out = binary.vector_binop(
                 e.op, lhs, rhs, matching, return_bool=e.return_bool, delayed=delayed
             )
@@ -186,6 +232,12 @@ class Evaluator:
                 raise ExecutionError(f"invalid parameter for {e.op}")
             param = p
         vec = self.eval_vector(e.expr, steps)
+        if histglue.has_hist(vec):
+            return compact(
+                histglue.aggregate(
+                    self.ctx, e, vec, param, lambda v: aggregate(self.ctx, e, v, param)
+                )
+            )
         return compact(aggregate(self.ctx, e, vec, param))
 
     # --- calls ------------------------------------------------------------
@@ -195,6 +247,8 @@ class Evaluator:
         special = builtins.SPECIAL.get(e.func)
         if special is not None:
             out = special(self, e, steps)
+            if e.func in ("sort", "sort_desc") and isinstance(out, StepVector):
+                out = compact(floats_only(out))  # sorting by value skips histograms
             if ctx.delayed_name_removal or not isinstance(out, StepVector):
                 return out
             return merge_same_labels(out)
@@ -213,7 +267,10 @@ class Evaluator:
             arg_exprs=e.args,
             arg_positions=tuple([ctx.position(a) for a in e.args]),
         )
-        out = fdef.impl(fctx, args)
+        if any(histglue.has_hist(a) for a in args):
+            out = histglue.call(fctx, fdef, args)
+        else:
+            out = fdef.impl(fctx, args)
         if not isinstance(out, StepVector):
             return out
         out = compact(_propagate_drop(e.func, args, out))

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from promql.value import StepRange, StepVector
+from promql.value import HistCells, StepRange, StepVector
+from remote_write.histograms import HistogramBatch
 from storage.interfaces import SeriesSet
 from storage.labels import Labels
 
@@ -122,7 +123,12 @@ def _constant(times: I64) -> bool:
 
 
 def instant_vector(
-    ss: SeriesSet, times: I64, lookback_ms: int, *, with_timestamps: bool = False
+    ss: SeriesSet,
+    times: I64,
+    lookback_ms: int,
+    *,
+    with_timestamps: bool = False,
+    hist: tuple[I64, HistogramBatch] | None = None,
 ) -> tuple[StepVector, I64 | None]:
     """The instant vector of `ss` at each of `times` (already offset / `@`-adjusted).
 
@@ -132,11 +138,16 @@ def instant_vector(
     times = np.asarray(times, dtype=np.int64)
     steps = len(times)
     if _constant(times):
-        vec, sts = instant_vector(ss, times[:1], lookback_ms, with_timestamps=with_timestamps)
+        vec, sts = instant_vector(
+            ss, times[:1], lookback_ms, with_timestamps=with_timestamps, hist=hist
+        )
         values = np.repeat(vec.values, steps, axis=1)
         present = np.repeat(vec.present, steps, axis=1)
         out_ts = np.repeat(sts, steps, axis=1) if sts is not None else None
-        return StepVector(vec.labels, values, present), out_ts
+        cells_ = None
+        if vec.hist is not None:
+            cells_ = HistCells(np.repeat(vec.hist.ref, steps, axis=1), vec.hist.table)
+        return StepVector(vec.labels, values, present, None, cells_), out_ts
     n = len(ss.labels)
     if n == 0 or len(ss.timestamps) == 0:
         empty = StepVector([], np.zeros((0, steps)), np.zeros((0, steps), dtype=bool))
@@ -150,11 +161,16 @@ def instant_vector(
     valid &= sample_ts > (times[None, :] - lookback_ms)
     valid &= ~is_stale(values)
     vec = StepVector(list(ss.labels), values, valid)
+    if hist is not None:
+        href, table = hist
+        vec.hist = HistCells(np.where(valid, href[safe], -1), table)
     return vec, (sample_ts if with_timestamps else None)
 
 
-def drop_stale(ss: SeriesSet) -> tuple[I64, I64, F64]:
-    """The set's samples without stale markers: (offsets, timestamps, values)."""
+def drop_stale(ss: SeriesSet, href: I64 | None = None) -> tuple[I64, I64, F64]:
+    """The set's samples without stale markers: (offsets, timestamps, values).
+    With `href` (histogram rows per sample), that is filtered in place alike
+    (use `drop_stale_hist`)."""
     stale = is_stale(ss.values)
     if not stale.any():
         return ss.offsets, ss.timestamps, ss.values
@@ -219,3 +235,10 @@ def vector_to_csr(vec: StepVector, steps: I64) -> tuple[I64, I64, F64]:
     np.cumsum(counts, out=offsets[1:])
     rows, cols = np.nonzero(present)
     return offsets, np.asarray(steps, dtype=np.int64)[cols], vec.values[rows, cols]
+
+
+def drop_stale_hist(ss: SeriesSet, href: I64) -> tuple[I64, I64, F64, I64]:
+    """`drop_stale` that also filters the per-sample histogram rows `href`."""
+    keep = ~is_stale(ss.values)
+    offsets, ts, vals = drop_stale(ss)
+    return offsets, ts, vals, href[keep]

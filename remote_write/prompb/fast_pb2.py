@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nfast.proto\x12\x0fprometheus.fast\"\x06\n\x04\x42lob\"I\n\x0fKeyedTimeSeries\x12%\n\x06labels\x18\x01 \x01(\x0b\x32\x15.prometheus.fast.Blob\x12\x0f\n\x07samples\x18\x02 \x03(\x0c\"[\n\x11KeyedWriteRequest\x12\x34\n\ntimeseries\x18\x01 \x03(\x0b\x32 .prometheus.fast.KeyedTimeSeries\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"7\n\x0e\x44roppedCounter\x12\x11\n\texemplars\x18\x03 \x03(\x0c\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\"J\n\x13\x44roppedWriteRequest\x12\x33\n\ntimeseries\x18\x01 \x01(\x0b\x32\x1f.prometheus.fast.DroppedCounter\"\"\n\x10LabelsTimeSeries\x12\x0e\n\x06labels\x18\x01 \x03(\x0c\"K\n\x12LabelsWriteRequest\x12\x35\n\ntimeseries\x18\x01 \x03(\x0b\x32!.prometheus.fast.LabelsTimeSeries\":\n\x12SeriesWriteRequest\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"D\n\nFlatSeries\x12\x0f\n\x07samples\x18\x02 \x03(\x0c\x12\x11\n\texemplars\x18\x03 \x03(\x0c\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\"U\n\x10\x46latWriteRequest\x12/\n\ntimeseries\x18\x01 \x01(\x0b\x32\x1b.prometheus.fast.FlatSeries\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nfast.proto\x12\x0fprometheus.fast\"\x06\n\x04\x42lob\"I\n\x0fKeyedTimeSeries\x12%\n\x06labels\x18\x01 \x01(\x0b\x32\x15.prometheus.fast.Blob\x12\x0f\n\x07samples\x18\x02 \x03(\x0c\"[\n\x11KeyedWriteRequest\x12\x34\n\ntimeseries\x18\x01 \x03(\x0b\x32 .prometheus.fast.KeyedTimeSeries\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"7\n\x0e\x44roppedCounter\x12\x11\n\texemplars\x18\x03 \x03(\x0c\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\"J\n\x13\x44roppedWriteRequest\x12\x33\n\ntimeseries\x18\x01 \x01(\x0b\x32\x1f.prometheus.fast.DroppedCounter\"\"\n\x10LabelsTimeSeries\x12\x0e\n\x06labels\x18\x01 \x03(\x0c\"K\n\x12LabelsWriteRequest\x12\x35\n\ntimeseries\x18\x01 \x03(\x0b\x32!.prometheus.fast.LabelsTimeSeries\":\n\x12SeriesWriteRequest\x12\x12\n\ntimeseries\x18\x01 \x03(\x0c\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"D\n\nFlatSeries\x12\x0f\n\x07samples\x18\x02 \x03(\x0c\x12\x11\n\texemplars\x18\x03 \x03(\x0c\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\"U\n\x10\x46latWriteRequest\x12/\n\ntimeseries\x18\x01 \x01(\x0b\x32\x1b.prometheus.fast.FlatSeries\x12\x10\n\x08metadata\x18\x03 \x03(\x0c\"K\n\x0eHistTimeSeries\x12%\n\x06labels\x18\x01 \x01(\x0b\x32\x15.prometheus.fast.Blob\x12\x12\n\nhistograms\x18\x04 \x03(\x0c\"G\n\x10HistWriteRequest\x12\x33\n\ntimeseries\x18\x01 \x03(\x0b\x32\x1f.prometheus.fast.HistTimeSeriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,4 +51,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FLATSERIES']._serialized_end=581
   _globals['_FLATWRITEREQUEST']._serialized_start=583
   _globals['_FLATWRITEREQUEST']._serialized_end=668
+  _globals['_HISTTIMESERIES']._serialized_start=670
+  _globals['_HISTTIMESERIES']._serialized_end=745
+  _globals['_HISTWRITEREQUEST']._serialized_start=747
+  _globals['_HISTWRITEREQUEST']._serialized_end=818
 # @@protoc_insertion_point(module_scope)

@@ -77,3 +77,17 @@ class FlatWriteRequest(_message.Message):
     timeseries: FlatSeries
     metadata: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, timeseries: _Optional[_Union[FlatSeries, _Mapping]] = ..., metadata: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HistTimeSeries(_message.Message):
+    __slots__ = ("labels", "histograms")
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
+    labels: Blob
+    histograms: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, labels: _Optional[_Union[Blob, _Mapping]] = ..., histograms: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HistWriteRequest(_message.Message):
+    __slots__ = ("timeseries",)
+    TIMESERIES_FIELD_NUMBER: _ClassVar[int]
+    timeseries: _containers.RepeatedCompositeFieldContainer[HistTimeSeries]
+    def __init__(self, timeseries: _Optional[_Iterable[_Union[HistTimeSeries, _Mapping]]] = ...) -> None: ...

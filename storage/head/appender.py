@@ -36,6 +36,7 @@ from storage.errors import (
 )
 from storage.head import messages
 from storage.head.head import NO_SAMPLE, Head
+from storage.head.histograms import apply_histograms
 from storage.head.resolve import resolve_series
 from storage.interfaces import AppendResult
 from storage.labels import format_labels
@@ -60,6 +61,8 @@ class Applied:
     """Newest timestamp stored (NO_SAMPLE if none): the WAL tracks it per segment."""
     limited: tuple[int, ...] = ()
     """Indexes of the series refused for the series limit (the WAL record lists them)."""
+    exemplars: int = 0
+    """Exemplars stored."""
 
 
 def apply_batch(
@@ -84,14 +87,24 @@ def apply_batch(
     )
     for meta in batch.metadata:
         head.metadata[meta.metric_family_name] = meta
-    n = len(batch.timestamps)
-    if not n:
-        return Applied(result, 0, NO_SAMPLE, limited)
-    checker = _SampleCheck(head, batch, sids, now_ms)
-    stored, max_ts = checker.run()
-    result.accepted = checker.accepted
-    result.rejected.extend(checker.rejections())
-    return Applied(result, stored, max_ts, limited)
+    if batch.exemplars is not None and len(batch.exemplars):
+        result.exemplars, refused = head.exemplars.add(sids, batch.exemplars)
+        for reason, count in refused.items():
+            result.dropped[reason] = result.dropped.get(reason, 0) + count
+    stored, max_ts = 0, NO_SAMPLE
+    if len(batch.timestamps):
+        checker = _SampleCheck(head, batch, sids, now_ms)
+        stored, max_ts = checker.run()
+        result.accepted = checker.accepted
+        result.rejected.extend(checker.rejections())
+    if batch.histograms is not None and len(batch.histograms):
+        accepted, h_stored, h_max, rejected = apply_histograms(head, batch.histograms, sids, now_ms)
+        result.accepted += accepted
+        result.histograms_accepted = accepted
+        result.rejected.extend(rejected)
+        stored += h_stored
+        max_ts = max(max_ts, h_max)
+    return Applied(result, stored, max_ts, limited, result.exemplars)
 
 
 class _SampleCheck:

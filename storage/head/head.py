@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.batch import SeriesMetadata
+from storage.head.exemplars import ExemplarRing
+from storage.head.histstore import HistogramStore
 from storage.head.parts import NO_SEQ, ActiveBuffer, Part, Partitions
 from storage.index import Index
 from storage.labels import CLUSTER_LABEL, Labels
@@ -84,6 +86,9 @@ class Head:
         self._cluster_counts: list[int] = []
         self._key_caches: dict[str | None, dict[Hashable, int]] = {}
         self.metadata: dict[str, SeriesMetadata] = {}
+        self.exemplars = ExemplarRing(options.max_exemplars)
+        self.histograms = HistogramStore()
+        """Native histogram samples (storage.head.histograms)."""
 
     # -- series ----------------------------------------------------------------
 
@@ -247,6 +252,7 @@ class Head:
             return 0
         self.horizon = horizon
         self.partitions.drop_before(horizon)
+        self.histograms.drop_before(horizon)
         if self.buffer.n and self.buffer.min_t < horizon:
             sids, ts, values = self.buffer.view()
             keep = ts >= horizon
@@ -260,6 +266,9 @@ class Head:
     def oldest_seq(self) -> int:
         """Sequence number of the oldest WAL record the head holds rows of (NO_SEQ if none)."""
         buffered = self.buffer.seq_lo if self.buffer.n else NO_SEQ
+        hist = self.histograms.oldest_seq()
+        if hist is not None:
+            buffered = min(buffered, hist)
         return min(buffered, self.partitions.oldest_seq())
 
     def drop_idle_series(self) -> int:
@@ -290,6 +299,7 @@ class Head:
             self._cluster_counts[code] -= int(counts[code])
         self.max_ts[dead] = NO_SAMPLE
         self.min_ts[dead] = NO_MIN
+        self.exemplars.forget(dead)
         alive = self.index.alive
         for identity, cache in list(self._key_caches.items()):
             self._key_caches[identity] = {k: v for k, v in cache.items() if alive[v]}
@@ -306,7 +316,9 @@ class Head:
     # -- reads -----------------------------------------------------------------
 
     def start_time(self) -> int | None:
-        times = [t for t in (self.partitions.min_time(),) if t is not None]
+        times = [
+            t for t in (self.partitions.min_time(), self.histograms.min_time()) if t is not None
+        ]
         if self.buffer.n:
             times.append(self.buffer.min_t)
         return min(times) if times else None

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from storage.errors import SampleLimitExceeded
 from storage.head.head import Head
 from storage.head.parts import REL_MASK, Part
+from storage.histset import HistogramSet
 from storage.interfaces import LabelResult, MemoryBudget, SelectHints, SeriesSet
 from storage.labels import Labels, Matcher
 
@@ -60,12 +61,16 @@ class HeadQuerier:
     ) -> SeriesSet:
         limit = hints.sample_limit if hints is not None else None
         memory = hints.memory if hints is not None else None
+        hist = select_histograms(self._head, matchers, start_ms, end_ms)
         plan = plan_select(self._head, matchers, start_ms, end_ms)
         if plan is None:
-            return SeriesSet.empty()
-        if len(plan.sids) > OFFLOAD_SERIES:
-            return await asyncio.to_thread(gather, plan, sample_limit=limit, memory=memory)
-        return gather(plan, sample_limit=limit, memory=memory)
+            out = SeriesSet.empty()
+        elif len(plan.sids) > OFFLOAD_SERIES:
+            out = await asyncio.to_thread(gather, plan, sample_limit=limit, memory=memory)
+        else:
+            out = gather(plan, sample_limit=limit, memory=memory)
+        out.histograms = hist
+        return out
 
     async def label_names(
         self, matchers: Sequence[Matcher] = (), *, limit: int | None = None
@@ -192,10 +197,33 @@ def select(
     Raises `SampleLimitExceeded` past `sample_limit` samples, counted from the
     row ranges before any sample is gathered.
     """
+    hist = select_histograms(head, matchers, start_ms, end_ms)
     plan = plan_select(head, matchers, start_ms, end_ms)
-    if plan is None:
-        return SeriesSet.empty()
-    return gather(plan, sample_limit=sample_limit)
+    out = SeriesSet.empty() if plan is None else gather(plan, sample_limit=sample_limit)
+    out.histograms = hist
+    return out
+
+
+def select_histograms(
+    head: Head, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+) -> HistogramSet | None:
+    """The native histogram samples of the matching series in [start_ms, end_ms]
+    (event loop: reads the index); None when there are none."""
+    store = head.histograms
+    if not len(store) or start_ms > end_ms:
+        return None
+    sids = head.index.select(matchers)
+    if len(sids):
+        sids = sids[in_time_range(head, sids, start_ms, end_ms)]
+    if not len(sids):
+        return None
+    rows = store.select(np.sort(sids), start_ms, end_ms)
+    if not len(rows):
+        return None
+    used = np.unique(rows.series_idx).astype(np.int64)
+    labels = head.index.labels_of(used.tolist())
+    local = np.searchsorted(used, rows.series_idx).astype(np.int32)
+    return HistogramSet.build(labels, rows.with_series_idx(local))
 
 
 def _assemble(

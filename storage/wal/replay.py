@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from remote_write.codec import decode_write_request
+from remote_write.codec_v2 import decode_write_request_v2
 from remote_write.errors import RemoteWriteError
+from remote_write.symbols import SymbolIds
 from storage.errors import WALCorrupted
 from storage.head.appender import apply_batch
 from storage.head.head import Head
@@ -51,11 +53,13 @@ class ReplayResult:
     truncated: str | None = None
 
 
-async def replay(directory: Path, head: Head) -> ReplayResult:
+async def replay(directory: Path, head: Head, symbol_ids: SymbolIds | None = None) -> ReplayResult:
     """Apply every record of the WAL in `directory` to `head`, in order."""
     started = time.perf_counter()
     result = ReplayResult()
     numbers = list_segments(directory)
+    if symbol_ids is None:  # 2.0 records' series keys (live ingest's ids, when given)
+        symbol_ids = SymbolIds()
     for pos, number in enumerate(numbers):
         path = segment_path(directory, number)
         records, end = await asyncio.to_thread(read_segment, path)
@@ -63,7 +67,10 @@ async def replay(directory: Path, head: Head) -> ReplayResult:
         for i, (offset, record) in enumerate(records):
             head.seq = result.records + 1
             try:
-                batch = decode_write_request(record.body).batch
+                if record.body_format == 2:
+                    batch = decode_write_request_v2(record.body, symbol_ids=symbol_ids).batch
+                else:
+                    batch = decode_write_request(record.body).batch
             except RemoteWriteError as exc:
                 raise WALCorrupted(
                     f"WAL segment {path} at offset {offset}: record does not decode ({exc})"

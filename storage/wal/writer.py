@@ -141,11 +141,13 @@ class WALWriter:
         now_ms: int,
         max_ts: int,
         skip: Sequence[int] = (),
+        body_format: int = 1,
     ) -> int:
-        """Queue one record; returns its sequence number for `wait`."""
+        """Queue one record (`body` a remote-write `body_format` request); returns its
+        sequence number for `wait`."""
         if reason := self.broken:
             raise StorageUnavailable(f"WAL {self.directory} refuses writes: {reason}")
-        self._pending.append(encode_frame(cluster, now_ms, body, skip))
+        self._pending.append(encode_frame(cluster, now_ms, body, skip, body_format))
         if max_ts > self._pending_max_ts:
             self._pending_max_ts = max_ts
         self._seq += 1

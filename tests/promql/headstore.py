@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from remote_write.batch import WriteBatch
+from remote_write.histograms import HistogramBatch
 from storage.db import Storage
 from storage.interfaces import Queryable
 from storage.labels import Labels
@@ -68,6 +69,23 @@ class HeadStore:
             return
         assert self._storage is not None, "open() first"
         batch = WriteBatch.from_series([(tuple(lbl), ts, vals) for lbl, ts, vals in series])
+        appender = self._storage.appender()
+        result = appender.append(batch)
+        await appender.commit()
+        self.refused += [f"{r.reason}: {r.series}" for r in result.rejected]
+
+    async def add_histograms(self, series: list[tuple[Labels, HistogramBatch]]) -> None:
+        if not series:
+            return
+        assert self._storage is not None, "open() first"
+        parts = [b.with_series_idx(np.full(len(b), i, np.int32)) for i, (_, b) in enumerate(series)]
+        batch = WriteBatch(
+            series=[tuple(lbl) for lbl, _ in series],
+            series_idx=np.zeros(0, dtype=np.int32),
+            timestamps=np.zeros(0, dtype=np.int64),
+            values=np.zeros(0),
+            histograms=HistogramBatch.concat(parts),
+        )
         appender = self._storage.appender()
         result = appender.append(batch)
         await appender.commit()

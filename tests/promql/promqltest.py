@@ -37,10 +37,12 @@ from promql.eval.builtins import SPECIAL
 from promql.eval.functions.registry import FUNCTIONS
 from promql.parser import parse_duration_ms, parse_expr
 from promql.printer import format_expr
-from promql.value import Matrix, Scalar, String, Vector
+from promql.value import HistCells, Matrix, Scalar, String, Vector
+from remote_write.histograms import HistogramBatch
 from storage.interfaces import Queryable
-from storage.labels import Labels, matches_all
+from storage.labels import Labels
 from storage.memory import MemoryStorage
+from tests.promql.histnotation import TH, expand, nhcb, row_of, same, to_batch
 
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 EPSILON = 1e-6
@@ -69,17 +71,6 @@ AT_UNSAFE = frozenset(
     }
 )
 
-# Functions that only work on native histograms.
-NATIVE_HISTOGRAM_FUNCS = frozenset(
-    {
-        "histogram_count",
-        "histogram_sum",
-        "histogram_avg",
-        "histogram_stddev",
-        "histogram_stdvar",
-    }
-)
-
 # Experimental functions we may not have yet: a case using one that is not
 # implemented is skipped with that reason instead of failing.
 EXPERIMENTAL_FUNCS = frozenset({"info", "histogram_quantiles"})
@@ -105,7 +96,11 @@ class Point:
 
     value: float = 0.0
     omitted: bool = False
-    histogram: bool = False
+    hist: TH | None = None
+
+    @property
+    def histogram(self) -> bool:
+        return self.hist is not None
 
 
 _LABEL_TOKEN = re.compile(
@@ -183,7 +178,7 @@ def parse_points(text: str) -> list[Point]:
     """Expand a value sequence: `1 2+3x4 _ _x2 stale Inf {{...}}x3`."""
     out: list[Point] = []
     text = text.strip()
-    # Native histograms: replace each {{...}} (with an optional +{{...}}xN) by a marker.
+    # Native histograms: each {{...}} (with an optional +{{...}}xN) is one item.
     hist = re.compile(r"\{\{.*?\}\}(?:[+-]\{\{.*?\}\})?(?:x(\d+))?")
     pos = 0
     items: list[str] = []
@@ -192,7 +187,7 @@ def parse_points(text: str) -> list[Point]:
             m = hist.match(text, pos)
             if m is None:
                 raise ValueError(f"bad histogram in {text!r}")
-            items.append("H" + (f"x{m.group(1)}" if m.group(1) else ""))
+            items.append(m.group())
             pos = m.end()
             continue
         m2 = re.compile(r"\S+").match(text, pos)
@@ -202,9 +197,11 @@ def parse_points(text: str) -> list[Point]:
         items.append(m2.group())
         pos = m2.end()
     for item in items:
-        if item.startswith("H"):
-            n = int(item[2:]) + 1 if item.startswith("Hx") else 1
-            out.extend([Point(histogram=True)] * n)
+        if item.startswith("{{"):
+            hs = expand(item)
+            if hs is None:
+                raise ValueError(f"bad histogram {item!r} in {text!r}")
+            out.extend(Point(hist=h) for h in hs)
             continue
         if item == "_":
             out.append(Point(omitted=True))
@@ -446,6 +443,9 @@ class Store(Protocol):
     async def add(self, series: list[tuple[Labels, np.ndarray, np.ndarray]]) -> None:
         """Store one `load` block's float samples."""
 
+    async def add_histograms(self, series: list[tuple[Labels, HistogramBatch]]) -> None:
+        """Store one `load` block's native histogram samples."""
+
     async def clear(self) -> None:
         """Forget everything (the `clear` command)."""
 
@@ -464,8 +464,52 @@ class MemoryStore:
         for labels, ts, vals in series:
             self._storage.add(labels, ts, vals)
 
+    async def add_histograms(self, series: list[tuple[Labels, HistogramBatch]]) -> None:
+        for labels, batch in series:
+            self._storage.add_histograms(labels, batch)
+
     async def clear(self) -> None:
         self._storage = MemoryStorage()
+
+
+def _nhcb_series(cmd: Load) -> dict[Labels, tuple[Labels, HistogramBatch]]:
+    """The custom-bucket histograms `load_with_nhcb` adds beside the classic series."""
+    width = max((len(pts) for _, pts in cmd.series), default=0)
+
+    def values(points: list[Point]) -> list[float | None]:
+        out: list[float | None] = [None] * width
+        for k, p in enumerate(points):
+            if not p.omitted and p.hist is None:
+                out[k] = p.value
+        return out
+
+    groups: dict[Labels, dict[str, object]] = {}
+    for labels, points in cmd.series:
+        name = labels.metric_name
+        for suffix in ("_bucket", "_count", "_sum"):
+            if not name.endswith(suffix):
+                continue
+            base = labels.without("le").with_("__name__", name[: -len(suffix)])
+            g = groups.setdefault(base, {"buckets": {}})
+            if suffix == "_bucket":
+                le = labels.get("le")
+                if le is None:
+                    continue
+                g["buckets"][_number(le)] = values(points)  # type: ignore[index]
+            else:
+                g[suffix] = values(points)
+            break
+    out = {}
+    for base, g in groups.items():
+        buckets = g["buckets"]
+        if not buckets:
+            continue
+        hs = nhcb(buckets, g.get("_count"), g.get("_sum"))  # type: ignore[arg-type]
+        ts = [k * cmd.interval_ms for k, h in enumerate(hs) if h is not None]
+        kept = [h for h in hs if h is not None]
+        if kept:
+            out[base] = (base, to_batch(kept, ts))
+    return out
 
 
 class Runner:
@@ -474,7 +518,6 @@ class Runner:
     def __init__(self, engine: Engine | None = None, store: Store | None = None) -> None:
         self.engine = engine or Engine(max_samples=50_000_000)
         self.store: Store = store or MemoryStore()
-        self.histogram_series: list[Labels] = []
 
     @property
     def storage(self) -> Queryable:
@@ -484,35 +527,35 @@ class Runner:
         # A series defined twice in one block: the later line replaces the earlier
         # (Prometheus's loader keeps one definition per series).
         floats: dict[Labels, tuple[Labels, np.ndarray, np.ndarray]] = {}
+        hists: dict[Labels, tuple[Labels, HistogramBatch]] = {}
         for labels, points in cmd.series:
             ts = []
             vals = []
-            has_hist = False
+            h_ts = []
+            h_vals: list[TH] = []
             for k, p in enumerate(points):
                 if p.omitted:
                     continue
-                if p.histogram:
-                    has_hist = True
+                if p.hist is not None:
+                    h_ts.append(k * cmd.interval_ms)
+                    h_vals.append(p.hist)
                     continue
                 ts.append(k * cmd.interval_ms)
                 vals.append(p.value)
-            if has_hist:
-                self.histogram_series.append(labels)
             floats.pop(labels, None)
+            hists.pop(labels, None)
             if ts:
                 floats[labels] = (labels, np.array(ts, dtype=np.int64), np.array(vals))
+            if h_ts:
+                hists[labels] = (labels, to_batch(h_vals, h_ts))
         await self.store.add(list(floats.values()))
         if cmd.with_nhcb:
-            for labels, _ in cmd.series:
-                name = labels.metric_name
-                for suffix in ("_bucket", "_count", "_sum"):
-                    if name.endswith(suffix):
-                        base = labels.without("le").with_("__name__", name[: -len(suffix)])
-                        self.histogram_series.append(base)
+            hists.update(_nhcb_series(cmd))
+        if hists:
+            await self.store.add_histograms(list(hists.values()))
 
     async def clear(self) -> None:
         await self.store.clear()
-        self.histogram_series = []
 
     async def run(self, cmds: list[Command]) -> Iterator[CaseResult]:
         results: list[CaseResult] = []
@@ -543,20 +586,12 @@ class Runner:
     # --- support checks -------------------------------------------------------
 
     def _check_supported(self, ev: Eval) -> None:
-        if ev.expected and any(p.histogram for _, pts in ev.expected for p in pts):
-            raise CaseSkip("native histograms: the expected result holds histogram samples")
         expr = parse_expr(ev.expr)
         for node in ast.walk(expr):
             if isinstance(node, ast.Call):
-                if node.func in NATIVE_HISTOGRAM_FUNCS:
-                    raise CaseSkip(f"native histograms: {node.func}() works on them only")
                 known = node.func in FUNCTIONS or node.func in SPECIAL
                 if not known and node.func in EXPERIMENTAL_FUNCS:
                     raise CaseSkip(f"experimental function {node.func}() not implemented")
-            if isinstance(node, ast.VectorSelector) and self.histogram_series:
-                for lbl in self.histogram_series:
-                    if matches_all(node.matchers, lbl):
-                        raise CaseSkip(f"native histograms: selects histogram series {lbl}")
 
     # --- instant --------------------------------------------------------------
 
@@ -593,19 +628,24 @@ class Runner:
             _assert_sorted(mat)
             labels: list[Labels] = []
             values: list[float] = []
+            refs: list[int] = []
             for i, lbl in enumerate(mat.labels):
                 lo, hi = int(mat.offsets[i]), int(mat.offsets[i + 1])
                 hit = np.nonzero(mat.timestamps[lo:hi] == t)[0]
                 if len(hit):
                     labels.append(lbl)
                     values.append(float(mat.values[lo + hit[0]]))
+                    refs.append(int(mat.hist.ref[lo + hit[0]]) if mat.hist is not None else -1)
             value: Vector | Scalar
             if isinstance(res.value, Scalar):
                 if not values:
                     raise CaseFailure(f"range mode of {text!r} has no point at {t}")
                 value = Scalar(values[0], t)
             else:
-                value = Vector(labels, np.array(values), t)
+                hist = None
+                if mat.hist is not None:
+                    hist = HistCells(np.array(refs, dtype=np.int64), mat.hist.table)
+                value = Vector(labels, np.array(values), t, hist)
             try:
                 self._compare(ev, value, text)
             except CaseFailure as exc:
@@ -683,9 +723,11 @@ class Runner:
                     raise CaseFailure(
                         f"expected {lbl} at position {positions[lbl] + 1}, got {k + 1}"
                     )
-                exp = expected[lbl][0].value
-                if not almost_equal(exp, float(value.values[k])):
-                    raise CaseFailure(f"expected {exp} for {lbl}, got {value.values[k]}")
+                ref = int(value.hist.ref[k]) if value.hist is not None else -1
+                got_h = (
+                    row_of(value.hist.table, ref) if value.hist is not None and ref >= 0 else None
+                )
+                _check_point(lbl, expected[lbl][0], float(value.values[k]), got_h)
                 seen.add(lbl)
             missing = [lbl for lbl in expected if lbl not in seen]
             if missing:
@@ -712,21 +754,46 @@ class Runner:
                             f"expected {len(expected[lbl])} points for {lbl}, range too short"
                         )
                     if not p.omitted:
-                        exp_pts.append((t, p.value))
+                        exp_pts.append((t, p))
                 got = list(
                     zip(value.timestamps[lo:hi].tolist(), value.values[lo:hi].tolist(), strict=True)
                 )
                 if len(got) != len(exp_pts):
                     raise CaseFailure(f"expected {len(exp_pts)} points for {lbl}, got {got}")
-                for (et, evv), (gt, gv) in zip(exp_pts, got, strict=True):
-                    if et != gt or not almost_equal(evv, gv):
+                for j, ((et, ep), (gt, gv)) in enumerate(zip(exp_pts, got, strict=True)):
+                    ref = int(value.hist.ref[lo + j]) if value.hist is not None else -1
+                    got_h = (
+                        row_of(value.hist.table, ref)
+                        if value.hist is not None and ref >= 0
+                        else None
+                    )
+                    if et != gt:
                         raise CaseFailure(f"expected {exp_pts} for {lbl}, got {got}")
+                    try:
+                        _check_point(lbl, ep, gv, got_h)
+                    except CaseFailure as exc:
+                        raise CaseFailure(f"at {gt}: {exc}") from None
                 seen.add(lbl)
             missing = [lbl for lbl in expected if lbl not in seen]
             if missing:
                 raise CaseFailure(f"expected metric {missing[0]} not found")
             return
         raise CaseFailure(f"unexpected result type {type(value).__name__}")
+
+
+def _check_point(lbl: Labels, exp: Point, got_value: float, got_h: TH | None) -> None:
+    """One expected point against a result's float or histogram."""
+    if exp.hist is not None:
+        if got_h is None:
+            raise CaseFailure(f"expected a histogram for {lbl}, got float {got_value}")
+        diff = same(exp.hist, got_h, almost_equal)
+        if diff is not None:
+            raise CaseFailure(f"histogram for {lbl}: {diff}")
+        return
+    if got_h is not None:
+        raise CaseFailure(f"expected float {exp.value} for {lbl}, got a histogram {got_h}")
+    if not almost_equal(exp.value, got_value):
+        raise CaseFailure(f"expected {exp.value} for {lbl}, got {got_value}")
 
 
 def _assert_sorted(mat: Matrix) -> None:

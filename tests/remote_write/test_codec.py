@@ -133,7 +133,7 @@ def test_invalid_utf8_label_is_kept_for_validation_not_a_decode_error():
     assert decoded.timestamps.tolist() == [1]
 
 
-def test_histograms_and_exemplars_are_counted_as_dropped():
+def test_histograms_and_exemplars_are_decoded():
     request = remote_pb2.WriteRequest()
     series = request.timeseries.add()
     series.labels.add(name="__name__", value="h")
@@ -143,8 +143,16 @@ def test_histograms_and_exemplars_are_counted_as_dropped():
     ex = series.exemplars.add(value=1.0, timestamp=10)
     ex.labels.add(name="trace_id", value="abc")
     decoded = decode_write_request(snappy.compress(request.SerializeToString()))
-    assert decoded.dropped == {"histograms": 2, "exemplars": 1}
+    assert decoded.dropped == {}
+    ex_batch = decoded.batch.exemplars
+    assert ex_batch is not None
+    assert (ex_batch.series_idx.tolist(), ex_batch.timestamps.tolist()) == ([0], [10])
+    assert (ex_batch.values.tolist(), list(ex_batch.labels)) == ([1.0], [(("trace_id", "abc"),)])
     assert decoded.batch.values.tolist() == [1.0]
+    hb = decoded.batch.histograms
+    assert hb is not None
+    assert hb.count.tolist() == [3.0, 4.0]
+    assert hb.timestamps.tolist() == [10, 20]
 
 
 def test_metadata_is_decoded():

@@ -73,8 +73,8 @@ async def test_missing_headers_are_accepted_like_prometheus(make_service: MakeSe
     [
         ({"Content-Type": "application/json"}, "unsupported Content-Type 'application/json'"),
         (
-            {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
-            "unsupported remote-write message 'io.prometheus.write.v2.Request'",
+            {"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"},
+            "unsupported remote-write message 'io.prometheus.write.v3.Request'",
         ),
         ({"Content-Encoding": "gzip"}, "gzip encoding (compression) is not accepted"),
     ],
@@ -227,7 +227,7 @@ async def test_series_limit_is_429_with_retry_after(make_service: MakeService) -
     assert await series_of(service) == [dict(first)], "the series within the limit is written"
 
 
-async def test_dropped_histograms_and_exemplars_are_200_with_floats_written(
+async def test_histograms_and_exemplars_are_written(
     make_service: MakeService,
 ) -> None:
     service = await make_service()
@@ -237,14 +237,21 @@ async def test_dropped_histograms_and_exemplars_are_200_with_floats_written(
         ts.labels.add(name=name, value=value)
     ts.samples.add(value=5.0, timestamp=T0)
     ts.exemplars.add(value=1.0, timestamp=T0).labels.add(name="trace_id", value="abc")
-    ts.histograms.add(timestamp=T0, count_int=3)
-    ts.histograms.add(timestamp=T0 + 1, count_int=4)
+    ts.histograms.add(timestamp=T0, count_int=3, zero_count_int=3)
+    ts.histograms.add(timestamp=T0 + 1, count_int=4, zero_count_int=4)
     status, text = await service.write(snappy.compress(request.SerializeToString()))
-    assert status == 200
-    assert text.strip() == (
-        "wrote 1 samples; dropped 1 exemplars and 2 native histogram samples: not stored yet"
-    )
+    assert (status, text) == (204, "")
     assert await samples_of(service, UP) == [(T0, 5.0)]
+    status, body = await service.get_json("/api/v1/query_exemplars", params={"query": "up"})
+    assert status == 200
+    assert body["data"] == [
+        {
+            "seriesLabels": dict(UP),
+            "exemplars": [
+                {"labels": {"trace_id": "abc"}, "value": "1", "timestamp": T0 / 1000},
+            ],
+        }
+    ]
 
 
 async def test_metadata_is_stored_and_served(make_service: MakeService) -> None:

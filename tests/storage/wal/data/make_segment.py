@@ -20,12 +20,15 @@ from pathlib import Path
 
 from remote_write.batch import STALE_NAN, SeriesMetadata, WriteBatch
 from remote_write.codec import encode_write_request
+from remote_write.codec_v2 import decode_write_request_v2
+from remote_write.symbols import SymbolIds
 from storage.head.appender import apply_batch
 from storage.head.head import Head
 from storage.options import FsyncPolicy, StorageOptions
 from storage.wal.frame import VERSION
 from storage.wal.reader import segment_path
 from storage.wal.writer import WALWriter
+from tests.support.rw2 import SeriesV2, request_v2
 
 NOW = 1_700_000_000_000
 """The wall clock of every append (2023-11-14T22:13:20Z)."""
@@ -77,6 +80,23 @@ def requests() -> list[tuple[str | None, WriteBatch]]:
     ]
 
 
+def request_2() -> bytes:
+    """The remote-write 2.0 request logged after `requests()` (frame version 2 on):
+    a counter with an exemplar, metadata and a created timestamp."""
+    return request_v2(
+        [
+            SeriesV2(
+                (("__name__", "orders_total"), ("cluster", "eu"), ("shop", "north")),
+                [(NOW - 15_000, 7.0), (NOW, 9.0)],
+                [((("trace_id", "4bf92f3577b34da6"),), 2.0, NOW - 1_000)],
+                "counter",
+                "orders taken",
+                created_ms=NOW - 3_600_000,
+            )
+        ]
+    )
+
+
 async def write_segment(directory: Path) -> Path:
     """Append `requests()` into a new WAL in `directory`; returns the segment file."""
     head = Head(OPTIONS)
@@ -87,6 +107,11 @@ async def write_segment(directory: Path) -> Path:
         applied = apply_batch(head, batch, identity, now_ms=NOW)
         body = encode_write_request(batch)
         seq = wal.log(identity, body, NOW, applied.max_ts, applied.limited)
+    if VERSION >= 2:
+        body = request_2()
+        batch = decode_write_request_v2(body, symbol_ids=SymbolIds()).batch
+        applied = apply_batch(head, batch, None, now_ms=NOW)
+        seq = wal.log(None, body, NOW, applied.max_ts, applied.limited, body_format=2)
     await wal.wait(seq)
     await wal.close()
     return segment_path(directory, 0)
