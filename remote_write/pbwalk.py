@@ -81,10 +81,15 @@ def walk_fields(
     words = np.ndarray(shape=(max(len(buf) - 7, 0),), dtype="<u8", buffer=buf, strides=(1,))
     step = 0
     while True:
-        active = np.flatnonzero(pos < ends)
-        if not len(active):
-            break
-        at = pos[active]
+        live = pos < ends
+        if len(pos) and live.all():
+            active = msgs
+            at = pos
+        else:
+            active = np.flatnonzero(live)
+            if not len(active):
+                break
+            at = pos[active]
         tag, tag_w = read_varints(buf, at)
         tag = tag.astype(np.int64)
         body = at + tag_w
@@ -111,17 +116,20 @@ def walk_fields(
             known = (wire == 0) | (wire == 1) | (wire == 2) | (wire == 5)
             if not known.all() or (number[known] == 0).any():
                 raise DecodeError("protobuf: bad field tag in histogram")
-        if (nxt > ends[active]).any():
+        if (nxt > (ends if active is msgs else ends[active])).any():
             raise DecodeError("protobuf: field runs past the end of its message")
-        pos[active] = nxt
+        if active is msgs:
+            pos = nxt
+        else:
+            pos[active] = nxt
         steps = np.full(len(active), step, dtype=np.int64)
-        found.append((msgs[active], steps, number, wire, value.view(np.int64), start, length))
+        found.append((active, steps, number, wire, value.view(np.int64), start, length))
         step += 1
     if not found:
         z = np.zeros(0, dtype=np.int64)
         return Fields(z, z, z, z.view(np.uint64), z, z)
     cols = [np.concatenate(c) for c in zip(*found, strict=True)]
-    order = np.lexsort((cols[1], cols[0]))
+    order = np.argsort(cols[0], kind="stable")  # fields were found in wire order per message
     msg, _, number, wire, value, start, length = (c[order] for c in cols)
     return Fields(msg, number, wire, value.view(np.uint64), start, length)
 

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from promql import ast
 from promql.errors import ExecutionError
 from promql.eval.gofmt import natural_key
-from promql.eval.vectors import compact, name_dropped, take_rows
+from promql.eval.vectors import compact, floats_only, name_dropped, take_rows
 from promql.value import EvalValue, StepRange, StepScalar, StepVector, String
 from storage.labels import METRIC_NAME, Labels, MatchType
 
@@ -44,7 +44,7 @@ def _vector(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
 
 
 def _scalar(ev: Evaluator, e: ast.Call, steps: I64) -> EvalValue:
-    vec = ev.eval_vector(e.args[0], steps)
+    vec = floats_only(ev.eval_vector(e.args[0], steps))  # histograms are not scalars
     if not vec.labels:
         return StepScalar(np.full(len(steps), np.nan))
     count = vec.present.sum(axis=0)

@@ -255,6 +255,12 @@ def fraction(table: HistogramBatch, rows: I64, lower: F64, upper: F64) -> F64:
         return np.zeros(0)
     w = hm.bucket_walk(table, rows)
     owner = hm.rows_of(w.offsets)
+    if not len(owner):
+        with np.errstate(all="ignore"):
+            res = np.where(lower >= upper, 0.0, 0.0 / table.count[rows])
+            return np.where(
+                (table.count[rows] == 0) | np.isnan(lower) | np.isnan(upper), np.nan, res
+            )
     has_neg = _has_side(table.neg_offsets, rows)[owner]
     has_pos = _has_side(table.pos_offsets, rows)[owner]
     in_zero = (w.lower < 0) & (w.upper > 0)
@@ -289,23 +295,34 @@ def _native_and_classic(
     values[rows_i, cols] = native(vec.hist.table, vec.hist.ref[rows_i, cols], cols)
     out = make_vector(ctx, vec.labels, values, mask, in_drop=vec.drop_name)
     assert isinstance(classic, StepVector)
-    _mixed_classic_native(ctx, classic, out, vec_arg)
+    _mixed_classic_native(ctx, vec, classic, out, vec_arg)
     return stack(classic, out)
 
 
 def _mixed_classic_native(
-    ctx: FunctionContext, classic: StepVector, native: StepVector, arg: int
+    ctx: FunctionContext, src: StepVector, classic: StepVector, native: StepVector, arg: int
 ) -> None:
-    names = {lbl.metric_name for lbl in classic.labels}
-    for lbl in native.labels:
-        if lbl.without_metric_name() in {c.without_metric_name() for c in classic.labels}:
-            name = lbl.metric_name or next(iter(names), "")
+    """Where a classic and a native histogram give the same output series at a
+    step, neither is returned (Prometheus warns and drops both)."""
+    if not classic.labels or not native.labels:
+        return
+    index = {lbl.without_metric_name(): i for i, lbl in enumerate(classic.labels)}
+    src_names = {lbl.without_metric_name().without("le"): lbl.metric_name for lbl in src.labels}
+    for j, lbl in enumerate(native.labels):
+        key = lbl.without_metric_name()
+        i = index.get(key)
+        if i is None:
+            continue
+        clash = classic.present[i] & native.present[j]
+        if clash.any():
+            classic.present[i] &= ~clash
+            native.present[j] &= ~clash
+            name = lbl.metric_name or src_names.get(key, "")
             add_warning(
                 ctx,
                 f'vector contains a mix of classic and native histograms for metric name "{name}"',
                 arg,
             )
-            return
 
 
 @hist_register("histogram_quantile")
@@ -740,3 +757,55 @@ def irate(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
 @hist_register("idelta")
 def idelta(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
     return _instant(ctx, args, is_rate=False)
+
+
+@hist_register("histogram_quantiles")
+def histogram_quantiles(ctx: FunctionContext, args: Sequence[EvalValue]) -> EvalValue:
+    """Classic buckets as before; each native histogram gives one series per φ."""
+    from promql.eval.functions.common import format_openmetrics_float, string_arg
+
+    vec = _vec(args, 0)
+    nsteps = vec.present.shape[1]
+    label = string_arg(args, 1)
+    float_args = [floats_only(vec), *args[1:]]
+    classic = _float(ctx.name, ctx, float_args)
+    mask = hist_mask(vec)
+    if not mask.any() or vec.hist is None:
+        return classic
+    assert isinstance(classic, StepVector)
+    rows_i, cols = np.nonzero(mask)
+    refs = vec.hist.ref[rows_i, cols]
+    out = classic
+    for a in range(2, len(args)):
+        q = scalar_arg(args, a, nsteps)
+        values = np.full(vec.present.shape, np.nan)
+        values[rows_i, cols] = quantile(vec.hist.table, refs, q[cols])
+        for value in np.unique(q, equal_nan=True).tolist():
+            at = np.isnan(q) if np.isnan(value) else (q == value)
+            labels = [lbl.with_(label, format_openmetrics_float(value)) for lbl in vec.labels]
+            part = make_vector(ctx, labels, values, mask & at[None, :], in_drop=vec.drop_name)
+            _mixed_classic_native(ctx, vec, classic, part, 0)
+            out = stack(out, part)
+    return out
+
+
+def histogram_string(table: HistogramBatch, row: int) -> str:
+    """Prometheus's `FloatHistogram.String()` of one row (count_values labels)."""
+    from promql.eval.gofmt import format_g
+
+    w = hm.bucket_walk(table, np.array([row], dtype=np.int64))
+    parts = [f"{{count:{format_g(float(table.count[row]))}, sum:{format_g(float(table.sum[row]))}"]
+    custom = int(table.schema[row]) == CUSTOM_BUCKETS_SCHEMA
+    for lo, up, c, z in zip(
+        w.lower.tolist(), w.upper.tolist(), w.count.tolist(), w.zero.tolist(), strict=True
+    ):
+        if c == 0:
+            continue
+        if z:
+            left, right = "[", "]"
+        elif up <= 0 and not custom:
+            left, right = "[", ")"
+        else:
+            left, right = "(", "]"
+        parts.append(f"{left}{format_g(lo)},{format_g(up)}{right}:{format_g(c)}")
+    return ", ".join(parts) + "}"

@@ -22,7 +22,7 @@ from promql.eval.functions.common import add_info
 from promql.eval.functions.registry import FunctionContext, FunctionDef
 from promql.eval.histfuncs import HIST_FUNCTIONS, float_range, hist_mask, stack
 from promql.eval.vectors import floats_only, histograms_only
-from promql.value import EvalValue, HistCells, StepRange, StepScalar, StepVector
+from promql.value import EvalValue, HistCells, StepRange, StepScalar, StepVector, String
 from remote_write.histograms import HistogramBatch
 
 F64 = NDArray[np.float64]
@@ -100,6 +100,9 @@ def aggregate(
     if op in ("limitk", "limit_ratio"):  # choose series, not values: histograms count
         out = float_agg(vec)
         return _reattach(out, vec)
+    if op == "count_values":
+        assert isinstance(param, String)
+        return _count_values(e, vec, param.value, float_agg)
     if op not in ("sum", "avg"):
         if op != "count_values":
             ctx.annotations.info(
@@ -156,6 +159,38 @@ def aggregate(
     hist_vec.hist = HistCells(ref, comb.table)
     # one row per group: where floats exist use them, else the histogram
     return _merge_by_labels(floats, hist_vec)
+
+
+def _count_values(e: ast.AggregateExpr, vec: StepVector, label: str, float_agg) -> StepVector:
+    """count_values where some samples are histograms: those count by their text."""
+    from promql.eval.aggregations import group_labels
+    from promql.eval.gofmt import format_f
+    from promql.eval.histfuncs import histogram_string
+    from promql.eval.vectors import merge_same_labels
+
+    float_agg(floats_only(vec))  # the label name check and its error
+    assert vec.hist is not None
+    steps = vec.values.shape[1]
+    gid, glabels = group_labels(vec.labels, e.grouping, e.without)
+    rows, cols = np.nonzero(vec.present)
+    refs = vec.hist.ref[rows, cols]
+    texts: dict[int, str] = {}
+    keys = []
+    for r, c, ref in zip(rows.tolist(), cols.tolist(), refs.tolist(), strict=True):
+        if ref >= 0:
+            t = texts.get(ref)
+            if t is None:
+                t = texts[ref] = histogram_string(vec.hist.table, ref)
+        else:
+            t = format_f(float(vec.values[r, c]))
+        keys.append((int(gid[r]), t))
+    index: dict[tuple[int, str], int] = {}
+    out_id = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    counts = np.bincount(out_id * steps + cols, minlength=len(index) * steps).reshape(
+        len(index), steps
+    )
+    labels = [glabels[g].with_(label, t) for (g, t) in index]
+    return merge_same_labels(StepVector(labels, counts.astype(np.float64), counts > 0))
 
 
 def _reattach(out: StepVector, src: StepVector) -> StepVector:
@@ -319,11 +354,19 @@ def vector_vector(
         return floats
     pl, pr = np.array(pairs_l), np.array(pairs_r)
     both = lm[pl] & rm[pr]
-    one = (lm[pl] & rhs.present[pr] & ~rm[pr]) | (rm[pr] & lhs.present[pl] & ~lm[pl])
-    if one.any():
-        lt = "histogram" if lm[pl][one].any() else "float"
+    h_f = lm[pl] & rhs.present[pr] & ~rm[pr]
+    f_h = rm[pr] & lhs.present[pl] & ~lm[pl]
+    scaled = None
+    if (op in ("*", "/") and h_f.any()) or (op == "*" and f_h.any()):
+        scaled = _scale_pairs(ctx, op, lhs, rhs, pl, pr, h_f, f_h)
+        h_f = h_f & (op not in ("*", "/"))
+        f_h = f_h & (op != "*")
+    if (h_f | f_h).any():
+        lt = "histogram" if h_f.any() else "float"
         rt = "float" if lt == "histogram" else "histogram"
         _incompatible(ctx, op, lt, rt)
+    if scaled is not None:
+        floats = stack(floats, scaled)
     if op in ("==", "!=") and both.any():
         return stack(floats, _equality(ctx, op, lhs, rhs, pl, pr, both, return_bool))
     if op not in ("+", "-") or not both.any():
@@ -363,6 +406,49 @@ def vector_vector(
         pass
     hv = _result_labels(hv, matching)
     return stack(floats, take_rows(hv, np.flatnonzero(hv.present.any(axis=1))))
+
+
+def _scale_pairs(
+    ctx: EvalContext,
+    op: str,
+    lhs: StepVector,
+    rhs: StepVector,
+    pl: I64,
+    pr: I64,
+    h_f: NDArray[np.bool_],
+    f_h: NDArray[np.bool_],
+) -> StepVector:
+    """histogram * float, histogram / float, float * histogram (one-to-one pairs)."""
+    from promql.eval.vectors import name_dropped, take_rows
+
+    steps = lhs.values.shape[1]
+    parts_k: list[I64] = []
+    parts_j: list[I64] = []
+    tables: list[HistogramBatch] = []
+    k, sj = np.nonzero(h_f) if op in ("*", "/") else (np.zeros(0, int), np.zeros(0, int))
+    if len(k):
+        assert lhs.hist is not None
+        f = rhs.values[pr[k], sj]
+        tables.append(hm.scale(lhs.hist.table, lhs.hist.ref[pl[k], sj], f if op == "*" else 1 / f))
+        parts_k.append(k)
+        parts_j.append(sj)
+    k2, sj2 = np.nonzero(f_h) if op == "*" else (np.zeros(0, int), np.zeros(0, int))
+    if len(k2):
+        assert rhs.hist is not None
+        f = lhs.values[pl[k2], sj2]
+        tables.append(hm.scale(rhs.hist.table, rhs.hist.ref[pr[k2], sj2], f))
+        parts_k.append(k2)
+        parts_j.append(sj2)
+    table = HistogramBatch.concat(tables)
+    kk = np.concatenate(parts_k)
+    jj = np.concatenate(parts_j)
+    ref = np.full((len(pl), steps), -1, dtype=np.int64)
+    ref[kk, jj] = np.arange(len(kk))
+    labels = [lhs.labels[i] for i in pl.tolist()]
+    out = StepVector(labels, np.full((len(pl), steps), np.nan), ref >= 0, None)
+    out.hist = HistCells(ref, table)
+    out = name_dropped(out, delayed=ctx.delayed_name_removal)
+    return take_rows(out, np.flatnonzero(out.present.any(axis=1)))
 
 
 def _equality(

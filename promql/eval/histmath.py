@@ -303,9 +303,10 @@ def bucket_walk(table: HistogramBatch, rows: I64) -> Walk:
         ci = idx[cust]
         base = table.cv_offsets[rows[co]]
         ncv = table.cv_offsets[rows[co] + 1] - base
-        cv = table.custom_values
-        lo[cust] = np.where(ci > 0, cv[np.clip(base + ci - 1, 0, max(len(cv) - 1, 0))], -np.inf)
-        up[cust] = np.where(ci < ncv, cv[np.clip(base + ci, 0, max(len(cv) - 1, 0))], np.inf)
+        cv = np.concatenate((table.custom_values, [np.nan]))  # never empty for the gathers
+        last = len(cv) - 1
+        lo[cust] = np.where(ci > 0, cv[np.clip(base + ci - 1, 0, last)], -np.inf)
+        up[cust] = np.where(ci < ncv, cv[np.clip(base + ci, 0, last)], np.inf)
     pieces_owner.append(owner)
     pieces_section.append(np.full(len(el), 2, dtype=np.int64))
     pieces_key.append(idx)

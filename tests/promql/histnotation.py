@@ -200,7 +200,7 @@ def nhcb(
     out: list[TH | None] = []
     for k in range(points):
         cum = [buckets[b][k] for b in bounds]
-        if any(c is None for c in cum) or not bounds or not math.isinf(bounds[-1]):
+        if any(c is None for c in cum) or not bounds:
             out.append(None)
             continue
         vals = [float(c) for c in cum]  # type: ignore[arg-type]
@@ -212,7 +212,7 @@ def nhcb(
                 schema=-53,
                 count=c,
                 sum=s,
-                positive={i: v for i, v in enumerate(per)},
+                positive={i: v for i, v in enumerate(per) if v != 0},
                 custom_values=tuple(finite),
             )
         )

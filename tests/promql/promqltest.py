@@ -5,7 +5,9 @@ lines and expected series), loads data into a real Queryable
 (`storage.memory.MemoryStorage`, or any `Store`), runs each eval against our `Engine` the way
 Prometheus's own runner (`promql/promqltest/test.go`) does, and returns one
 `CaseResult` per eval: passed, failed (with the reason) or skipped (with the
-reason). Cases that need native histograms are skipped, never passed.
+reason). Native histograms (`{{...}}` points, `load_with_nhcb`) are loaded and
+compared too (`tests.promql.histnotation`); only unimplemented experimental
+functions are skipped.
 
 Like Prometheus's runner, every instant eval is also run
 - as a range query from `t-1m` to `t+1m` with a 1m step, checking the middle

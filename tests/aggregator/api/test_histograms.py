@@ -73,3 +73,19 @@ async def test_custom_bucket_histogram_json(make_service: MakeService) -> None:
         [0, "0.5", "1", "2"],
         [0, "1", "+Inf", "3"],
     ]
+
+
+async def test_stale_histogram_ends_the_series(make_service: MakeService) -> None:
+    from remote_write.batch import STALE_NAN
+
+    service = await make_service()
+    t = now_ms() - 60_000
+    hs = [H(t, count=1, zero_count=1), H(t + 15_000, count=0, sum=STALE_NAN)]
+    status, _ = await service.write(request([({"__name__": "gone"}, hs)]))
+    assert status == 204
+    at = {"query": "gone", "time": str((t + 5_000) / 1000)}
+    status, body = await service.get_json("/api/v1/query", params=at)
+    assert len(body["data"]["result"]) == 1
+    after = {"query": "gone", "time": str((t + 20_000) / 1000)}
+    status, body = await service.get_json("/api/v1/query", params=after)
+    assert body["data"]["result"] == [], "the stale marker ends the series at once"
