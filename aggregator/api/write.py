@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from aggregator.api.context import AUTH, BACKEND, CONFIG, INGEST_LIMITS, METRICS
+from aggregator.api.edge import EDGE, edge_sequence
 from aggregator.api.federation import CLUSTERS
 from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
@@ -59,6 +60,11 @@ async def _receive(request: web.Request) -> web.Response:
     identity = request.app[AUTH].authenticate(request.headers, peercert)
     backend = request.app[BACKEND].get()
     _check_headers(request)
+    sequence = edge_sequence(request, identity.cluster)
+    if sequence is not None and request.app[EDGE].is_duplicate(identity.cluster or "", sequence):
+        # An edge agent's retry of a record already stored (its acknowledgement was lost).
+        await request.read()
+        return web.Response(status=204)
     limits = request.app[CONFIG].limits
     body = await _read_body(request, limits.max_request_bytes)
     cluster_label = identity.cluster or ""
@@ -79,6 +85,8 @@ async def _receive(request: web.Request) -> web.Response:
     registry = request.app.get(CLUSTERS)
     if registry is not None and result.accepted:
         registry.observe_push(identity.cluster, result.accepted, int(batch.timestamps.max()))
+    if sequence is not None and not any(r.retryable for r in result.rejected):
+        request.app[EDGE].accepted(cluster_label, sequence)
     metrics.count_rejections(cluster_label, result.rejected)
     dropped = dict(decoded.dropped)
     for kind, count in result.dropped.items():

@@ -109,12 +109,12 @@ class PodDiscovery:
         self.source = f"{job.job_name}/kubernetes/{index}"
         self.last_error: str | None = None
 
-    def _endpoint(self) -> tuple[str, dict[str, str], ssl.SSLContext | None]:
+    def _endpoint(self) -> tuple[str, dict[str, str], ssl.SSLContext | bool]:
         headers: dict[str, str] = {}
         token_file = SERVICE_ACCOUNT / "token"
         if token_file.is_file():
             headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
-        ctx = None
+        ctx: ssl.SSLContext | bool = True
         ca = SERVICE_ACCOUNT / "ca.crt"
         if ca.is_file():
             ctx = ssl.create_default_context(cafile=str(ca))

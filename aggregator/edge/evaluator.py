@@ -95,9 +95,9 @@ class FilterRule:
         for lbl, state in self.active.items():
             end = min(ts_ms, state.until_ms)
             if end > state.sent_ms:
-                sid = window.id_of(lbl)
-                if sid is not None:
-                    ss = window.select_ids([sid], state.sent_ms + 1, end)
+                found = window.id_of(lbl)
+                if found is not None:
+                    ss = window.select_ids([found], state.sent_ms + 1, end)
                     if ss.num_samples:
                         out.samples([lbl] * ss.num_samples, ss.timestamps, ss.values)
                 state.sent_ms = end

@@ -61,13 +61,25 @@ def parse_exposition(
         for family in om(text):
             for s in family.samples:
                 ts = s.timestamp
-                yield s.name, s.labels, s.value, (float(ts) if ts is not None else None)
+                yield s.name, s.labels, s.value, (_seconds(ts) if ts is not None else None)
         return
     from prometheus_client.parser import text_string_to_metric_families
 
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            yield s.name, s.labels, s.value, s.timestamp
+            yield (
+                s.name,
+                s.labels,
+                s.value,
+                (_seconds(s.timestamp) if s.timestamp is not None else None),
+            )
+
+
+def _seconds(ts: object) -> float:
+    """An OpenMetrics timestamp (prometheus-client's Timestamp, or a float) in seconds."""
+    if hasattr(ts, "sec") and hasattr(ts, "nsec"):
+        return float(ts.sec) + float(ts.nsec) / 1e9
+    return float(ts)  # type: ignore[arg-type]
 
 
 class ScrapeLoop:
