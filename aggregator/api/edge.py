@@ -153,6 +153,7 @@ async def handle_alerts(request: web.Request) -> web.Response:
         hub.notify(alerts)
     if seq is not None:
         hub.accepted(cluster, seq)
+    log.info("edge alerts received", extra={"cluster": cluster, "seq": seq, "alerts": len(alerts)})
     hub.state(cluster).alerts += len(alerts)
     return web.Response(status=204)
 
