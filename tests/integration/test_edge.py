@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import urllib.parse
@@ -158,7 +159,8 @@ def test_host_rules_alert_change_and_reach_back(tmp_path: Path, node_exporter: s
             what="the rule added on the host to produce results",
         )
         assert load[0]["metric"]["instance"] == node_exporter
-        assert agent.running() and host.running()
+        assert agent.running()
+        assert host.running()
         wait_for(
             lambda: clusters(url)["edge-1"]["edge"]["rules_in_sync"],
             timeout=40,
@@ -240,7 +242,7 @@ def test_outage_delivers_everything_in_order_once(tmp_path: Path, node_exporter:
         points = [(float(t), float(v)) for t, v in series[0]["values"]]
         stamps = [t for t, _ in points]
         assert stamps == sorted(set(stamps)), "timestamps repeat or go back"
-        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False) if b - a > 1.001]
+        gaps = [b - a for a, b in itertools.pairwise(stamps) if b - a > 1.001]
         assert not gaps, f"ticks missing: gaps {gaps[:5]}"
         assert all(abs(v - t) < 1e-6 for t, v in points)
         assert stamps[-1] - stamps[0] > 30  # spans the outage
