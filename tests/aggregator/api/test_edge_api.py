@@ -127,7 +127,7 @@ async def test_alerts_get_the_cluster_label_and_a_repeat_is_ignored(host: Servic
     ).status == 200
     assert len(sent) == 1
     assert sent[0].labels.get("cluster") == "edge-1"
-    status, body = await host.get_json("/api/v1/clusters")
+    _, body = await host.get_json("/api/v1/clusters")
     edge = {c["name"]: c for c in body["data"]}["edge-1"]["edge"]
     assert edge["duplicates"] == 1
     assert edge["last_sequence"] == 7
@@ -144,7 +144,7 @@ async def test_a_repeated_write_sequence_is_not_stored_twice(host: Service) -> N
     headers = {**AUTH, "X-Edge-Sequence": "3"}
     assert (await host.write(body, headers=headers))[0] == 204
     assert (await host.write(body, headers=headers))[0] == 204
-    status, data = await host.get_json("/api/v1/clusters")
+    _, data = await host.get_json("/api/v1/clusters")
     edge = {c["name"]: c for c in data["data"]}["edge-1"]["edge"]
     assert edge["duplicates"] == 1
     assert edge["records"] == 1
