@@ -126,7 +126,7 @@ async def test_alerts_are_sent_when_they_fire() -> None:
 
 async def test_a_group_that_cannot_load_keeps_its_previous_version() -> None:
     good = {"name": "r", "rules": [{"record": "x", "expr": "sum(node_load1)"}]}
-    rules, window, out = make([good])
+    rules, _window, _out = make([good])
     old = rules.groups["r"]
     bad = {"name": "r", "rules": [{"record": "x", "expr": "sum(node_load1)", "future": 1}]}
     problems = rules.load([bad])
@@ -143,7 +143,7 @@ async def test_a_group_that_cannot_load_keeps_its_previous_version() -> None:
 
 
 async def test_a_rule_failing_at_evaluation_reports_its_health() -> None:
-    rules, window, out = make(
+    rules, window, _out = make(
         [
             {
                 "name": "r",
