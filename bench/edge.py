@@ -13,7 +13,8 @@ Bytes upstream are counted where they arrive: the host's
 plus, for the agent, its alert records (`aggregator_edge_sent_bytes_total`
 covers both; the larger of the two is reported). The agent's CPU is its
 utime+stime over the measured period; RSS is VmRSS at the end (and its peak,
-VmHWM). Prometheus's own RSS and CPU are printed beside them.
+VmHWM), with its private part (RssAnon) and mapped library pages (RssFile).
+Prometheus's own RSS and CPU are printed beside them.
 
     .venv/bin/python -m bench.edge [--duration 300] [--warmup 45]
 """
@@ -209,6 +210,8 @@ def run(duration_s: float, warmup_s: float) -> None:
             series = m["aggregator_edge_window_series"]
             rss_mb = status_kb(agent.pid, "VmRSS") / 1024
             hwm_mb = status_kb(agent.pid, "VmHWM") / 1024
+            anon_mb = status_kb(agent.pid, "RssAnon") / 1024
+            file_mb = status_kb(agent.pid, "RssFile") / 1024
             p_rss_mb = status_kb(prom.pid, "VmRSS") / 1024
             core = 100 * a_cpu / elapsed
             k = series / 1000
@@ -220,6 +223,10 @@ def run(duration_s: float, warmup_s: float) -> None:
             print(
                 f"agent RSS        {rss_mb:.1f} MB now, peak {hwm_mb:.1f} MB "
                 f"({rss_mb / k:.1f} MB per 1k series; target < 50 MB)"
+            )
+            print(
+                f"                 of which private (RssAnon) {anon_mb:.1f} MB, "
+                f"shared library pages (RssFile) {file_mb:.1f} MB"
             )
             print(
                 f"agent CPU        {core:.2f}% of one core ({core / k:.2f}% per 1k series; "

@@ -54,3 +54,25 @@ async def test_scrapes_store_labels_synthetic_series_and_staleness(aiohttp_serve
     assert is_stale_nan(by_x["2"].values).tolist() == [False, True]
     assert up.values.tolist() == [1.0, 1.0]
     assert not math.isnan(up.values[0])
+
+
+async def test_openmetrics_bodies_use_the_openmetrics_parser(aiohttp_server: Any) -> None:
+    app = web.Application()
+    body = "# TYPE c counter\nc_total 7 1700000000.5\n# EOF\n"
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=body.encode(),
+            headers={"Content-Type": "application/openmetrics-text; version=1.0.0"},
+        )
+
+    app.router.add_get("/metrics", metrics)
+    server = await aiohttp_server(app)
+    window = Window(10**12)
+    target = Target("j", str(server.make_url("/metrics")), (("job", "j"),), 15_000, 5_000)
+    async with aiohttp.ClientSession() as session:
+        assert await ScrapeLoop(target, window, session).scrape_once() == 1
+    async with window.querier(0, 1 << 62) as q:
+        ss = await q.select([Matcher.eq("__name__", "c_total")], 0, 1 << 62)
+    assert ss.timestamps.tolist() == [1_700_000_000_500]  # the exposed timestamp is kept
+    assert ss.values.tolist() == [7.0]
