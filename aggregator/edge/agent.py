@@ -56,9 +56,9 @@ class Agent:
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         session = self.session
-        self.sender = Sender(self.queue, session, self.host, self.token)
-        self.sync = RuleSync(self.rules, session, self.host, self.token)
-        self.tunnel = TunnelClient(self.window, session, self.host, self.token)
+        self.sender = Sender(self.queue, session, self.host, self.token, self.cluster)
+        self.sync = RuleSync(self.rules, session, self.host, self.token, self.cluster)
+        self.tunnel = TunnelClient(self.window, session, self.host, self.token, self.cluster)
         self.scrapes = ScrapeManager(self.window, session)
         for job in self.config.scrape_configs:
             await self.scrapes.set_targets(f"{job.job_name}/static", static_targets(job))

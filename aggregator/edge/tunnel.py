@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from urllib.parse import urlencode
 
 import aiohttp
 import numpy as np
@@ -52,11 +53,16 @@ class TunnelClient:
     """Keeps the tunnel up and answers the host's reads."""
 
     def __init__(
-        self, window: Window, session: aiohttp.ClientSession, host: str, token: str
+        self,
+        window: Window,
+        session: aiohttp.ClientSession,
+        host: str,
+        token: str,
+        cluster: str = "",
     ) -> None:
         self.window = window
         self.session = session
-        self.url = host.rstrip("/") + "/api/v1/edge/tunnel"
+        self.url = host.rstrip("/") + "/api/v1/edge/tunnel?" + urlencode({"cluster": cluster})
         self.token = token
         self.connected = asyncio.Event()
         self.requests = 0

@@ -14,7 +14,9 @@
   loads what comes, and reports to `POST /api/v1/edge/status` which version
   it runs and what it could not load.
 
-All requests authenticate with the cluster token (`Authorization: Bearer`).
+All requests authenticate with the cluster token (`Authorization: Bearer`); the
+edge endpoints also get `?cluster=`, which only a host with open writes (no
+push clusters, hence no tokens) uses.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import numpy as np
@@ -114,8 +117,16 @@ class QueueOutbox:
 class Sender:
     """Drains the disk queue to the host, in order (see the module docstring)."""
 
-    def __init__(self, queue: DiskQueue, session: aiohttp.ClientSession, host: str, token: str):
+    def __init__(
+        self,
+        queue: DiskQueue,
+        session: aiohttp.ClientSession,
+        host: str,
+        token: str,
+        cluster: str = "",
+    ) -> None:
         self.queue = queue
+        self.cluster = cluster
         self.session = session
         self.host = host.rstrip("/")
         self.token = token
@@ -163,7 +174,7 @@ class Sender:
                 }
             )
         else:
-            url = f"{self.host}/api/v1/edge/alerts"
+            url = f"{self.host}/api/v1/edge/alerts?{urlencode({'cluster': self.cluster})}"
             headers["Content-Type"] = "application/json"
         try:
             async with self.session.post(
@@ -194,9 +205,15 @@ class RuleSync:
     """Keeps the rule set in step with the host (long poll, ETag) and reports back."""
 
     def __init__(
-        self, rules: EdgeRules, session: aiohttp.ClientSession, host: str, token: str
+        self,
+        rules: EdgeRules,
+        session: aiohttp.ClientSession,
+        host: str,
+        token: str,
+        cluster: str = "",
     ) -> None:
         self.rules = rules
+        self.cluster = cluster
         self.session = session
         self.host = host.rstrip("/")
         self.token = token
@@ -223,7 +240,7 @@ class RuleSync:
             headers["If-None-Match"] = self.etag
         async with self.session.get(
             f"{self.host}/api/v1/edge/rules",
-            params={"wait": f"{wait_s:g}s"},
+            params={"wait": f"{wait_s:g}s", "cluster": self.cluster},
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=wait_s + 30),
         ) as resp:
@@ -252,6 +269,7 @@ class RuleSync:
         }
         async with self.session.post(
             f"{self.host}/api/v1/edge/status",
+            params={"cluster": self.cluster},
             data=orjson.dumps(body),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
             timeout=aiohttp.ClientTimeout(total=30),

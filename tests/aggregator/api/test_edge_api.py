@@ -157,3 +157,18 @@ def test_a_bad_edge_rule_file_fails_the_start(tmp_path: Path) -> None:
     hub = EdgeHub(EdgeConfig(rule_files=("edge.yml",), base_dir=tmp_path))
     with pytest.raises(ConfigError, match=r"edge.yml: group \"other\": cluster: must name"):
         hub.load()
+
+
+async def test_with_open_writes_the_agent_names_its_cluster(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    (tmp_path / "edge.yml").write_text(RULES)
+    service = await make_service(
+        Config(edge=EdgeConfig(rule_files=("edge.yml",), base_dir=tmp_path))
+    )
+    resp = await service.client.get("/api/v1/edge/rules", params={"cluster": "dc-2"})
+    assert resp.status == 200
+    assert [g["name"] for g in (await resp.json())["data"]["groups"]] == ["other"]
+    missing = await service.client.get("/api/v1/edge/rules")
+    assert missing.status == 400
+    assert "?cluster=" in await missing.text()
