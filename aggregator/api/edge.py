@@ -70,7 +70,10 @@ async def handle_rules(request: web.Request) -> web.StreamResponse:
     hub = request.app[EDGE]
     wait_ms = 0
     if "wait" in request.query:
-        wait_ms = min(parse_duration_param(request.query["wait"]), MAX_WAIT_MS)
+        try:
+            wait_ms = min(parse_duration_param(request.query["wait"]), MAX_WAIT_MS)
+        except ValueError as exc:
+            raise BadData(f'invalid parameter "wait": {exc}') from None
     have = request.headers.get("If-None-Match")
     etag, groups = hub.rules_for(cluster)
     if have is not None and have == etag and wait_ms:

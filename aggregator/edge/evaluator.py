@@ -165,9 +165,6 @@ class EdgeRules:
             name = raw.get("name") if isinstance(raw, dict) else None
             try:
                 group = parse_group_obj(raw, "host rules")
-                matchers_check = [r for r in group.rules if isinstance(r, FilterSpec) and r.series]
-                for f in matchers_check:
-                    _selector_matchers(f.series or "")
             except EdgeRulesError as exc:
                 problems.extend(exc.problems)
                 failed.add(str(name) if name else f"#{i}")

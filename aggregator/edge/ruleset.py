@@ -39,6 +39,7 @@ import yaml
 
 from aggregator.units import parse_duration_ms
 from alerting.rulefile import RuleFileError, RuleSpec, parse_group
+from promql import ast
 from promql.errors import ParseError
 from promql.parser import parse_expr
 
@@ -167,9 +168,12 @@ def _filter(rule: dict[str, Any], at: str, problems: list[str]) -> FilterSpec | 
             problems.append(f"{at}: {key}: must be a PromQL expression")
             continue
         try:
-            parse_expr(text)
+            parsed = parse_expr(text)
         except ParseError as exc:
             problems.append(f"{at}: {key}: could not parse expression: {exc}")
+            continue
+        if key == "series" and not isinstance(parsed, ast.VectorSelector):
+            problems.append(f"{at}: series: {text!r} is not a series selector")
     before_ms = _duration(rule.get("before"), f"{at}: before", problems) or 0
     after_ms = _duration(rule.get("after"), f"{at}: after", problems) or 0
     if len(problems) > before:

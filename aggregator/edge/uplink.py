@@ -240,7 +240,7 @@ class RuleSync:
             headers["If-None-Match"] = self.etag
         async with self.session.get(
             f"{self.host}/api/v1/edge/rules",
-            params={"wait": f"{wait_s:g}s", "cluster": self.cluster},
+            params={"wait": f"{int(wait_s * 1000)}ms", "cluster": self.cluster},
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=wait_s + 30),
         ) as resp:

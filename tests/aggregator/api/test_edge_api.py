@@ -172,3 +172,9 @@ async def test_with_open_writes_the_agent_names_its_cluster(
     missing = await service.client.get("/api/v1/edge/rules")
     assert missing.status == 400
     assert "?cluster=" in await missing.text()
+
+
+async def test_a_bad_wait_is_a_400(host: Service) -> None:
+    resp = await host.client.get("/api/v1/edge/rules", params={"wait": "soon"}, headers=AUTH)
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith('invalid parameter "wait"')

@@ -54,3 +54,9 @@ def test_problems_name_the_file_group_and_rule(change: tuple[str, str], message:
     with pytest.raises(EdgeRulesError) as err:
         parse_file_groups(FILE.replace(*change), "edge.yml")
     assert any(message in p for p in err.value.problems), err.value.problems
+
+
+def test_a_filters_series_must_be_a_selector() -> None:
+    text = FILE.replace("series: node_load1", "series: rate(node_load1[1m])")
+    with pytest.raises(EdgeRulesError, match="is not a series selector"):
+        parse_file_groups(text, "edge.yml")
