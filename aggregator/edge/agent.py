@@ -58,7 +58,14 @@ class Agent:
         session = self.session
         self.sender = Sender(self.queue, session, self.host, self.token, self.cluster)
         self.sync = RuleSync(self.rules, session, self.host, self.token, self.cluster)
-        self.tunnel = TunnelClient(self.window, session, self.host, self.token, self.cluster)
+        self.tunnel = TunnelClient(
+            self.window,
+            session,
+            self.host,
+            self.token,
+            self.cluster,
+            local_read_url=self.config.edge.remote_read,
+        )
         self.scrapes = ScrapeManager(self.window, session)
         for job in self.config.scrape_configs:
             await self.scrapes.set_targets(f"{job.job_name}/static", static_targets(job))
@@ -148,6 +155,11 @@ class _Collector:
         )
         yield counter(
             "tunnel_requests", "Reads answered through the tunnel.", t.requests if t else 0
+        )
+        yield counter(
+            "local_read_errors",
+            "Reach-back reads the local Prometheus (edge.remote_read) failed.",
+            t.local_errors if t else 0,
         )
         scrapes = a.scrapes
         yield gauge("targets", "Scrape targets.", len(scrapes.loops) if scrapes else 0)

@@ -25,6 +25,7 @@ edge:
   queue_max_bytes: 256MiB         # oldest records are dropped past this
   flush_interval: 15s             # forwarded samples are batched this long at most
   listen: ""                      # HOST:PORT for the agent's own /metrics (off when empty)
+  remote_read: ""                 # this cluster's Prometheus: reach-back reads go there too
 ```
 
 Only these keys are accepted: an unsupported Prometheus feature (relabelling,
@@ -77,6 +78,7 @@ class EdgeSettings:
     queue_max_bytes: int = 256 << 20
     flush_interval_ms: int = 15_000
     listen: str = ""
+    remote_read: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ _JOB = (
     "static_configs",
     "kubernetes_sd_configs",
 )
-_EDGE = ("window", "queue_dir", "queue_max_bytes", "flush_interval", "listen")
+_EDGE = ("window", "queue_dir", "queue_max_bytes", "flush_interval", "listen", "remote_read")
 
 
 def load_agent_config(path: str | Path) -> AgentConfig:
@@ -219,7 +221,13 @@ def _edge(raw: Any, file: str, base_dir: Path) -> EdgeSettings:
     listen = node.get("listen", "")
     if not isinstance(listen, str):
         raise ConfigError(file, "edge.listen", "must be HOST:PORT")
+    remote_read = node.get("remote_read", "")
+    if not isinstance(remote_read, str) or (
+        remote_read and not remote_read.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(file, "edge.remote_read", "must be the http(s) URL of a Prometheus")
     return EdgeSettings(
+        remote_read=remote_read,
         window_ms=_duration(node, "window", d.window_ms, file, "edge"),
         queue_dir=base_dir / str(node.get("queue_dir", d.queue_dir)),
         queue_max_bytes=max_bytes,

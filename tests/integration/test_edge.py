@@ -26,6 +26,7 @@ from tests.support.realparts import (
     http_get,
     start_aggregator,
     start_alertmanager,
+    start_prometheus,
     wait_for,
 )
 
@@ -260,3 +261,49 @@ def test_outage_delivers_everything_in_order_once(tmp_path: Path, node_exporter:
         agent.stop()
         for h in hosts:
             h.stop()
+
+
+LOCAL_PROMETHEUS = """
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: local
+    static_configs: [{targets: ["127.0.0.1:%(port)d"]}]
+"""
+
+
+def test_reach_back_also_reads_the_members_own_prometheus(
+    tmp_path: Path, node_exporter: str
+) -> None:
+    port = free_port()
+    prom, prom_url = start_prometheus(
+        tmp_path / "prom", LOCAL_PROMETHEUS % {"port": port}, port=port
+    )
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    (host_dir / "edge-rules.yml").write_text(RULES_V1)
+    host, url = start_aggregator(
+        host_dir, config=HOST % {"token": TOKEN, "am": "http://127.0.0.1:1"}
+    )
+    config = AGENT % {"node": node_exporter}
+    config = config.replace(
+        "flush_interval: 1s}", f'flush_interval: 1s, remote_read: "{prom_url}"}}'
+    )
+    agent, metrics_url = start_agent(
+        tmp_path / "agent", host=url, cluster="edge-1", token=TOKEN, config=config
+    )
+    try:
+        # The agent does not scrape Prometheus: its series come from the member's own TSDB.
+        found = wait_for(
+            lambda: query(url, 'prometheus_build_info{cluster="edge-1",job="local"}'),
+            timeout=40,
+            what="the member Prometheus's series through the tunnel",
+        )
+        assert found[0]["metric"]["cluster"] == "edge-1"
+        # ...and the window's own series still answer in the same query.
+        both = query(url, 'count by (job) ({cluster="edge-1",__name__="up"})')
+        assert {r["metric"]["job"] for r in both} == {"local", "node"}
+        assert agent_metrics(metrics_url)["aggregator_edge_local_read_errors_total"] == 0
+    finally:
+        agent.stop()
+        host.stop()
+        prom.stop()
