@@ -208,6 +208,7 @@ class ScrapeLoop:
             ),
         )
         self._mark_stale(gone, now_ms)
+        self.window.truncate(now_ms)
         if self.on_scrape is not None:
             self.on_scrape(self.target, len(labels), now_ms)
 

@@ -6,8 +6,9 @@
   sees everything in the order the agent produced it.
 - `Sender` delivers the queue head first, and removes a record only once the
   host answered 2xx. 5xx, 429 and connection failures are retried with
-  backoff (up to 30 s) for ever; a 4xx means the host will never take the
-  record, so it is dropped, logged and counted. Every request carries
+  backoff (up to 30 s) for ever, and so are 401, 403 and 404 (a wrong token or
+  an older host: fixable without losing the data); any other 4xx means the
+  host will never take the record, so it is dropped, logged and counted. Every request carries
   `X-Edge-Sequence`: the host ignores a sequence it already has, so a retry
   after a lost acknowledgement doubles nothing.
 - `RuleSync` long-polls `GET /api/v1/edge/rules` with the ETag it holds,
@@ -193,6 +194,14 @@ class Sender:
         if status < 300:
             return "sent"
         if status == 429 or status >= 500:
+            return "retry"
+        if status in (401, 403, 404):
+            # The token or the host's version is wrong: fixable there, so keep the data
+            # (the queue's bound still applies) and say so loudly.
+            log.error(
+                "host refused the agent, retrying",
+                extra={"status": status, "kind": kind, "err": text.splitlines()[:1]},
+            )
             return "retry"
         log.error(
             "host rejected a record, dropping it",
