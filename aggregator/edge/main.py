@@ -16,8 +16,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aggregator.edge.config import AgentConfig
 
 log = logging.getLogger("aggregator.edge")
 
@@ -64,11 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(_run(config, args.host, args.cluster, token))
 
 
-async def _run(config: object, host: str, cluster: str, token: str) -> int:
+async def _run(config: AgentConfig, host: str, cluster: str, token: str) -> int:
+    """Run the agent until SIGTERM/SIGINT; what was batched goes to the disk queue."""
     from aggregator.edge.agent import Agent
-    from aggregator.edge.config import AgentConfig
 
-    assert isinstance(config, AgentConfig)
     agent = Agent(config, host=host, cluster=cluster, token=token)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
