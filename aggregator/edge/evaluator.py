@@ -24,10 +24,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 
 from aggregator.edge.ruleset import EdgeGroup, EdgeRulesError, FilterSpec, parse_group_obj
 from aggregator.edge.window import Window
@@ -131,7 +133,8 @@ class RunningGroup:
 
 
 def group_digest(raw: dict[str, Any]) -> str:
-    return hashlib.sha256(repr(sorted(raw.items())).encode()).hexdigest()
+    """What identifies a group's version (key order does not matter)."""
+    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class EdgeRules:
@@ -149,7 +152,13 @@ class EdgeRules:
         self.window = window
         self.outbox = outbox
         self.default_interval_ms = default_interval_ms
-        self.engine = engine or Engine(lookback_ms=300_000, timeout_s=30.0)
+        # One evaluation thread: an edge node has a core or two, and every extra thread
+        # costs a malloc arena.
+        self.engine = engine or Engine(
+            lookback_ms=300_000,
+            timeout_s=30.0,
+            executor=ThreadPoolExecutor(1, thread_name_prefix="edge-eval"),
+        )
         self.query = EngineQuery(self.engine, window)
         self.clock = clock
         self.groups: dict[str, RunningGroup] = {}
