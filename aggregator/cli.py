@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.abc
 import logging
 import os
 import signal
@@ -129,10 +130,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_logging(args.log_level, args.log_format)
     keep_freed_memory()
+    keep_pandas_out()
     try:
         return asyncio.run(serve(config, security))
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_RUNTIME
+
+
+def keep_pandas_out() -> None:
+    """Make `import pandas` fail in the serving process.
+
+    pyarrow imports pandas, when it is installed, on its first `pa.array()` to
+    check for pandas inputs; the service never hands it one, and pandas costs
+    about 50 MiB of resident memory and half a second. With the import refused,
+    pyarrow treats pandas as absent and works on without it."""
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _RefusePandas())
+
+
+class _RefusePandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError("pandas is kept out of the service", name=fullname)
+        return None
 
 
 async def serve(config: Config, security: WebSecurity | None = None) -> int:

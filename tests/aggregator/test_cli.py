@@ -169,3 +169,18 @@ def test_a_bad_web_config_file_stops_serve_and_check_config(
     config.write_text("web_config_file: web.yml\n")
     assert main(["check-config", str(config)]) == EXIT_CONFIG
     assert "basic_auth_users.grafana" in capsys.readouterr().err
+
+
+def test_serving_process_keeps_pandas_out_and_pyarrow_still_writes_blocks() -> None:
+    # pyarrow imports pandas (about 50 MiB resident) on its first pa.array() unless
+    # the import fails; the block codecs must work on without it.
+    script = """
+import sys
+from aggregator.cli import keep_pandas_out
+keep_pandas_out()
+from storage.blocks.rowgroups import warm_decoders
+warm_decoders()
+print("pandas" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
