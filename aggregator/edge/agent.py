@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -21,6 +20,7 @@ from aggregator.edge.config import AgentConfig
 from aggregator.edge.discovery import PodDiscovery, static_targets
 from aggregator.edge.diskqueue import DiskQueue
 from aggregator.edge.evaluator import EdgeRules
+from aggregator.edge.http import Client
 from aggregator.edge.scrape import ScrapeManager
 from aggregator.edge.tunnel import TunnelClient
 from aggregator.edge.uplink import QueueOutbox, RuleSync, Sender
@@ -44,7 +44,7 @@ class Agent:
         self.rules = EdgeRules(
             self.window, self.outbox, default_interval_ms=config.evaluation_interval_ms
         )
-        self.session: aiohttp.ClientSession | None = None
+        self.session: Client | None = None
         self.sender: Sender | None = None
         self.sync: RuleSync | None = None
         self.tunnel: TunnelClient | None = None
@@ -54,7 +54,7 @@ class Agent:
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        self.session = Client()
         session = self.session
         self.sender = Sender(self.queue, session, self.host, self.token, self.cluster)
         self.sync = RuleSync(self.rules, session, self.host, self.token, self.cluster)

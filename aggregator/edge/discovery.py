@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from aggregator.edge.config import KubernetesSD, ScrapeConfig
+from aggregator.edge.http import Client
 from aggregator.edge.scrape import ScrapeManager, Target
 
 log = logging.getLogger(__name__)
@@ -109,14 +107,16 @@ class PodDiscovery:
         self.source = f"{job.job_name}/kubernetes/{index}"
         self.last_error: str | None = None
 
-    def _endpoint(self) -> tuple[str, dict[str, str], ssl.SSLContext | bool]:
+    def _endpoint(self) -> tuple[str, dict[str, str], Any]:
         headers: dict[str, str] = {}
         token_file = SERVICE_ACCOUNT / "token"
         if token_file.is_file():
             headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
-        ctx: ssl.SSLContext | bool = True
+        ctx = None
         ca = SERVICE_ACCOUNT / "ca.crt"
         if ca.is_file():
+            import ssl
+
             ctx = ssl.create_default_context(cafile=str(ca))
         base = self.sd.api_server
         if not base:
@@ -130,7 +130,7 @@ class PodDiscovery:
             base = f"https://{host}:{port}"
         return base, headers, ctx
 
-    async def list_pods(self, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+    async def list_pods(self, session: Client) -> list[dict[str, Any]]:
         base, headers, ctx = self._endpoint()
         paths = (
             [f"/api/v1/namespaces/{ns}/pods" for ns in self.sd.namespaces]
@@ -139,15 +139,16 @@ class PodDiscovery:
         )
         pods: list[dict[str, Any]] = []
         for path in paths:
-            async with session.get(base + path, headers=headers, ssl=ctx) as resp:
-                if resp.status != 200:
-                    text = (await resp.text())[:200]
-                    raise RuntimeError(f"GET {path}: HTTP {resp.status}: {text}")
-                body = await resp.json()
+            resp = await session.request(
+                "GET", base + path, headers=headers, ssl_context=ctx, timeout_s=30
+            )
+            if resp.status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {resp.status}: {resp.text()[:200]}")
+            body = resp.json()
             pods.extend(body.get("items") or [])
         return pods
 
-    async def run(self, session: aiohttp.ClientSession) -> None:
+    async def run(self, session: Client) -> None:
         while True:
             try:
                 pods = await self.list_pods(session)

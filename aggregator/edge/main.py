@@ -2,8 +2,8 @@
 
 Its own light entry point: `aggregator.entry` sends `edge` here before the
 service's CLI is imported, so the agent loads only what it runs (the PromQL
-engine, the wire codec, aiohttp's client, prometheus-client) and never
-pyarrow, boto3, the object stores, tiering, the HTTP API or the notifiers.
+engine, the wire codec, its own HTTP client, prometheus-client) and never
+aiohttp, pyarrow, boto3, the object stores, tiering, the HTTP API or the notifiers.
 tests/aggregator/edge/test_imports.py checks this.
 """
 

@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import aiohttp
 import numpy as np
 
+from aggregator.edge.http import Client, HTTPError
 from aggregator.edge.window import Window
 from remote_write.batch import STALE_NAN
 from storage.labels import METRIC_NAME, Labels
@@ -89,7 +89,7 @@ class ScrapeLoop:
         self,
         target: Target,
         window: Window,
-        session: aiohttp.ClientSession,
+        session: Client,
         on_scrape: Callable[[Target, int, int], None] | None = None,
         clock: Clock = time.time,
     ) -> None:
@@ -135,17 +135,18 @@ class ScrapeLoop:
         """One scrape: returns the number of samples stored (0 when the target is down)."""
         now_ms = int(self.clock() * 1000)
         started = time.monotonic()
-        timeout = aiohttp.ClientTimeout(total=self.target.timeout_ms / 1000)
         try:
-            async with self.session.get(
-                self.target.url, headers={"Accept": ACCEPT}, timeout=timeout
-            ) as resp:
-                body = await resp.text()
-                if resp.status != 200:
-                    raise ValueError(f"HTTP {resp.status}")
-                content_type = resp.headers.get("Content-Type", "text/plain")
-            labels, values, stamps = self._samples(body, content_type, now_ms)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            resp = await self.session.request(
+                "GET",
+                self.target.url,
+                headers={"Accept": ACCEPT},
+                timeout_s=self.target.timeout_ms / 1000,
+            )
+            if resp.status != 200:
+                raise ValueError(f"HTTP {resp.status}")
+            content_type = resp.headers.get("content-type", "text/plain")
+            labels, values, stamps = self._samples(resp.text(), content_type, now_ms)
+        except (HTTPError, TimeoutError, ValueError) as exc:
             self.last_error = str(exc) or type(exc).__name__
             self._store([], np.zeros(0), np.zeros(0, np.int64), now_ms, started, up=False)
             return 0
@@ -224,7 +225,7 @@ class ScrapeManager:
     def __init__(
         self,
         window: Window,
-        session: aiohttp.ClientSession,
+        session: Client,
         on_scrape: Callable[[Target, int, int], None] | None = None,
     ) -> None:
         self.window = window

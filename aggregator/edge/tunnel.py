@@ -21,9 +21,9 @@ import struct
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
-import aiohttp
 import numpy as np
 
+from aggregator.edge.http import Client, HTTPError, WebSocket
 from aggregator.edge.window import Window
 from remote_write.batch import WriteBatch
 from remote_write.codec import DecodedWrite
@@ -86,7 +86,7 @@ class TunnelClient:
     def __init__(
         self,
         window: Window,
-        session: aiohttp.ClientSession,
+        session: Client,
         host: str,
         token: str,
         cluster: str = "",
@@ -105,31 +105,34 @@ class TunnelClient:
         backoff = 0.5
         while True:
             try:
-                async with self.session.ws_connect(
+                ws = await self.session.websocket(
                     self.url,
                     headers={"Authorization": f"Bearer {self.token}"},
                     heartbeat=20,
-                    max_msg_size=MAX_REQUEST_BYTES,
-                ) as ws:
-                    self.connected.set()
-                    backoff = 0.5
-                    log.info("tunnel open", extra={"url": self.url})
+                    max_message=MAX_REQUEST_BYTES,
+                )
+                self.connected.set()
+                backoff = 0.5
+                log.info("tunnel open", extra={"url": self.url})
+                try:
                     await self._serve(ws)
+                finally:
+                    await ws.close()
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except (HTTPError, TimeoutError, OSError) as exc:
                 log.debug("tunnel down", extra={"err": str(exc) or type(exc).__name__})
             self.connected.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
-    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.BINARY or len(msg.data) < HEADER.size:
+    async def _serve(self, ws: WebSocket) -> None:
+        async for data in ws:
+            if len(data) < HEADER.size:
                 continue
-            (rid,) = HEADER.unpack_from(msg.data)
+            (rid,) = HEADER.unpack_from(data)
             self.requests += 1
-            body = msg.data[HEADER.size :]
+            body = data[HEADER.size :]
             try:
                 local = await self._local(body) if self.local_read_url else []
                 reply = bytes([OK]) + answer_read(self.window, body, local)
@@ -145,21 +148,21 @@ class TunnelClient:
         the window still answers)."""
         try:
             decode_read_request(body, max_decoded_bytes=MAX_REQUEST_BYTES)  # reads only
-            async with self.session.post(
+            resp = await self.session.request(
+                "POST",
                 f"{self.local_read_url}/api/v1/read",
-                data=body,
+                body=body,
                 headers={
                     "Content-Encoding": "snappy",
                     "Content-Type": "application/x-protobuf",
                     "X-Prometheus-Remote-Read-Version": "0.1.0",
                 },
-                timeout=aiohttp.ClientTimeout(total=25),
-            ) as resp:
-                data = await resp.read()
-                if resp.status != 200:
-                    raise ValueError(f"HTTP {resp.status}")
-            return decode_read_response(data)
-        except (aiohttp.ClientError, TimeoutError, ValueError, RemoteWriteError) as exc:
+                timeout_s=25,
+            )
+            if resp.status != 200:
+                raise ValueError(f"HTTP {resp.status}")
+            return decode_read_response(resp.body)
+        except (HTTPError, TimeoutError, ValueError, RemoteWriteError) as exc:
             self.local_errors += 1
             log.warning(
                 "local prometheus read failed", extra={"err": str(exc) or type(exc).__name__}

@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import numpy as np
 import orjson
 
 from aggregator.edge.diskqueue import DiskQueue
 from aggregator.edge.evaluator import EdgeRules
+from aggregator.edge.http import Client, HTTPError
 from alerting.types import Alert
 from remote_write.batch import WriteBatch
 from remote_write.codec import encode_write_request
@@ -121,7 +121,7 @@ class Sender:
     def __init__(
         self,
         queue: DiskQueue,
-        session: aiohttp.ClientSession,
+        session: Client,
         host: str,
         token: str,
         cluster: str = "",
@@ -178,12 +178,9 @@ class Sender:
             url = f"{self.host}/api/v1/edge/alerts?{urlencode({'cluster': self.cluster})}"
             headers["Content-Type"] = "application/json"
         try:
-            async with self.session.post(
-                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=30)
-            ) as resp:
-                text = await resp.text()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            resp = await self.session.request("POST", url, body=body, headers=headers, timeout_s=30)
+            text, status = resp.text(), resp.status
+        except (HTTPError, TimeoutError) as exc:
             if self.connected:
                 log.warning(
                     "host unreachable, queueing", extra={"err": str(exc) or type(exc).__name__}
@@ -216,7 +213,7 @@ class RuleSync:
     def __init__(
         self,
         rules: EdgeRules,
-        session: aiohttp.ClientSession,
+        session: Client,
         host: str,
         token: str,
         cluster: str = "",
@@ -247,19 +244,19 @@ class RuleSync:
         headers = {"Authorization": f"Bearer {self.token}"}
         if self.etag:
             headers["If-None-Match"] = self.etag
-        async with self.session.get(
+        resp = await self.session.request(
+            "GET",
             f"{self.host}/api/v1/edge/rules",
             params={"wait": f"{int(wait_s * 1000)}ms", "cluster": self.cluster},
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=wait_s + 30),
-        ) as resp:
-            if resp.status == 304:
-                return False
-            body = await resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"GET /api/v1/edge/rules: HTTP {resp.status}: {body[:200]!r}")
-            etag = resp.headers.get("ETag")
-        groups = orjson.loads(body)["data"]["groups"]
+            timeout_s=wait_s + 30,
+        )
+        if resp.status == 304:
+            return False
+        if resp.status != 200:
+            raise RuntimeError(f"GET /api/v1/edge/rules: HTTP {resp.status}: {resp.body[:200]!r}")
+        etag = resp.headers.get("etag")
+        groups = resp.json()["data"]["groups"]
         problems = self.rules.load(groups)
         self.etag = etag
         self.loads += 1
@@ -276,19 +273,19 @@ class RuleSync:
             "rules": self.rules.status(),
             "time_ms": int(time.time() * 1000),
         }
-        async with self.session.post(
+        await self.session.request(
+            "POST",
             f"{self.host}/api/v1/edge/status",
             params={"cluster": self.cluster},
-            data=orjson.dumps(body),
+            body=orjson.dumps(body),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=30),
-        ) as resp:
-            await resp.read()
+            timeout_s=30,
+        )
 
     async def report_loop(self, every_s: float = 30.0) -> None:
         while True:
             await asyncio.sleep(every_s)
             try:
                 await self.report()
-            except (aiohttp.ClientError, TimeoutError):
+            except (HTTPError, TimeoutError):
                 pass

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from aggregator.edge.config import KubernetesSD, ScrapeConfig
 from aggregator.edge.discovery import PodDiscovery, pod_targets
+from aggregator.edge.http import Client
 from aggregator.edge.scrape import ScrapeManager
 from aggregator.edge.window import Window
 from storage.labels import Matcher
@@ -99,10 +100,8 @@ async def test_discovered_pods_are_scraped(aiohttp_server: Any) -> None:
     api.router.add_get("/api/v1/namespaces/{ns}/pods", pods)
     fake = await aiohttp_server(api)
 
-    import aiohttp
-
     window = Window(60_000)
-    async with aiohttp.ClientSession() as session:
+    async with Client() as session:
         manager = ScrapeManager(window, session)
         sd = KubernetesSD(api_server=str(fake.make_url("")).rstrip("/"), namespaces=("shop",))
         discovery = PodDiscovery(JOB, sd, 0, manager)

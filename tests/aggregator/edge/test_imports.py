@@ -13,6 +13,7 @@ FORBIDDEN = (
     "boto3",
     "botocore",
     "bcrypt",
+    "aiohttp",
     "aiohttp.web",
     "aggregator.app",
     "aggregator.api",

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aiohttp
-
 from aggregator.api.edge import EDGE
 from aggregator.config import Config, EdgeConfig
 from aggregator.edge.evaluator import EdgeRules
+from aggregator.edge.http import Client
 from aggregator.edge.uplink import RuleSync
 from aggregator.edge.window import Window
 from tests.aggregator.conftest import MakeService, clusters
@@ -46,7 +45,7 @@ async def test_rules_load_and_a_rule_the_agent_cannot_load_is_reported(
     )
     base = str(host.client.make_url("")).rstrip("/")
     rules = EdgeRules(Window(60_000), Discard())
-    async with aiohttp.ClientSession() as session:
+    async with Client() as session:
         sync = RuleSync(rules, session, base, "token-edge-1")
         try:
             assert await sync.poll_once(wait_s=0.1) is True

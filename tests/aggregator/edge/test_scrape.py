@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from aggregator.edge.http import Client
 from aggregator.edge.scrape import ScrapeLoop, Target
 from aggregator.edge.window import Window
 from remote_write.batch import is_stale_nan
@@ -37,7 +37,7 @@ async def test_scrapes_store_labels_synthetic_series_and_staleness(aiohttp_serve
         15_000,
         5_000,
     )
-    async with aiohttp.ClientSession() as session:
+    async with Client() as session:
         loop = ScrapeLoop(target, window, session, clock=clock)
         assert await loop.scrape_once() == 2
         assert await loop.scrape_once() == 1
@@ -70,7 +70,7 @@ async def test_openmetrics_bodies_use_the_openmetrics_parser(aiohttp_server: Any
     server = await aiohttp_server(app)
     window = Window(10**12)
     target = Target("j", str(server.make_url("/metrics")), (("job", "j"),), 15_000, 5_000)
-    async with aiohttp.ClientSession() as session:
+    async with Client() as session:
         assert await ScrapeLoop(target, window, session).scrape_once() == 1
     async with window.querier(0, 1 << 62) as q:
         ss = await q.select([Matcher.eq("__name__", "c_total")], 0, 1 << 62)

@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from aggregator.edge import uplink
 from aggregator.edge.diskqueue import DiskQueue
+from aggregator.edge.http import Client
 from aggregator.edge.uplink import Sender
 from tests.support.waiting import until
 
@@ -32,7 +32,7 @@ async def test_order_retries_and_drops(aiohttp_server: Any, tmp_path: Path, monk
     queue = DiskQueue(tmp_path, 1 << 20)
     for kind, body in (("write", b"a"), ("alerts", b"b"), ("write", b"c"), ("write", b"d")):
         queue.put(kind, body)
-    async with aiohttp.ClientSession() as session:
+    async with Client() as session:
         sender = Sender(queue, session, str(server.make_url("")), "tok")
         task = asyncio.create_task(sender.run())
         try:
