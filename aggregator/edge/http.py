@@ -1,12 +1,13 @@
 """A small HTTP/1.1 and WebSocket client on asyncio streams, for the agent alone.
 
 Why not aiohttp's client, as the rest of the project uses: the agent's memory
-target (50 MB resident on a node with 2-4 GB) and aiohttp with its helpers
-costs about 12 MB resident on import, ssl 5 MB more. The agent needs little:
-GET and POST with a body, Content-Length or chunked answers, keep-alive to the
-few hosts it talks to, TLS only when a URL is https (ssl is imported then),
-and one WebSocket client (RFC 6455: masked frames out, ping/pong, close).
-Compression is never asked for, so answers come as they are.
+target (50 MB resident on a node with 2-4 GB), and aiohttp with its helpers
+(yarl, multidict, attrs, its parsers) costs about 10 MB resident on import.
+The agent needs little: GET and POST with a body, Content-Length or chunked
+answers, keep-alive to the few hosts it talks to, TLS when a URL is https
+(a default context made on first use), and one WebSocket client (RFC 6455:
+masked frames out, ping/pong, close). Compression is never asked for, so
+answers come as they are.
 
 Failures to connect, send or read, and malformed answers, raise `HTTPError`
 (the agent's one "the other side is unreachable or broken" exception);
@@ -115,7 +116,7 @@ class Client:
         if ssl_context is not None:
             return ssl_context
         if self._default_tls is None:
-            import ssl  # only for https URLs: 5 MB resident otherwise spared
+            import ssl  # loaded with asyncio anyway; the context only for https URLs
 
             self._default_tls = ssl.create_default_context()
         return self._default_tls
