@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from aggregator.cli import main
+from aggregator.entry import main
 
 sys.exit(main())

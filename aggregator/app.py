@@ -38,6 +38,7 @@ from aggregator.api.context import (
     BackendSlot,
     BuildInfo,
 )
+from aggregator.api.edge import EDGE
 from aggregator.api.federation import CLUSTERS
 from aggregator.api.promjson import LabelsJSONCache
 from aggregator.api.v1 import add_routes, observe
@@ -45,6 +46,7 @@ from aggregator.api.write import SYMBOL_IDS
 from aggregator.auth import Authenticator
 from aggregator.config import EMBEDDED_DEFAULT, Config, load_config
 from aggregator.errors import ConfigError
+from aggregator.federation.edge import EdgeHub
 from aggregator.federation.fleet import Fleet
 from aggregator.federation.metrics import FederationMetrics
 from aggregator.federation.registry import ClusterRegistry
@@ -135,6 +137,7 @@ def build_app(
     app.on_cleanup.append(lambda _: _shutdown_pool(evaluators))
     app[LABELS_JSON] = LabelsJSONCache()
     app[CLUSTERS] = ClusterRegistry(config, FederationMetrics(metrics.registry))
+    app[EDGE] = app[CLUSTERS].edge = EdgeHub(config.edge, app[CLUSTERS].metrics)
     ruler = Ruler(
         engine=app[QUERY_ENGINE],
         registry=metrics.registry,
@@ -143,16 +146,19 @@ def build_app(
         rules_dir=config.data_dir / "rules",
     )
     app[RULES] = ruler
+    app[EDGE].notify = ruler.hub.send
 
     async def reload() -> None:
         # The web-config file is watched too; a reload re-reads it at once.
         app[SECURITY].reload()
         await reload_config(config, ruler)
+        await app[EDGE].reload()
 
     app[RELOAD] = reload
     app.cleanup_ctx.append(_security_component)
     app.cleanup_ctx.append(_storage_component(open_storage or _open_storage))
     app.cleanup_ctx.append(_federation_component)
+    app.cleanup_ctx.append(_edge_component)
     app.cleanup_ctx.append(_ruler_component(ruler))
     add_routes(app)
     return app
@@ -273,6 +279,20 @@ async def _open_into(
 async def _security_component(app: web.Application) -> AsyncIterator[None]:
     """Reload the web config (users, TLS files) when its files change."""
     task = asyncio.create_task(app[SECURITY].watch(), name="web-config-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _edge_component(app: web.Application) -> AsyncIterator[None]:
+    """Edge agents' rules: checked at start (a bad file stops it), then watched."""
+    hub = app[EDGE]
+    groups = hub.load()
+    if app[CONFIG].edge.rule_files:
+        log.info("edge rules loaded", extra={"groups": groups})
+    task = asyncio.create_task(hub.watch(), name="edge-rules-watch")
     try:
         yield
     finally:

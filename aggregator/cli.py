@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="logfmt", choices=["logfmt", "json"])
 
+    commands.add_parser(
+        "edge", help="run the edge agent (see `aggregator edge --help`)", add_help=False
+    )
     check = commands.add_parser("check-config", help="check a config file and exit")
     check.add_argument("config", metavar="FILE")
     return parser
@@ -98,6 +101,11 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aggregator` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["edge"]:  # normally routed by aggregator.entry before this module loads
+        from aggregator.edge.main import main as edge_main
+
+        return edge_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         try:

@@ -61,6 +61,9 @@ rules:
   files: []                     # globs of Prometheus rule files, relative to this file
   evaluation_interval: 1m       # for groups without their own `interval`
   query_offset: 0s              # for groups without their own `query_offset`
+edge:                           # rules for edge agents (`aggregator edge`)
+  rule_files: []                # globs of edge rule files; each group has `cluster: NAME`
+  tunnel_timeout: 30s           # a read through an agent's reach-back tunnel
 alerting:
   external_url: ""              # where alerts link back; default http://<listen address>
   external_labels: {}           # added to alerts that lack them; templates' $externalLabels
@@ -276,6 +279,21 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    """`edge:`: the rules the host assigns to edge agents (`aggregator edge`).
+
+    `rule_files` are globs of edge rule files (`aggregator.edge.ruleset`): rule
+    groups whose `cluster:` names the edge cluster that runs them. They are
+    re-read when they change; agents long-poll `GET /api/v1/edge/rules` for
+    their cluster's groups.
+    """
+
+    rule_files: tuple[str, ...] = ()
+    base_dir: Path = Path(".")
+    tunnel_timeout_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the service runs with; `source` names the file (for messages)."""
 
@@ -292,6 +310,7 @@ class Config:
     web_config_file: Path | None = None
     """Prometheus web-config file: TLS and read users (`aggregator.webconfig`)."""
     server: ServerConfig = field(default_factory=ServerConfig)
+    edge: EdgeConfig = field(default_factory=lambda: EdgeConfig())
 
     def with_overrides(
         self,
@@ -401,6 +420,7 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     rules = _parse_rules(top.section("rules"), base_dir)
     alerting = _parse_alerting(top.section("alerting"), base_dir)
     server = _parse_server(top.section("server"))
+    edge = _parse_edge(top.section("edge"), base_dir)
     web_config_file = None
     web_config_text = top.string("web_config_file", "")
     if web_config_text:
@@ -429,6 +449,7 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
         source=file,
         web_config_file=web_config_file,
         server=server,
+        edge=edge,
     )
 
 
@@ -797,6 +818,21 @@ def _parse_rules(node: _Node, base_dir: Path) -> RulesSettings:
             "evaluation_interval", d.evaluation_interval_ms, minimum=1
         ),
         query_offset_ms=node.duration("query_offset", d.query_offset_ms),
+    )
+    node.finish()
+    return out
+
+
+def _parse_edge(node: _Node, base_dir: Path) -> EdgeConfig:
+    files = node.pop("rule_files", [])
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+        raise node.error("rule_files", "must be a list of file paths or globs, e.g. [edge/*.yml]")
+    out = EdgeConfig(
+        rule_files=tuple(files),
+        base_dir=base_dir,
+        tunnel_timeout_ms=node.duration("tunnel_timeout", 30_000, minimum=1),
     )
     node.finish()
     return out

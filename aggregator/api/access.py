@@ -1,7 +1,8 @@
 """Read access: every request but the open ones needs a read credential.
 
-Open: `/-/healthy`, `/-/ready`, remote write (authenticated per cluster by
-its own token or client certificate, `aggregator.auth`), and `/metrics` when
+Open: `/-/healthy`, `/-/ready`, remote write and the edge agents' endpoints
+(authenticated per cluster by its own token or client certificate,
+`aggregator.auth`), and `/metrics` when
 `server.metrics_auth` is off. Everything else (queries, series, labels,
 metadata, remote read, the fleet registry and page, rules, admin and any
 endpoint added later) needs a web-config user or token once the file names
@@ -31,6 +32,8 @@ from aggregator.security import WebSecurity
 SECURITY = web.AppKey("security", WebSecurity)
 READER = web.RequestKey("reader", Reader)
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/api/v1/write"})
+EDGE_PREFIX = "/api/v1/edge/"
+"""Edge agents' endpoints: authenticated by the cluster token (`aggregator.api.edge`)."""
 WHOLE_FLEET = ("/api/v1/admin/", "/api/v1/status/blocks", "/-/reload", "/config/v1/", "/metrics")
 """Path prefixes only a reader of every cluster may use."""
 
@@ -54,7 +57,11 @@ def unauthorized() -> web.Response:
 async def require_reader(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate reads (see the module docstring)."""
     path = request.path
-    if path in OPEN_PATHS or (path == "/metrics" and not request.app[CONFIG].server.metrics_auth):
+    if (
+        path in OPEN_PATHS
+        or path.startswith(EDGE_PREFIX)
+        or (path == "/metrics" and not request.app[CONFIG].server.metrics_auth)
+    ):
         return await handler(request)
     try:
         reader = await request.app[SECURITY].read_auth.authenticate(request.headers)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from aggregator.api import (
+    edge,
     exemplars,
     federation,
     metadata,
@@ -68,6 +69,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/-/ready", status.handle_ready)
     r.add_get("/metrics", status.handle_metrics)
     ui.add_ui_routes(app)
+    edge.add_edge_routes(app)
 
 
 def route_name(request: web.Request) -> str:

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from aggregator.api.context import AUTH, BACKEND, CONFIG, INGEST_LIMITS, METRICS
+from aggregator.api.edge import EDGE, edge_sequence
 from aggregator.api.federation import CLUSTERS
 from aggregator.api.params import within_body_timeout
 from aggregator.api.responses import RETRY_AFTER_S, WRITE_INTERNAL, classify_write
@@ -84,6 +85,11 @@ async def _receive(request: web.Request) -> web.Response:
     identity = request.app[AUTH].authenticate(request.headers, peercert)
     backend = request.app[BACKEND].get()
     version = _check_headers(request)
+    sequence = edge_sequence(request, identity.cluster)
+    if sequence is not None and request.app[EDGE].is_duplicate(identity.cluster or "", sequence):
+        # An edge agent's retry of a record already stored (its acknowledgement was lost).
+        await request.read()
+        return web.Response(status=204)
     limits = request.app[CONFIG].limits
     body = await _read_body(request, limits.max_request_bytes)
     cluster_label = identity.cluster or ""
@@ -119,6 +125,8 @@ async def _receive(request: web.Request) -> web.Response:
     if registry is not None and result.accepted:
         registry.observe_push(identity.cluster, result.accepted, _newest(batch))
     rejected = [*refused, *result.rejected]
+    if sequence is not None and not any(r.retryable for r in rejected):
+        request.app[EDGE].accepted(cluster_label, sequence)
     metrics.count_rejections(cluster_label, rejected)
     dropped = dict(decoded_dropped)
     for kind, count in result.dropped.items():

@@ -111,7 +111,10 @@ class Fleet:
                 [head],
                 [
                     q
-                    for q in self.registry.pull_queriers(start_ms, end_ms)
+                    for q in [
+                        *self.registry.pull_queriers(start_ms, end_ms),
+                        *self.registry.edge_queriers(start_ms, end_ms),
+                    ]
                     if q.cluster.name not in self.excluded
                 ],
                 partial_response=self.options.partial_response,

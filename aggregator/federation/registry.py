@@ -19,9 +19,9 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -40,6 +40,14 @@ _HEAD_SERIES = re.compile(rb"^prometheus_tsdb_head_series(?:\{[^}]*\})? (\S+)", 
 _APPENDED = re.compile(rb"^prometheus_tsdb_head_samples_appended_total(?:\{[^}]*\})? (\S+)", re.M)
 
 Clock = Callable[[], float]
+
+
+class EdgeStatusSource(Protocol):
+    """The edge agents' side of the registry (`aggregator.federation.edge.EdgeHub`)."""
+
+    def queriers(self, start_ms: int, end_ms: int) -> Sequence[RemoteCluster]: ...
+
+    def status(self, cluster: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -91,6 +99,8 @@ class ClusterRegistry:
         self.push = {c.name: PushState(c.name) for c in config.clusters}
         self.pulls = [PullState(c) for c in config.pull_clusters]
         self._tasks: list[asyncio.Task[None]] = []
+        self.edge: EdgeStatusSource | None = None
+        """Edge agents (set by the app): their tunnels are queried like pull clusters."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -173,6 +183,10 @@ class ClusterRegistry:
                 )
             )
         return out
+
+    def edge_queriers(self, start_ms: int, end_ms: int) -> Sequence[RemoteCluster]:
+        """A Querier per open edge tunnel (reads answered from the agent's window)."""
+        return self.edge.queriers(start_ms, end_ms) if self.edge is not None else []
 
     def _query_hook(self, state: PullState) -> Callable[[str | None], None]:
         def hook(error: str | None) -> None:
@@ -316,6 +330,9 @@ class ClusterRegistry:
                     "samples_per_second": round(state.samples_per_second(now), 3),
                 }
             )
+            edge = self.edge.status(name) if self.edge is not None else None
+            if edge is not None:
+                out[-1]["edge"] = edge
         for pull in sorted(self.pulls, key=lambda s: (s.cluster.name, s.cluster.url)):
             rate = pull.samples_per_second
             out.append(
