@@ -130,7 +130,8 @@ def test_entrypoint_is_aggregator_serve_and_its_arguments_parse(dockerfile) -> N
     (cmd,) = runtime.all("CMD")
     program, *command = _exec_form(entrypoint)
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts[program] == "aggregator.cli:main"
+    # The console script hands everything but `edge` to the service's CLI (aggregator.cli).
+    assert scripts[program] == "aggregator.entry:main"
     assert command == ["serve"]
     parsed = build_parser().parse_args([*command, *_exec_form(cmd)])
     assert parsed.command == "serve"
