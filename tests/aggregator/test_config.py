@@ -492,7 +492,7 @@ server:
 
 def test_hardening_defaults_follow_the_machine() -> None:
     q = Config().query
-    assert 1 <= q.max_concurrency <= 20
+    assert q.max_concurrency in range(1, 21)
     assert q.query_memory_bound == q.max_memory // 4
     assert Config().web_config_file is None
 
