@@ -17,8 +17,10 @@ is `remote_write.serieswalk`, the labels `remote_write.wirelabels`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import TypeVar
 
 import cramjam
 import numpy as np
@@ -50,6 +52,8 @@ from remote_write.serieswalk import (
     walk_samples,
 )
 from remote_write.wirelabels import WireLabels, keyed_series
+
+T = TypeVar("T")
 
 _METRIC_TYPES = {
     v.number: v.name.lower() for v in types_pb2.MetricMetadata.MetricType.DESCRIPTOR.values
@@ -229,10 +233,7 @@ def _decode_histograms(raw: bytes | bytearray) -> HistogramBatch:
         timeseries = fast_pb2.HistWriteRequest.FromString(raw).timeseries
     except ProtobufDecodeError as exc:
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
-    lists = [ts.histograms for ts in timeseries]
-    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    idx = np.repeat(np.arange(len(lists), dtype=np.int32), counts)
-    return decode_histogram_messages(list(chain.from_iterable(lists)), idx)
+    return decode_histogram_messages(*_flatten([ts.histograms for ts in timeseries]))
 
 
 def _decode_exemplars(raw: bytes | bytearray) -> ExemplarBatch:
@@ -241,10 +242,14 @@ def _decode_exemplars(raw: bytes | bytearray) -> ExemplarBatch:
         timeseries = fast_v2_pb2.ExemplarRequest.FromString(raw).timeseries
     except ProtobufDecodeError as exc:
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
-    lists = [ts.exemplars for ts in timeseries]
+    return decode_exemplar_messages(*_flatten([ts.exemplars for ts in timeseries]))
+
+
+def _flatten(lists: list[Sequence[T]]) -> tuple[list[T], NDArray[np.int32]]:
+    """Per-series message lists as one list, with the series index of each message."""
     counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
     idx = np.repeat(np.arange(len(lists), dtype=np.int32), counts)
-    return decode_exemplar_messages(list(chain.from_iterable(lists)), idx)
+    return list(chain.from_iterable(lists)), idx
 
 
 def _decode_metadata(raw: bytes) -> SeriesMetadata:
