@@ -118,9 +118,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from aggregator.confignode import (
+    LABEL_NAME,
+    ConfigNode,
+    DuplicateKey,
+    StrictLoader,
+    kind_of,
+)
 from aggregator.errors import ConfigError
 from aggregator.machine import default_max_concurrency, default_max_memory
-from aggregator.units import parse_bytes, parse_duration_ms
 from alerting.settings import AlertingSettings, HTTPTarget, RulesSettings, WebhookTarget
 from remote_write.validate import SeriesLimits
 from storage.objstore.config import ObjectStoreConfig
@@ -133,7 +139,6 @@ COMMAND_LINE = "command line"
 
 MiB = 1 << 20
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,12 +397,12 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(file, "", f"cannot read the file: {exc}") from None
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(file, "", f"invalid YAML: {where}{exc.problem}") from None
-    except _DuplicateKey as exc:
+    except DuplicateKey as exc:
         raise ConfigError(file, exc.key, "duplicate key") from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, "", f"invalid YAML: {exc}") from None
@@ -406,7 +411,7 @@ def load_config(path: str | Path) -> Config:
 
 def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
     """Build a Config from parsed YAML; relative paths resolve against `base_dir`."""
-    top = _Node(file, "", raw)
+    top = ConfigNode(file, "", raw)
     listen_text = top.string("listen", DEFAULT_LISTEN)
     try:
         listen = parse_listen(listen_text)
@@ -462,19 +467,19 @@ def _cluster_index(raw: Any, name: str) -> int:
 
 
 def _parse_clusters(
-    top: _Node, base_dir: Path
+    top: ConfigNode, base_dir: Path
 ) -> tuple[tuple[PushCluster, ...], tuple[PullCluster, ...]]:
     items = top.pop("clusters", None)
     if items is None:
         return (), ()
     if not isinstance(items, list):
-        raise top.error("clusters", f"must be a list of clusters, got {_kind(items)}")
+        raise top.error("clusters", f"must be a list of clusters, got {kind_of(items)}")
     clusters: list[PushCluster] = []
     pulls: list[PullCluster] = []
     names: dict[str, tuple[str, bool]] = {}
     tokens: dict[str, tuple[str, str]] = {}
     for i, item in enumerate(items):
-        node = _Node(top.file, f"clusters[{i}]", item)
+        node = ConfigNode(top.file, f"clusters[{i}]", item)
         name = node.string("name", None)
         if not _CLUSTER_NAME.fullmatch(name):
             raise node.error(
@@ -514,7 +519,7 @@ def _parse_clusters(
     return tuple(clusters), tuple(pulls)
 
 
-def _parse_pull_cluster(node: _Node, name: str, base_dir: Path) -> PullCluster:
+def _parse_pull_cluster(node: ConfigNode, name: str, base_dir: Path) -> PullCluster:
     """A pull cluster: url, timeout, bearer_token[_file], basic_auth, tls, external_labels_drop,
     health_check_interval, keep_cluster_label."""
     url = node.string("url", None).rstrip("/")
@@ -600,7 +605,7 @@ def _parse_pull_cluster(node: _Node, name: str, base_dir: Path) -> PullCluster:
     )
 
 
-def _read_secret(node: _Node, key: str, path: Path) -> str:
+def _read_secret(node: ConfigNode, key: str, path: Path) -> str:
     try:
         secret = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -612,7 +617,7 @@ def _read_secret(node: _Node, key: str, path: Path) -> str:
     return secret
 
 
-def _cluster_token(node: _Node, base_dir: Path) -> tuple[str, str, Path | None]:
+def _cluster_token(node: ConfigNode, base_dir: Path) -> tuple[str, str, Path | None]:
     """(key that set it, token, token file) of a push cluster."""
     has_token = "token" in node.mapping
     has_file = "token_file" in node.mapping
@@ -639,7 +644,7 @@ def _cluster_token(node: _Node, base_dir: Path) -> tuple[str, str, Path | None]:
     return "token_file", token, token_file
 
 
-def _ingest_overrides(node: _Node) -> tuple[float | None, int | None]:
+def _ingest_overrides(node: ConfigNode) -> tuple[float | None, int | None]:
     """A push cluster's own `ingest_rate` / `ingest_burst`, None where it sets none."""
     rate = burst = None
     if "ingest_rate" in node.mapping:
@@ -649,7 +654,7 @@ def _ingest_overrides(node: _Node) -> tuple[float | None, int | None]:
     return rate, burst
 
 
-def _parse_server(node: _Node) -> ServerConfig:
+def _parse_server(node: ConfigNode) -> ServerConfig:
     d = ServerConfig()
     out = ServerConfig(
         header_timeout_ms=node.duration("header_timeout", d.header_timeout_ms, minimum=1),
@@ -663,7 +668,7 @@ def _parse_server(node: _Node) -> ServerConfig:
     return out
 
 
-def _parse_limits(node: _Node) -> LimitsConfig:
+def _parse_limits(node: ConfigNode) -> LimitsConfig:
     d = LimitsConfig()
     out = LimitsConfig(
         max_request_bytes=node.size("max_request_bytes", d.max_request_bytes, minimum=1),
@@ -687,7 +692,7 @@ def _parse_limits(node: _Node) -> LimitsConfig:
     return out
 
 
-def _parse_storage(node: _Node, base_dir: Path) -> StorageConfig:
+def _parse_storage(node: ConfigNode, base_dir: Path) -> StorageConfig:
     d = StorageConfig()
     policy_text = node.string("wal_fsync", d.wal_fsync.value)
     try:
@@ -723,20 +728,20 @@ def _parse_storage(node: _Node, base_dir: Path) -> StorageConfig:
     return out
 
 
-def _parse_exemplars(node: _Node, default: int) -> int:
+def _parse_exemplars(node: ConfigNode, default: int) -> int:
     """`storage.exemplars` (Prometheus's key): the exemplar ring's size."""
     value = node.integer("max_exemplars", default)
     node.finish()
     return value
 
 
-def _parse_object_store(node: _Node, base_dir: Path) -> ObjectStoreConfig:
+def _parse_object_store(node: ConfigNode, base_dir: Path) -> ObjectStoreConfig:
     kind = node.string("type", "local")
     if kind not in ("local", "s3"):
         raise node.error("type", f"unknown object store type {kind!r} (local or s3)")
     path = node.pop("path", None)
     if path is not None and not isinstance(path, str):
-        raise node.error("path", f"must be a string, got {_kind(path)}")
+        raise node.error("path", f"must be a string, got {kind_of(path)}")
     if path is not None and kind != "local":
         raise node.error("path", "only a local object store has a path")
 
@@ -768,7 +773,7 @@ def _parse_object_store(node: _Node, base_dir: Path) -> ObjectStoreConfig:
     return out
 
 
-def _parse_query(node: _Node) -> QueryConfig:
+def _parse_query(node: ConfigNode) -> QueryConfig:
     d = QueryConfig()
     out = QueryConfig(
         lookback_delta_ms=node.duration("lookback_delta", d.lookback_delta_ms, minimum=1),
@@ -798,13 +803,13 @@ def _parse_query(node: _Node) -> QueryConfig:
             "max_query_memory",
             f"must not exceed query.max_memory ({out.max_query_memory} > {out.max_memory} bytes)",
         )
-    if out.workspace_label and not _LABEL_NAME.fullmatch(out.workspace_label):
+    if out.workspace_label and not LABEL_NAME.fullmatch(out.workspace_label):
         raise node.error("workspace_label", f"invalid label name {out.workspace_label!r}")
     node.finish()
     return out
 
 
-def _parse_rules(node: _Node, base_dir: Path) -> RulesSettings:
+def _parse_rules(node: ConfigNode, base_dir: Path) -> RulesSettings:
     d = RulesSettings()
     files = node.pop("files", [])
     if isinstance(files, str):
@@ -823,7 +828,7 @@ def _parse_rules(node: _Node, base_dir: Path) -> RulesSettings:
     return out
 
 
-def _parse_edge(node: _Node, base_dir: Path) -> EdgeConfig:
+def _parse_edge(node: ConfigNode, base_dir: Path) -> EdgeConfig:
     files = node.pop("rule_files", [])
     if isinstance(files, str):
         files = [files]
@@ -838,19 +843,19 @@ def _parse_edge(node: _Node, base_dir: Path) -> EdgeConfig:
     return out
 
 
-def _parse_alerting(node: _Node, base_dir: Path) -> AlertingSettings:
+def _parse_alerting(node: ConfigNode, base_dir: Path) -> AlertingSettings:
     d = AlertingSettings()
     external_url = node.string("external_url", "")
     if external_url:
         _check_url(node, "external_url", external_url)
     labels = node.pop("external_labels", {})
     if not isinstance(labels, dict):
-        raise node.error("external_labels", f"must be a mapping, got {_kind(labels)}")
+        raise node.error("external_labels", f"must be a mapping, got {kind_of(labels)}")
     for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_NAME.fullmatch(key):
+        if not isinstance(key, str) or not LABEL_NAME.fullmatch(key):
             raise node.error("external_labels", f"invalid label name {key!r}")
         if not isinstance(value, str):
-            raise node.error(f"external_labels.{key}", f"must be a string, got {_kind(value)}")
+            raise node.error(f"external_labels.{key}", f"must be a string, got {kind_of(value)}")
     alertmanagers = tuple(_http_target(item, base_dir) for item in _items(node, "alertmanagers"))
     webhooks = tuple(_webhook(item, base_dir) for item in _items(node, "webhooks"))
     out = AlertingSettings(
@@ -865,14 +870,14 @@ def _parse_alerting(node: _Node, base_dir: Path) -> AlertingSettings:
     return out
 
 
-def _items(node: _Node, name: str) -> list[_Node]:
+def _items(node: ConfigNode, name: str) -> list[ConfigNode]:
     items = node.pop(name, [])
     if not isinstance(items, list):
-        raise node.error(name, f"must be a list, got {_kind(items)}")
-    return [_Node(node.file, f"{node.key(name)}[{i}]", item) for i, item in enumerate(items)]
+        raise node.error(name, f"must be a list, got {kind_of(items)}")
+    return [ConfigNode(node.file, f"{node.key(name)}[{i}]", item) for i, item in enumerate(items)]
 
 
-def _http_target(node: _Node, base_dir: Path, *, finish: bool = True) -> HTTPTarget:
+def _http_target(node: ConfigNode, base_dir: Path, *, finish: bool = True) -> HTTPTarget:
     url = node.string("url", None)
     _check_url(node, "url", url)
     timeout_ms = node.duration("timeout", 10_000, minimum=1)
@@ -891,17 +896,17 @@ def _http_target(node: _Node, base_dir: Path, *, finish: bool = True) -> HTTPTar
     return HTTPTarget(url=url, timeout_ms=timeout_ms, basic_auth=basic_auth, bearer_token=bearer)
 
 
-def _webhook(node: _Node, base_dir: Path) -> WebhookTarget:
+def _webhook(node: ConfigNode, base_dir: Path) -> WebhookTarget:
     d = WebhookTarget(HTTPTarget(""))
     http = _http_target(node, base_dir, finish=False)
     group_by = node.pop("group_by", list(d.group_by))
     if not isinstance(group_by, list) or not all(
-        isinstance(g, str) and _LABEL_NAME.fullmatch(g) for g in group_by
+        isinstance(g, str) and LABEL_NAME.fullmatch(g) for g in group_by
     ):
         raise node.error("group_by", "must be a list of label names, e.g. [cluster]")
     send_resolved = node.pop("send_resolved", d.send_resolved)
     if not isinstance(send_resolved, bool):
-        raise node.error("send_resolved", f"must be true or false, got {_kind(send_resolved)}")
+        raise node.error("send_resolved", f"must be true or false, got {kind_of(send_resolved)}")
     out = WebhookTarget(
         http=http,
         name=node.string("name", d.name),
@@ -914,7 +919,7 @@ def _webhook(node: _Node, base_dir: Path) -> WebhookTarget:
     return out
 
 
-def _secret(node: _Node, name: str, base_dir: Path, *, required: bool) -> str | None:
+def _secret(node: ConfigNode, name: str, base_dir: Path, *, required: bool) -> str | None:
     """`name` or `name_file` (read and stripped), not both."""
     file_key = f"{name}_file"
     if name in node.mapping and file_key in node.mapping:
@@ -935,157 +940,7 @@ def _secret(node: _Node, name: str, base_dir: Path, *, required: bool) -> str | 
     return None
 
 
-def _check_url(node: _Node, name: str, url: str) -> None:
+def _check_url(node: ConfigNode, name: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise node.error(name, f"{url!r} is not an http(s) URL (e.g. http://alertmanager:9093)")
-
-
-_REQUIRED: Any = object()
-_MISSING: Any = object()
-
-
-class _Node:
-    """One mapping of the YAML tree being read; every key must be consumed."""
-
-    def __init__(self, file: str, path: str, value: Any) -> None:
-        self.file = file
-        self.path = path
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise ConfigError(file, path or "(top level)", f"must be a mapping, got {_kind(value)}")
-        for key in value:
-            if not isinstance(key, str):
-                raise ConfigError(file, path, f"keys must be strings, got {key!r}")
-        self.mapping: dict[str, Any] = value
-        self._seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def error(self, name: str, reason: str) -> ConfigError:
-        return ConfigError(self.file, self.key(name), reason)
-
-    def pop(self, name: str, default: Any) -> Any:
-        self._seen.add(name)
-        if name in self.mapping and self.mapping[name] is not None:
-            return self.mapping[name]
-        if default is _REQUIRED:
-            raise self.error(name, "is required")
-        return default
-
-    def section(self, name: str) -> _Node:
-        return _Node(self.file, self.key(name), self.pop(name, {}))
-
-    def string(self, name: str, default: str | None) -> str:
-        value = self.pop(name, _REQUIRED if default is None else default)
-        if not isinstance(value, str):
-            raise self.error(name, f"must be a string, got {_kind(value)}")
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
-        value = self.pop(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"must be an integer, got {_kind(value)}")
-        if value < minimum:
-            raise self.error(name, f"must be at least {minimum}, got {value}")
-        return value
-
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.pop(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(name, f"must be a number, got {_kind(value)}")
-        if value < minimum:
-            raise self.error(name, f"must be at least {minimum:g}, got {value}")
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.pop(name, default)
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, got {_kind(value)}")
-        return value
-
-    def duration(self, name: str, default_ms: int, *, minimum: int = 0) -> int:
-        value = self.pop(name, _MISSING)
-        if value is _MISSING:
-            return default_ms
-        if value == 0 and not isinstance(value, bool):
-            value = "0"  # the one unitless duration Prometheus accepts
-        if isinstance(value, bool) or not isinstance(value, str):
-            hint = " (durations need a unit, e.g. 30s, 5m, 24h)" if isinstance(value, int) else ""
-            raise self.error(name, f"must be a duration string, got {_kind(value)}{hint}")
-        try:
-            ms = parse_duration_ms(value)
-        except ValueError as exc:
-            raise self.error(name, f"{exc} (e.g. 30s, 5m, 24h, 1d)") from None
-        if ms < minimum:
-            raise self.error(name, f"must be greater than zero, got {value!r}")
-        return ms
-
-    def label_names(self, name: str) -> tuple[str, ...]:
-        """A list of label names (empty if absent)."""
-        value = self.pop(name, [])
-        if not isinstance(value, list):
-            raise self.error(name, f"must be a list of label names, got {_kind(value)}")
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not _LABEL_NAME.fullmatch(item):
-                raise self.error(f"{name}[{i}]", f"invalid label name {item!r}")
-        return tuple(value)
-
-    def size(self, name: str, default: int, *, minimum: int = 0) -> int:
-        value = self.pop(name, _MISSING)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise self.error(name, f"must be a size (e.g. 32MiB or bytes), got {_kind(value)}")
-        try:
-            size = value if isinstance(value, int) else parse_bytes(value)
-        except ValueError as exc:
-            raise self.error(name, str(exc)) from None
-        if size < minimum:
-            raise self.error(name, f"must be at least {minimum} bytes, got {value!r}")
-        return size
-
-    def finish(self) -> None:
-        """Refuse keys nobody read: a typo must not silently fall back to a default."""
-        unknown = [k for k in self.mapping if k not in self._seen]
-        if unknown:
-            allowed = ", ".join(sorted(self._seen))
-            raise self.error(unknown[0], f"unknown key (allowed here: {allowed})")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (Prometheus's YAML parsing does too)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                mark = key_node.start_mark
-                raise _DuplicateKey(f"{key} (line {mark.line + 1})")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
