@@ -219,14 +219,20 @@ def _compare(prom_url: str, agg_url: str) -> None:
 
     assert feeder.done.wait(timeout=LIVE_SECONDS + 30)
     assert not feeder.errors, feeder.errors
-    time.sleep(1.5)  # the last evaluations
+    time.sleep(2.5)  # the last evaluations, and one after them
     end_s = time.time()
     prom_samples = raw_samples(prom_url, end_s)
     agg_samples = raw_samples(agg_url, end_s)
 
     # Compare from the first change (seen at s = 2, when both have run long enough to
-    # write ALERTS) to the last evaluation both made.
-    common = {t for t in eval_times(prom_samples) & eval_times(agg_samples) if t >= start + 2000}
+    # write ALERTS) to the last evaluation both finished. The read may land while an
+    # evaluation is half done (its recorded series written, its alerts not yet); a
+    # group never overlaps itself, so an evaluation is finished once a later one wrote.
+    prom_times, agg_times = eval_times(prom_samples), eval_times(agg_samples)
+    finished = {t for t in prom_times if t < max(prom_times)} & {
+        t for t in agg_times if t < max(agg_times)
+    }
+    common = {t for t in finished if t >= start + 2000}
     assert len(common) >= LIVE_SECONDS - 3, (sorted(common), start)
 
     def window(samples: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
