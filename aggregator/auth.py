@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aggregator.config import PushCluster
+from aggregator.clusterconfig import PushCluster
 from aggregator.errors import Unauthorized
 
 REALM = "aggregator"

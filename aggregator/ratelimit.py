@@ -21,7 +21,8 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
-from aggregator.config import LimitsConfig, PushCluster
+from aggregator.clusterconfig import PushCluster
+from aggregator.config import LimitsConfig
 from aggregator.errors import RateLimited
 
 

@@ -24,7 +24,7 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from aggregator.config import PushCluster
+from aggregator.clusterconfig import PushCluster
 from aggregator.errors import ConfigError
 from aggregator.readauth import ReadAuthenticator
 from aggregator.webconfig import WebConfig, build_ssl_context, load_web_config

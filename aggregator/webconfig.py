@@ -46,10 +46,10 @@ from typing import Any
 
 import yaml
 
+from aggregator.clusterconfig import CLUSTER_NAME
 from aggregator.errors import ConfigError
 
 _BCRYPT = re.compile(rb"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
-_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -173,7 +173,7 @@ def parse_web_config(raw: Any, *, file: str, base_dir: Path) -> WebConfig:
         if not isinstance(clusters, list) or not clusters:
             raise ConfigError(file, f"{key}.clusters", "must be a non-empty list of cluster names")
         for i, c in enumerate(clusters):
-            if not isinstance(c, str) or not _CLUSTER_NAME.fullmatch(c):
+            if not isinstance(c, str) or not CLUSTER_NAME.fullmatch(c):
                 raise ConfigError(file, f"{key}.clusters[{i}]", f"invalid cluster name {c!r}")
         scopes[str(name)] = frozenset(clusters)
     return WebConfig(tls=tls, headers=headers, users=users, tokens=tokens, scopes=scopes)

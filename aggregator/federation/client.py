@@ -7,7 +7,7 @@ import ssl
 
 import aiohttp
 
-from aggregator.config import PullCluster
+from aggregator.clusterconfig import PullCluster
 
 MAX_CONNECTIONS = 16
 """Open connections kept per pull cluster (concurrent selects of one query share them)."""

@@ -30,7 +30,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aggregator.config import EdgeConfig, PullCluster
+from aggregator.clusterconfig import PullCluster
+from aggregator.config import EdgeConfig
 from aggregator.edge.ruleset import EdgeRulesError, parse_file_groups
 from aggregator.edge.tunnel import ERROR, HEADER
 from aggregator.errors import ConfigError

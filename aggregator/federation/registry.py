@@ -27,7 +27,8 @@ import aiohttp
 import orjson
 import yaml
 
-from aggregator.config import Config, PullCluster
+from aggregator.clusterconfig import PullCluster
+from aggregator.config import Config
 from aggregator.federation.client import open_session
 from aggregator.federation.metrics import FederationMetrics
 from aggregator.federation.remote_read import RemoteCluster

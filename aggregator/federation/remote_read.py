@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Sequence
 import aiohttp
 import numpy as np
 
-from aggregator.config import PullCluster
+from aggregator.clusterconfig import PullCluster
 from aggregator.federation.metrics import FederationMetrics
 from remote_write.batch import WriteBatch
 from remote_write.errors import RemoteWriteError

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from aggregator.auth import OPEN, Authenticator, Unauthorized
-from aggregator.config import PushCluster
+from aggregator.clusterconfig import PushCluster
 
 AUTH = Authenticator(
     [PushCluster(name="edge", token="edge-token"), PushCluster(name="dc", token="dc-token")]

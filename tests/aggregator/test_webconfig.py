@@ -12,7 +12,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from aggregator.config import PushCluster
+from aggregator.clusterconfig import PushCluster
 from aggregator.errors import ConfigError
 from aggregator.security import WebSecurity
 from aggregator.webconfig import load_web_config
