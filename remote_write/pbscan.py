@@ -182,6 +182,11 @@ def packed_varints(
         return np.zeros(0, dtype=np.uint64), counts, ok
     if len(term) == len(raw):  # every varint one byte (tables under 128 symbols)
         return raw.astype(np.uint64), counts, ok
+    cont = np.flatnonzero(~last)
+    if last[cont + 1].all():  # at most two bytes each (tables under 16384 symbols)
+        low = (raw & 0x7F).astype(np.int64)
+        low[cont + 1] = (low[cont + 1] << 7) | low[cont]
+        return low[term].view(np.uint64), counts, ok
     first = np.empty_like(term)
     first[0] = 0
     first[1:] = term[:-1] + 1
