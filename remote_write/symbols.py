@@ -17,13 +17,14 @@ string that dropped out and comes back gets a new id, so its series look new
 once: storage then finds them by their labels, which is slower but exact.
 
 A sender that sends the same series in the same order again (a shard whose
-batches hold one scrape's worth, as Prometheus's do when a batch's deadline
-cuts it) sends the same symbols table again. The ids of a whole table are
-kept by its exact content (`tables`, bounded by `table_bytes`): such a
-request costs one hash of its table instead of a dictionary lookup per
-string, which at 100k series is most of a 2.0 request's decoding. Ids are
-never reused, so a kept table's ids stay right after its strings dropped out
-of the generations (a series keyed with an old id is found by its labels).
+batches each hold one scrape's worth of the same series, say) sends the same
+symbols table again; one whose batches are cut elsewhere each time does not.
+The ids of a whole table are kept by its exact content (bounded by
+`table_bytes`): such a request costs one hash of its table instead of a
+dictionary lookup per string, which at 100k series is most of a 2.0 request's
+decoding. Ids are never reused, so a kept table's ids stay right after its
+strings dropped out of the generations (a series keyed with an old id is found
+by its labels).
 """
 
 from __future__ import annotations
