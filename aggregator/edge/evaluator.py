@@ -20,7 +20,6 @@ to a changed group's rules with the same name and labels.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,11 @@ from alerting.rules import AlertingRule, RecordingRule, TemplateContext
 from alerting.types import Alert
 from promql.engine import Engine
 from storage.labels import METRIC_NAME, Labels, Matcher
+
+try:  # CPython's own BLAKE2: `hashlib` would load OpenSSL's libcrypto (2-4 MB resident)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - interpreters without it
+    from hashlib import blake2b
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ class RunningGroup:
 
 def group_digest(raw: dict[str, Any]) -> str:
     """What identifies a group's version (key order does not matter)."""
-    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=32).hexdigest()
 
 
 class EdgeRules:
