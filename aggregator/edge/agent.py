@@ -20,6 +20,7 @@ from aggregator.edge.evaluator import EdgeRules
 from aggregator.edge.http import Client
 from aggregator.edge.scrape import ScrapeManager
 from aggregator.edge.selfmetrics import Metric, serve
+from aggregator.edge.trim import trim_loop
 from aggregator.edge.tunnel import TunnelClient
 from aggregator.edge.uplink import QueueOutbox, RuleSync, Sender
 from aggregator.edge.window import Window
@@ -74,6 +75,7 @@ class Agent:
         self._spawn(self.sync.run(), "rule-sync")
         self._spawn(self.sync.report_loop(), "status-report")
         self._spawn(self.tunnel.run(), "tunnel")
+        self._spawn(trim_loop(), "trim")
         if self.config.edge.listen:
             self._metrics_server = await serve(self.config.edge.listen, lambda: collect(self))
         log.info(

@@ -248,15 +248,18 @@ class EdgeRules:
     async def eval_group(self, group: RunningGroup, ts_ms: int) -> None:
         """Evaluate every rule of `group` at `ts_ms`, in order."""
         self.window.truncate(ts_ms)
-        for rule in group.rules:
-            try:
-                await self._eval_rule(rule, group, ts_ms)
-            except Exception as exc:
-                group.errors[rule.name] = str(exc)
-                _set_health(rule, "err", str(exc))
-                continue
-            group.errors.pop(rule.name, None)
-            _set_health(rule, "ok", "")
+        try:
+            for rule in group.rules:
+                try:
+                    await self._eval_rule(rule, group, ts_ms)
+                except Exception as exc:
+                    group.errors[rule.name] = str(exc)
+                    _set_health(rule, "err", str(exc))
+                    continue
+                group.errors.pop(rule.name, None)
+                _set_health(rule, "ok", "")
+        finally:
+            self.window.release()
         self.evaluations += 1
 
     async def _eval_rule(self, rule: Rule, group: RunningGroup, ts_ms: int) -> None:

@@ -120,6 +120,15 @@ class Window:
                 self._flat = (_EMPTY_I32, _EMPTY_I64, _EMPTY_F64)
         return self._flat
 
+    def release(self) -> None:
+        """Drop the concatenated columns the selects of one evaluation shared.
+
+        They are a second copy of every sample in the window (20 bytes each: 1.8 MB
+        for 1.5k series over 15 minutes at 15 s), and the next scrape's append would
+        invalidate them anyway; the rule groups release them once evaluated.
+        """
+        self._flat = None
+
     def label_of(self, sid: int) -> Labels:
         lbl = self._labels[sid]
         if lbl is None:
