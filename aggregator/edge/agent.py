@@ -1,8 +1,8 @@
 """The agent assembled: scrape -> window -> rules -> disk queue -> host, plus the tunnel.
 
 One process, one event loop, one HTTP session. Its own metrics are served on
-`edge.listen` when set (prometheus-client's small threaded server; the agent
-has no other HTTP server).
+`edge.listen` when set (`aggregator.edge.selfmetrics`: one asyncio server on
+the same loop; the agent has no other HTTP server).
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
 from aggregator.edge.config import AgentConfig
 from aggregator.edge.discovery import PodDiscovery, static_targets
 from aggregator.edge.diskqueue import DiskQueue
 from aggregator.edge.evaluator import EdgeRules
 from aggregator.edge.http import Client
 from aggregator.edge.scrape import ScrapeManager
+from aggregator.edge.selfmetrics import Metric, serve
+from aggregator.edge.trim import trim_loop
 from aggregator.edge.tunnel import TunnelClient
 from aggregator.edge.uplink import QueueOutbox, RuleSync, Sender
 from aggregator.edge.window import Window
@@ -49,9 +48,8 @@ class Agent:
         self.sync: RuleSync | None = None
         self.tunnel: TunnelClient | None = None
         self.scrapes: ScrapeManager | None = None
-        self.registry = CollectorRegistry()
-        self.registry.register(_Collector(self))
         self._tasks: list[asyncio.Task[Any]] = []
+        self._metrics_server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         self.session = Client()
@@ -77,6 +75,9 @@ class Agent:
         self._spawn(self.sync.run(), "rule-sync")
         self._spawn(self.sync.report_loop(), "status-report")
         self._spawn(self.tunnel.run(), "tunnel")
+        self._spawn(trim_loop(), "trim")
+        if self.config.edge.listen:
+            self._metrics_server = await serve(self.config.edge.listen, lambda: collect(self))
         log.info(
             "edge agent started",
             extra={"cluster": self.cluster, "host": self.host, "targets": len(self.scrapes.loops)},
@@ -87,6 +88,9 @@ class Agent:
 
     async def stop(self) -> None:
         """Stop scraping and evaluating; what was batched goes to the disk queue."""
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
         if self.scrapes is not None:
             await self.scrapes.stop()
         await self.rules.stop()
@@ -107,59 +111,50 @@ class Agent:
                 await self.stop()
 
 
-class _Collector:
+def collect(agent: Agent) -> Iterator[Metric]:
     """The agent's own metrics, read from its parts when scraped."""
+    a = agent
+    q = a.queue
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def gauge(name: str, doc: str, value: float) -> Metric:
+        return Metric("gauge", f"aggregator_edge_{name}", doc, float(value))
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        a = self.agent
-        q = a.queue
+    def counter(name: str, doc: str, value: float) -> Metric:
+        return Metric("counter", f"aggregator_edge_{name}", doc, float(value))
 
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            return GaugeMetricFamily(f"aggregator_edge_{name}", doc, value=value)
-
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            return CounterMetricFamily(f"aggregator_edge_{name}", doc, value=value)
-
-        yield gauge("queue_records", "Records in the on-disk queue.", len(q))
-        yield gauge("queue_bytes", "Bytes in the on-disk queue.", q.bytes)
-        yield gauge("queue_max_bytes", "The queue's size bound.", q.max_bytes)
-        yield counter(
-            "queue_dropped_records",
-            "Oldest records dropped past the size bound.",
-            q.dropped_records,
-        )
-        yield counter("queue_dropped_bytes", "Bytes of the dropped records.", q.dropped_bytes)
-        s = a.sender
-        yield counter("sent_bytes", "Bytes the host acknowledged.", s.sent_bytes if s else 0)
-        yield counter("sent_records", "Records the host acknowledged.", s.sent_records if s else 0)
-        yield counter(
-            "rejected_records",
-            "Records the host refused for good (4xx), dropped.",
-            s.rejected_records if s else 0,
-        )
-        yield gauge("host_up", "Whether the last send reached the host.", bool(s and s.connected))
-        yield counter(
-            "forwarded_samples", "Samples queued for the host.", a.outbox.samples_enqueued
-        )
-        yield counter("forwarded_alerts", "Alerts queued for the host.", a.outbox.alerts_enqueued)
-        yield gauge("window_series", "Series in the in-memory window.", a.window.num_series)
-        yield gauge("window_samples", "Samples in the in-memory window.", a.window.num_samples)
-        yield gauge("rule_groups", "Rule groups running.", len(a.rules.groups))
-        yield gauge("rule_load_errors", "Problems of the last rule set.", len(a.rules.load_errors))
-        t = a.tunnel
-        yield gauge(
-            "tunnel_up", "Whether the reach-back tunnel is open.", bool(t and t.connected.is_set())
-        )
-        yield counter(
-            "tunnel_requests", "Reads answered through the tunnel.", t.requests if t else 0
-        )
-        yield counter(
-            "local_read_errors",
-            "Reach-back reads the local Prometheus (edge.remote_read) failed.",
-            t.local_errors if t else 0,
-        )
-        scrapes = a.scrapes
-        yield gauge("targets", "Scrape targets.", len(scrapes.loops) if scrapes else 0)
+    yield gauge("queue_records", "Records in the on-disk queue.", len(q))
+    yield gauge("queue_bytes", "Bytes in the on-disk queue.", q.bytes)
+    yield gauge("queue_max_bytes", "The queue's size bound.", q.max_bytes)
+    yield counter(
+        "queue_dropped_records",
+        "Oldest records dropped past the size bound.",
+        q.dropped_records,
+    )
+    yield counter("queue_dropped_bytes", "Bytes of the dropped records.", q.dropped_bytes)
+    s = a.sender
+    yield counter("sent_bytes", "Bytes the host acknowledged.", s.sent_bytes if s else 0)
+    yield counter("sent_records", "Records the host acknowledged.", s.sent_records if s else 0)
+    yield counter(
+        "rejected_records",
+        "Records the host refused for good (4xx), dropped.",
+        s.rejected_records if s else 0,
+    )
+    yield gauge("host_up", "Whether the last send reached the host.", bool(s and s.connected))
+    yield counter("forwarded_samples", "Samples queued for the host.", a.outbox.samples_enqueued)
+    yield counter("forwarded_alerts", "Alerts queued for the host.", a.outbox.alerts_enqueued)
+    yield gauge("window_series", "Series in the in-memory window.", a.window.num_series)
+    yield gauge("window_samples", "Samples in the in-memory window.", a.window.num_samples)
+    yield gauge("rule_groups", "Rule groups running.", len(a.rules.groups))
+    yield gauge("rule_load_errors", "Problems of the last rule set.", len(a.rules.load_errors))
+    t = a.tunnel
+    yield gauge(
+        "tunnel_up", "Whether the reach-back tunnel is open.", bool(t and t.connected.is_set())
+    )
+    yield counter("tunnel_requests", "Reads answered through the tunnel.", t.requests if t else 0)
+    yield counter(
+        "local_read_errors",
+        "Reach-back reads the local Prometheus (edge.remote_read) failed.",
+        t.local_errors if t else 0,
+    )
+    scrapes = a.scrapes
+    yield gauge("targets", "Scrape targets.", len(scrapes.loops) if scrapes else 0)

@@ -20,7 +20,6 @@ to a changed group's rules with the same name and labels.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,11 @@ from alerting.rules import AlertingRule, RecordingRule, TemplateContext
 from alerting.types import Alert
 from promql.engine import Engine
 from storage.labels import METRIC_NAME, Labels, Matcher
+
+try:  # CPython's own BLAKE2: `hashlib` would load OpenSSL's libcrypto (2-4 MB resident)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - interpreters without it
+    from hashlib import blake2b
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ class RunningGroup:
 
 def group_digest(raw: dict[str, Any]) -> str:
     """What identifies a group's version (key order does not matter)."""
-    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=32).hexdigest()
 
 
 class EdgeRules:
@@ -244,15 +248,18 @@ class EdgeRules:
     async def eval_group(self, group: RunningGroup, ts_ms: int) -> None:
         """Evaluate every rule of `group` at `ts_ms`, in order."""
         self.window.truncate(ts_ms)
-        for rule in group.rules:
-            try:
-                await self._eval_rule(rule, group, ts_ms)
-            except Exception as exc:
-                group.errors[rule.name] = str(exc)
-                _set_health(rule, "err", str(exc))
-                continue
-            group.errors.pop(rule.name, None)
-            _set_health(rule, "ok", "")
+        try:
+            for rule in group.rules:
+                try:
+                    await self._eval_rule(rule, group, ts_ms)
+                except Exception as exc:
+                    group.errors[rule.name] = str(exc)
+                    _set_health(rule, "err", str(exc))
+                    continue
+                group.errors.pop(rule.name, None)
+                _set_health(rule, "ok", "")
+        finally:
+            self.window.release()
         self.evaluations += 1
 
     async def _eval_rule(self, rule: Rule, group: RunningGroup, ts_ms: int) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
+
+try:  # CPython's own SHA-1: `hashlib` would load OpenSSL's libcrypto (2-4 MB resident)
+    from _sha1 import sha1  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - interpreters without it
+    from hashlib import sha1
 
 MAX_HEADER_BYTES = 64 << 10
 MAX_BODY_BYTES = 256 << 20
@@ -116,8 +120,14 @@ class Client:
         if ssl_context is not None:
             return ssl_context
         if self._default_tls is None:
-            import ssl  # loaded with asyncio anyway; the context only for https URLs
-
+            try:
+                import ssl  # the context only for https URLs
+            except ImportError:
+                # aggregator.edge.main leaves TLS out when no configured URL is https.
+                raise HTTPError(
+                    "TLS is not loaded: the agent started with no https URL "
+                    "(--host, edge.remote_read, scrape schemes, Kubernetes discovery)"
+                ) from None
             self._default_tls = ssl.create_default_context()
         return self._default_tls
 
@@ -242,7 +252,7 @@ class Client:
                 if status != 101:
                     body, _ = await _read_body(conn.reader, resp_headers, "GET", status)
                     raise HTTPError(f"websocket refused: HTTP {status}: {body[:200]!r}")
-                expected = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
+                expected = base64.b64encode(sha1(key.encode() + WS_GUID).digest()).decode()
                 if resp_headers.get("sec-websocket-accept") != expected:
                     raise HTTPError("websocket handshake: wrong Sec-WebSocket-Accept")
         except (OSError, asyncio.IncompleteReadError) as exc:

@@ -2,7 +2,7 @@
 
 Its own light entry point: `aggregator.entry` sends `edge` here before the
 service's CLI is imported, so the agent loads only what it runs (the PromQL
-engine, the wire codec, its own HTTP client, prometheus-client) and never
+engine, the wire codec, its own HTTP client, prometheus-client's parsers) and never
 aiohttp, pyarrow, boto3, the object stores, tiering, the HTTP API or the notifiers.
 tests/aggregator/edge/test_imports.py checks this.
 """
@@ -10,9 +10,7 @@ tests/aggregator/edge/test_imports.py checks this.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aggregator.logs import setup_logging
 
     setup_logging(args.log_level, "logfmt")
+    if not needs_tls(config, args.host):
+        leave_out_tls()
+    import asyncio
+
     from aggregator.malloc import keep_freed_memory
 
     # One malloc arena for all threads, glibc's default thresholds: small and steady.
@@ -72,8 +74,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(_run(config, args.host, args.cluster, token))
 
 
+def needs_tls(config: AgentConfig, host: str) -> bool:
+    """Whether the agent may talk TLS: an https host or local Prometheus, an https
+    scrape scheme, or Kubernetes discovery (the API server, and pods that ask for https)."""
+    urls = (host, config.edge.remote_read or "")
+    return any(u.startswith("https://") for u in urls) or any(
+        job.scheme == "https" or job.kubernetes for job in config.scrape_configs
+    )
+
+
+def leave_out_tls() -> None:
+    """Keep `ssl` (and OpenSSL's libssl and libcrypto) out of the process: 4-5 MB resident.
+
+    asyncio imports `ssl` when it is imported, whether a TLS connection is ever
+    made or not, so the only way not to load it is to mark it missing before
+    asyncio is imported; asyncio (and `aggregator.edge.http`) then run without
+    TLS, as on a Python built without it. Call before anything imports asyncio;
+    does nothing when `ssl` is already loaded.
+    """
+    if "ssl" not in sys.modules:
+        sys.modules["ssl"] = None  # type: ignore[assignment]
+
+
 async def _run(config: AgentConfig, host: str, cluster: str, token: str) -> int:
     """Run the agent until SIGTERM/SIGINT; what was batched goes to the disk queue."""
+    import asyncio
+    import signal
+
     from aggregator.edge.agent import Agent
 
     agent = Agent(config, host=host, cluster=cluster, token=token)
@@ -82,11 +109,6 @@ async def _run(config: AgentConfig, host: str, cluster: str, token: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await agent.start()
-    if config.edge.listen:
-        from prometheus_client import start_http_server
-
-        addr, _, port = config.edge.listen.rpartition(":")
-        start_http_server(int(port), addr or "0.0.0.0", registry=agent.registry)
     await stop.wait()
     log.info("edge agent stopping")
     await agent.stop()

@@ -9,7 +9,8 @@ Scraped labels that clash with target labels are kept as `exported_<name>`
 (`honor_labels: false`); timestamps in the exposition are honoured.
 
 Parsing goes through prometheus-client's parsers (text format 0.0.4 and
-OpenMetrics, chosen by the Content-Type the target answers with): pure
+OpenMetrics, chosen by the Content-Type the target answers with; loaded
+without the rest of the client by `aggregator.edge.promparse`): pure
 Python, one object per sample, which is what an edge target's few thousand
 series cost at a 15 s interval (see bench/edge.py for the CPU it takes).
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aggregator.edge.http import Client, HTTPError
+from aggregator.edge.promparse import openmetrics_families, text_families
 from aggregator.edge.window import Window
 from remote_write.batch import STALE_NAN
 from storage.labels import METRIC_NAME, Labels
@@ -56,16 +58,12 @@ def parse_exposition(
 ) -> Iterable[tuple[str, dict[str, str], float, float | None]]:
     """(name, labels, value, timestamp seconds or None) of every sample in a scrape body."""
     if content_type.startswith("application/openmetrics-text"):
-        from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
-
-        for family in om(text):
+        for family in openmetrics_families(text):
             for s in family.samples:
                 ts = s.timestamp
                 yield s.name, s.labels, s.value, (_seconds(ts) if ts is not None else None)
         return
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(text):
+    for family in text_families(text):
         for s in family.samples:
             yield (
                 s.name,

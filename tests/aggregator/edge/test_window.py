@@ -55,3 +55,21 @@ async def test_truncate_drops_old_samples_and_empty_series() -> None:
     # A series that comes back gets an id again.
     w.append([B], 26_000, [5.0])
     assert (await select(w, Matcher.eq("job", "b"))).values.tolist() == [5.0]
+
+
+async def test_one_time_chunks_store_no_timestamp_column_and_share_series_ids() -> None:
+    """A scrape costs 12 bytes a sample, not 20: one time, the previous scrape's ids."""
+    w = Window(60_000)
+    w.append([A, B], np.array([1000, 1000]), [1.0, 2.0])
+    w.append([A, B], 2000, [3.0, 4.0])
+    w.append([A, B], np.array([3000, 3500]), [5.0, 6.0])  # exposition timestamps: a column
+    first, second, third = w._chunks
+    assert first.timestamps == 1000
+    assert second.timestamps == 2000
+    assert second.sids is first.sids
+    assert third.timestamp_column().tolist() == [3000, 3500]
+    assert not isinstance(third.timestamps, int)
+    assert w.num_samples == 6
+    ss = await select(w, Matcher.eq("__name__", "up"))
+    assert ss.timestamps.tolist() == [1000, 2000, 3000, 1000, 2000, 3500]
+    assert ss.values.tolist() == [1.0, 3.0, 5.0, 2.0, 4.0, 6.0]
