@@ -6,8 +6,8 @@ token decides the `cluster` label of what it writes. A pull entry has `url:`
 `timeout`, `health_check_interval`, `bearer_token[_file]`,
 `basic_auth: {username, password | password_file}`,
 `tls: {ca_file, cert_file, key_file, insecure_skip_verify}`,
-`external_labels_drop` and `keep_cluster_label`. Secrets in files are read
-once, at load, and must not be empty.
+`external_labels_drop`, `keep_cluster_label` and `object_store_prefix`.
+Secrets in files are read once, at load, and must not be empty.
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ class PullCluster:
     """Series keep the `cluster` label they carry (another instance of this service, e.g.
     a shard of a scale-out; or a Prometheus that already labels by cluster); only series
     without one get `name`. Such an endpoint takes no pushdown."""
+    object_store_prefix: str | None = None
+    """The prefix of our object store this endpoint (a shard) uploads its blocks to; one
+    of `storage.object_store.read_prefixes`. Its blocks are read from the store directly
+    and the endpoint is asked only for samples newer than the newest of them."""
 
 
 def cluster_index(raw: Any, name: str) -> int:
@@ -205,6 +209,13 @@ def _parse_pull_cluster(node: ConfigNode, name: str, base_dir: Path) -> PullClus
         tnode.finish()
     drop = node.label_names("external_labels_drop")
     keep_cluster = node.boolean("keep_cluster_label", False)
+    prefix = node.string("object_store_prefix", "").strip("/") or None
+    if prefix is not None and not keep_cluster:
+        raise node.error(
+            "object_store_prefix",
+            "needs keep_cluster_label: true (the endpoint is a shard of this service, whose "
+            "blocks keep each series' own cluster label)",
+        )
     if "cluster" in drop:
         raise node.error(
             "external_labels_drop",
@@ -222,6 +233,7 @@ def _parse_pull_cluster(node: ConfigNode, name: str, base_dir: Path) -> PullClus
         external_labels_drop=drop,
         health_check_interval_ms=interval_ms,
         keep_cluster_label=keep_cluster,
+        object_store_prefix=prefix,
     )
 
 

@@ -41,6 +41,9 @@ storage:
     region: ""
     access_key_id: ""           #   default: the standard AWS environment and files
     secret_access_key: ""
+    read_prefixes: []           # other services' prefixes in this store, read never written
+                                #   (a scale-out's query tier: its shards' prefixes)
+    read_relist_interval: 1m    # how often those are listed again (new/compacted/deleted blocks)
 query:
   lookback_delta: 5m
   timeout: 2m
@@ -386,6 +389,7 @@ def parse_config(raw: Any, *, file: str, base_dir: Path) -> Config:
         if not web_config_file.is_file():
             raise top.error("web_config_file", f"file {str(web_config_file)!r} does not exist")
     top.finish()
+    _check_object_store_prefixes(raw, file, storage.object_store.read_prefixes)
     for i, c in enumerate(clusters):
         if not c.token and web_config_file is None:
             raise ConfigError(
@@ -506,15 +510,21 @@ def _parse_object_store(node: ConfigNode, base_dir: Path) -> ObjectStoreConfig:
         value = node.string(name, "")
         return value or None
 
+    relist_ms = node.duration(
+        "read_relist_interval", ObjectStoreConfig().read_relist_interval_ms, minimum=1
+    )
+    prefix = node.string("prefix", "").strip("/")
     out = ObjectStoreConfig(
         type=kind,
         path=base_dir / path if path else None,
         bucket=node.string("bucket", ""),
-        prefix=node.string("prefix", "").strip("/"),
+        prefix=prefix,
         endpoint=optional("endpoint"),
         region=optional("region"),
         access_key_id=optional("access_key_id"),
         secret_access_key=optional("secret_access_key"),
+        read_prefixes=_read_prefixes(node, prefix),
+        read_relist_interval_ms=relist_ms,
     )
     if kind == "s3" and not out.bucket:
         raise node.error("bucket", "an s3 object store needs a bucket")
@@ -528,6 +538,55 @@ def _parse_object_store(node: ConfigNode, base_dir: Path) -> ObjectStoreConfig:
         )
     node.finish()
     return out
+
+
+def _read_prefixes(node: ConfigNode, own: str) -> tuple[str, ...]:
+    """`storage.object_store.read_prefixes`: distinct folders of the store, not our own."""
+    raw = node.pop("read_prefixes", [])
+    if not isinstance(raw, list):
+        raise node.error("read_prefixes", f"must be a list of prefixes, got {kind_of(raw)}")
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        where = f"read_prefixes[{i}]"
+        if not isinstance(item, str):
+            raise node.error(where, f"must be a string, got {kind_of(item)}")
+        prefix = item.strip("/")
+        if not prefix:
+            raise node.error(where, "must not be empty (the store's root is no other writer's)")
+        if any(part in ("", ".", "..") for part in prefix.split("/")):
+            raise node.error(where, f"{item!r} is not a plain folder path (a/b/c)")
+        if prefix == own:
+            raise node.error(
+                where, f"{prefix!r} is this service's own prefix (its blocks are read already)"
+            )
+        if prefix in out:
+            raise node.error(where, f"{prefix!r} is listed twice")
+        out.append(prefix)
+    return tuple(out)
+
+
+def _check_object_store_prefixes(raw: Any, file: str, read: tuple[str, ...]) -> None:
+    """Every pull entry's `object_store_prefix` is one we read; no two clusters share one."""
+    owner: dict[str, str] = {}
+    items = raw.get("clusters") if isinstance(raw, dict) else None
+    for i, item in enumerate(items or []):
+        if not (isinstance(item, dict) and "url" in item and item.get("object_store_prefix")):
+            continue
+        name = str(item.get("name"))
+        prefix = str(item["object_store_prefix"]).strip("/")
+        key = f"clusters[{i}].object_store_prefix"
+        if prefix not in read:
+            listed = ", ".join(read) or "none"
+            raise ConfigError(
+                file,
+                key,
+                f"{prefix!r} is not one of storage.object_store.read_prefixes ({listed}); "
+                "list it there so its blocks are read",
+            )
+        if owner.setdefault(prefix, name) != name:
+            raise ConfigError(
+                file, key, f"{prefix!r} is already the prefix of cluster {owner[prefix]!r}"
+            )
 
 
 def _parse_query(node: ConfigNode) -> QueryConfig:

@@ -25,7 +25,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from math import gcd
@@ -47,12 +47,13 @@ from storage.head.querier import HeadQuerier
 from storage.interfaces import AppendResult, Querier, Queryable
 from storage.labels import Labels, Matcher
 from storage.objstore.base import ObjectStore
-from storage.objstore.config import open_object_store
+from storage.objstore.config import open_object_store, open_read_stores
 from storage.objstore.instrumented import InstrumentedStore
 from storage.options import HOUR_MS, StorageOptions
 from storage.tiering.catalog import BlockCatalog
 from storage.tiering.querier import ReadOptions, TieredQuerier
 from storage.tiering.service import FlushResult, Tiering
+from storage.tiering.shared import SharedBlocks
 from storage.tiering.status import TieringMetrics
 from storage.wal.replay import ReplayResult, replay
 from storage.wal.writer import WALWriter
@@ -84,7 +85,11 @@ class Storage:
     """Head + WAL + blocks; Appendable and Queryable. Build with `await Storage.open(...)`."""
 
     def __init__(
-        self, data_dir: Path, options: StorageOptions, object_store: ObjectStore | None = None
+        self,
+        data_dir: Path,
+        options: StorageOptions,
+        object_store: ObjectStore | None = None,
+        read_stores: Mapping[str, ObjectStore] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.options = options
@@ -105,6 +110,16 @@ class Storage:
             self.data_dir,
             ooo_window_ms=options.out_of_order_window_ms,
         )
+        store_config = tiering.object_store
+        if read_stores is None:
+            read_stores = open_read_stores(store_config, self.data_dir)
+        self.shared = SharedBlocks(
+            {p: InstrumentedStore(s) for p, s in read_stores.items()},
+            self.cache,
+            self.decoded,
+            store_config.read_relist_interval_ms,
+        )
+        """Other writers' blocks (`storage.object_store.read_prefixes`), read-only."""
         self._wal: WALWriter | None = None
         self._ready = False
         self._closed = False
@@ -121,12 +136,14 @@ class Storage:
         options: StorageOptions | None = None,
         *,
         object_store: ObjectStore | None = None,
+        read_stores: Mapping[str, ObjectStore] | None = None,
     ) -> Storage:
         """Creates data_dir if needed, replays the WAL, starts background tasks.
 
-        Blocks go to `object_store` if given, else to the one the options name.
+        Blocks go to `object_store` if given, else to the one the options name;
+        `read_stores` (prefix -> store) replace the `read_prefixes` the options name.
         """
-        storage = cls(Path(data_dir), options or StorageOptions(), object_store)
+        storage = cls(Path(data_dir), options or StorageOptions(), object_store, read_stores)
         await storage._start()
         return storage
 
@@ -157,6 +174,7 @@ class Storage:
             )
             await self._wal.start()
             await self.tiering.start()
+            await self.shared.start()
         except BaseException:
             await self._stop_tasks()
             _unlock(self._lock_fd)
@@ -185,6 +203,7 @@ class Storage:
         self, start_ms: int, end_ms: int, read: ReadOptions
     ) -> AsyncIterator[Querier]:
         snapshot = self.catalog.snapshot()
+        shared = self.shared.open(start_ms, end_ms, read) if self.shared.catalogs else None
         try:
             blocks = BlockQuerier(
                 snapshot.readers, start_ms, end_ms, cost=read.cost, resolution=read.resolution
@@ -195,9 +214,13 @@ class Storage:
                     f"the object store {self.object_store.name} could not be read yet: "
                     "samples already moved out of the head may be missing from this answer"
                 )
-            yield TieredQuerier(HeadQuerier(self._head, start_ms, end_ms), blocks, warning=warning)
+            yield TieredQuerier(
+                HeadQuerier(self._head, start_ms, end_ms), blocks, warning=warning, shared=shared
+            )
         finally:
             snapshot.release()
+            if shared is not None:
+                shared.release()
 
     # -- tiering ---------------------------------------------------------------
 
@@ -273,6 +296,8 @@ class Storage:
             "minTime": self._head.start_time(),
             "maxTime": self._head.max_time if head.samples else None,
         }
+        if self.shared.catalogs:
+            out["readPrefixes"] = self.shared.status()
         return out
 
     def tiering_metrics(self) -> TieringMetrics:
@@ -303,6 +328,7 @@ class Storage:
             return
         self._closed = True
         await self._stop_tasks()
+        await self.shared.stop()
         await self.tiering.stop()
         if self._wal is not None:
             await self._wal.close()

@@ -6,14 +6,25 @@ freshness warnings for the clusters a select touches, HA dedup over
 `query.replica_labels` (unless `dedup=false`), and the workspace label when
 `query.workspace_label` is set. PromQL, the series and labels API, remote
 read and (later) rules all read through it.
+
+On a scale-out's query tier the local storage also reads the shards' blocks
+from the object store (`storage.object_store.read_prefixes`); its querier
+tells, per prefix, the newest sample time those blocks hold (`horizons`), and
+a shard whose `object_store_prefix` is one of them is asked only for later
+samples. The shard keeps a sample in its head until the block holding it is
+uploaded, so it can answer everything after that time; what is older comes
+from the blocks. The merge's dedup of equal (series, timestamp) pairs covers
+the edge where both answer a sample (a block listed after the shard was asked).
+Shards take no pushdown (`keep_cluster_label`), so their part is always raw.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 from aggregator.config import QueryConfig
 from aggregator.federation.pushdown import MemberEngine
@@ -24,6 +35,16 @@ from storage.dedup import DedupQuerier
 from storage.interfaces import LabelResult, Querier, Queryable, SelectHints, SeriesSet
 from storage.labels import CLUSTER_LABEL, Labels, Matcher
 from storage.merge import MergeQuerier, admits
+
+
+@runtime_checkable
+class ReadsSharedBlocks(Protocol):
+    """A local querier that also reads other writers' blocks (a scale-out's query tier)."""
+
+    @property
+    def horizons(self) -> Mapping[str, int]:
+        """Per object-store prefix, the newest sample time this query reads there."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +108,8 @@ class Fleet:
                 continue
             if state.cluster.keep_cluster_label:  # many clusters: no one partition label
                 continue
+            if state.cluster.object_store_prefix:  # part of its data is read from blocks
+                continue
             if state.version is None or state.external_labels is None or state.session is None:
                 continue
             if replicas and (
@@ -107,12 +130,13 @@ class Fleet:
     @asynccontextmanager
     async def _querier(self, start_ms: int, end_ms: int) -> AsyncIterator[Querier]:
         async with self.local.querier(start_ms, end_ms) as head:
+            horizons = head.horizons if isinstance(head, ReadsSharedBlocks) else None
             q: Querier = MergeQuerier(
                 [head],
                 [
                     q
                     for q in [
-                        *self.registry.pull_queriers(start_ms, end_ms),
+                        *self.registry.pull_queriers(start_ms, end_ms, horizons),
                         *self.registry.edge_queriers(start_ms, end_ms),
                     ]
                     if q.cluster.name not in self.excluded

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -166,12 +166,20 @@ class ClusterRegistry:
 
     # -- pull side ---------------------------------------------------------------
 
-    def pull_queriers(self, start_ms: int, end_ms: int) -> list[RemoteCluster]:
-        """A RemoteCluster per pull endpoint for one query (sharing the pooled sessions)."""
+    def pull_queriers(
+        self, start_ms: int, end_ms: int, horizons: Mapping[str, int] | None = None
+    ) -> list[RemoteCluster]:
+        """A RemoteCluster per pull endpoint for one query (sharing the pooled sessions).
+
+        `horizons` (object-store prefix -> newest sample time this query reads there
+        directly): an endpoint whose `object_store_prefix` is among them is asked only
+        for later samples."""
         out = []
         for state in self.pulls:
             if state.session is None:
                 continue
+            prefix = state.cluster.object_store_prefix
+            after = horizons.get(prefix) if horizons and prefix else None
             out.append(
                 RemoteCluster(
                     state.cluster,
@@ -181,6 +189,7 @@ class ClusterRegistry:
                     end_ms,
                     on_result=self._query_hook(state),
                     labels_cache=state.labels_cache,
+                    after_ms=after,
                 )
             )
         return out

@@ -13,6 +13,11 @@ shard narrows its answer by it); one that accepts `<name>` cannot be, since
 unlabelled series would match it only after relabelling, so it is applied
 here to the relabelled series.
 
+With `after_ms` (the endpoint is a shard whose blocks this service reads
+from the object store directly, up to that time) only the samples after it
+are asked for: the older ones come from the blocks, so none arrives twice
+and the shard is spared reading its history back.
+
 Any failure to get an answer (refused, timed out, HTTP error, undecodable
 body) is a `StorageUnavailable` naming the cluster and the reason; the
 merge above turns it into a warning or an error.
@@ -64,8 +69,11 @@ class RemoteCluster:
         end_ms: int,
         on_result: ResultHook | None = None,
         labels_cache: dict[Hashable, Labels] | None = None,
+        after_ms: int | None = None,
     ) -> None:
         self.cluster = cluster
+        self.after_ms = after_ms
+        """Samples at or before this are read from the shard's blocks, not asked for."""
         self._labels_cache = labels_cache if labels_cache is not None else {}
         self._session = session
         self._metrics = metrics
@@ -113,6 +121,8 @@ class RemoteCluster:
         hints: SelectHints | None = None,
     ) -> SeriesSet:
         sent = self._request_matchers(matchers)
+        if self.after_ms is not None:
+            start_ms = max(start_ms, self.after_ms + 1)
         if sent is None or start_ms > end_ms:
             return SeriesSet.empty()
         read_hints = None

@@ -2,16 +2,17 @@
 
 `ObjectStore` is the interface (`base`); `LocalStore`, `S3Store` (the only
 boto3 importer, in `s3`) and `MemoryStore` implement it; `PrefixedStore` and
-`InstrumentedStore` wrap any of them; `open_object_store` builds one from the
-`storage.object_store` settings.
+`InstrumentedStore` wrap any of them (`ReadOnlyStore` refuses writes);
+`open_object_store` builds one from the `storage.object_store` settings.
 """
 
 from storage.objstore.base import ObjectInfo, ObjectStore, ObjectStoreError
-from storage.objstore.config import ObjectStoreConfig, open_object_store
+from storage.objstore.config import ObjectStoreConfig, open_object_store, open_read_stores
 from storage.objstore.instrumented import InstrumentedStore, OperationStats
 from storage.objstore.local import LocalStore
 from storage.objstore.memory import MemoryStore
 from storage.objstore.prefixed import PrefixedStore
+from storage.objstore.readonly import ReadOnlyStore
 
 __all__ = [
     "InstrumentedStore",
@@ -23,5 +24,7 @@ __all__ = [
     "ObjectStoreError",
     "OperationStats",
     "PrefixedStore",
+    "ReadOnlyStore",
     "open_object_store",
+    "open_read_stores",
 ]
