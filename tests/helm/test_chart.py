@@ -173,6 +173,11 @@ def test_full_example_renders_two_shards_and_a_query_tier() -> None:
         shard = pulls[f"fleet-aggregator-shard-{i}"]
         assert shard["keep_cluster_label"] is True
         assert shard["url"] == f"http://fleet-aggregator-shard-{i}.monitoring.svc:9095"
+        # its blocks are read from the bucket directly; it is asked only for newer samples
+        assert shard["object_store_prefix"] == f"prod/shard-{i}"
+    assert q["storage"]["object_store"]["read_prefixes"] == ["prod/shard-0", "prod/shard-1"]
+    assert q["storage"]["object_store"]["read_relist_interval"] == "1m"
+    assert "read_prefixes" not in shard0["storage"]["object_store"]
     # members' remote_write URLs name their shard, in NOTES.txt and as Services
     notes = next(t for p, t in rendered.items() if p.endswith("NOTES.txt"))
     assert "http://fleet-aggregator-shard-0.monitoring.svc:9095/api/v1/write" in notes
@@ -194,6 +199,7 @@ def test_full_example_renders_two_shards_and_a_query_tier() -> None:
         ({"storage": {"retention": 5}}, "/storage/retention", "want string"),
         ({"storage": {"retention": "5 days"}}, "/storage/retention", "does not match"),
         ({"shards": 0}, "/shards", "minimum"),
+        ({"queryTier": {"relistInterval": "often"}}, "/queryTier/relistInterval", "does not match"),
         (
             {"clusters": [{"name": "a", "token": "inline-secret"}]},
             "/clusters/0",

@@ -139,16 +139,21 @@ shard (index, for role shard). Paths are relative to the config's folder
 {{- $clusters = append $clusters $c -}}
 {{- end -}}
 {{- end -}}
+{{- $basePrefix := trimAll "/" (default "" $v.storage.objectStore.prefix) -}}
+{{- $shardPrefixes := list -}}
 {{- if eq $role "query" -}}
 {{- range $i := until (int $v.shards) -}}
-{{- $clusters = append $clusters (dict "name" (printf "%s-shard-%d" (include "aggregator.fullname" $root) $i) "url" (printf "http://%s:%d" (include "aggregator.shardHost" (list $root $i)) (int $v.service.port)) "keep_cluster_label" true "health_check_interval" "5s") -}}
+{{- $shardPrefix := trimPrefix "/" (printf "%s/shard-%d" $basePrefix $i) -}}
+{{- $shardPrefixes = append $shardPrefixes $shardPrefix -}}
+{{- /* its blocks are read from the bucket; the shard is asked only for what is newer */ -}}
+{{- $clusters = append $clusters (dict "name" (printf "%s-shard-%d" (include "aggregator.fullname" $root) $i) "url" (printf "http://%s:%d" (include "aggregator.shardHost" (list $root $i)) (int $v.service.port)) "keep_cluster_label" true "health_check_interval" "5s" "object_store_prefix" $shardPrefix) -}}
 {{- end -}}
 {{- end -}}
 {{- if $clusters }}{{ $_ := set $cfg "clusters" $clusters }}{{ end -}}
 {{- with $v.limits }}{{ $_ := set $cfg "limits" (include "aggregator.snake" . | fromJson) }}{{ end -}}
 {{- $os := $v.storage.objectStore -}}
 {{- $store := dict "type" $os.type -}}
-{{- $prefix := trimAll "/" (default "" $os.prefix) -}}
+{{- $prefix := $basePrefix -}}
 {{- if eq $role "shard" }}{{ $prefix = trimPrefix "/" (printf "%s/shard-%d" $prefix (int .shard)) }}{{ end -}}
 {{- if eq $role "query" }}{{ $prefix = trimPrefix "/" (printf "%s/query" $prefix) }}{{ end -}}
 {{- if eq $os.type "s3" -}}
@@ -156,6 +161,10 @@ shard (index, for role shard). Paths are relative to the config's folder
 {{- if $prefix }}{{ $_ := set $store "prefix" $prefix }}{{ end -}}
 {{- if $os.endpoint }}{{ $_ := set $store "endpoint" $os.endpoint }}{{ end -}}
 {{- if $os.region }}{{ $_ := set $store "region" $os.region }}{{ end -}}
+{{- if $shardPrefixes -}}
+{{- $_ := set $store "read_prefixes" $shardPrefixes -}}
+{{- $_ := set $store "read_relist_interval" $v.queryTier.relistInterval -}}
+{{- end -}}
 {{- end -}}
 {{- $s := $v.storage -}}
 {{- $_ := set $cfg "storage" (dict "retention" $s.retention "block_duration" $s.blockDuration "late_window" $s.lateWindow "object_store_retention" $s.objectStoreRetention "wal_fsync" $s.walFsync "block_cache_size" $s.blockCacheSize "object_store" $store) -}}
