@@ -12,11 +12,14 @@ import logging
 import numpy as np
 import pytest
 
+from remote_write.batch import WriteBatch
 from storage.blocks.cache import ChunkCache
 from storage.blocks.meta import META_FILE
+from storage.db import Storage
 from storage.errors import ObjectNotFound
 from storage.labels import Labels, Matcher, MatchType
-from storage.objstore import MemoryStore, ObjectStoreError, PrefixedStore
+from storage.objstore import LocalStore, MemoryStore, ObjectStoreError, PrefixedStore
+from storage.options import StorageOptions
 from storage.tiering.querier import ReadOptions
 from storage.tiering.readonly import ReadOnlyCatalog
 from storage.tiering.shared import SharedBlocks
@@ -205,3 +208,45 @@ async def test_a_failing_listing_keeps_the_last_view_and_says_why(tmp_path):
     assert status["blocks"] == 1
     assert "connection refused" in status["lastError"]
     assert samples(await select(shared)) == {"eu-1": [T0 + i * 1000 for i in range(10)]}
+
+
+async def test_storage_reads_other_prefixes_beside_its_own_head_and_blocks(tmp_path):
+    """A query tier's Storage: a shard's flushed blocks (another Storage writing under its
+    prefix of one local store) answer beside the query tier's own head."""
+    root = LocalStore(tmp_path / "bucket")
+    ts = [T0 + i * 1000 for i in range(10)]
+    shard = await Storage.open(
+        tmp_path / "shard", StorageOptions(), object_store=PrefixedStore(root, "fleet/shard-0")
+    )
+    try:
+        app = shard.appender(cluster="eu-1")
+        app.append(WriteBatch.from_series([((("__name__", "m"),), ts, [1.0] * 10)]))
+        await app.commit()
+        assert (await shard.flush()).samples == 10
+    finally:
+        await shard.close()
+
+    query = await Storage.open(
+        tmp_path / "query",
+        StorageOptions(),
+        object_store=PrefixedStore(root, "fleet/query"),
+        read_stores={"fleet/shard-0": PrefixedStore(root, "fleet/shard-0")},
+    )
+    try:
+        app = query.appender(cluster="rules")
+        app.append(WriteBatch.from_series([((("__name__", "m"),), ts, [2.0] * 10)]))
+        await app.commit()
+        await query.shared.refresh()
+        async with query.querier(T0, T0 + 60_000) as q:
+            assert q.horizons == {"fleet/shard-0": ts[-1]}
+            ss = await q.select(ALL, T0, T0 + 60_000)
+        assert samples(ss) == {"eu-1": ts, "rules": ts}
+        (status,) = query.blocks_status()["readPrefixes"]
+        assert status["prefix"] == "fleet/shard-0"
+        assert status["blocks"] == 1
+        assert status["maxTime"] == ts[-1]
+        # the shard's prefix was only read
+        keys = [k async for k in root.list("fleet/shard-0/", recursive=True)]
+        assert len(keys) == 3
+    finally:
+        await query.close()
