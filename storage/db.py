@@ -205,8 +205,14 @@ class Storage:
         snapshot = self.catalog.snapshot()
         shared = self.shared.open(start_ms, end_ms, read) if self.shared.catalogs else None
         try:
+            after = read.blocks_after_ms
+            blocks_start = start_ms if after is None else max(start_ms, after + 1)
             blocks = BlockQuerier(
-                snapshot.readers, start_ms, end_ms, cost=read.cost, resolution=read.resolution
+                snapshot.readers if blocks_start <= end_ms else [],
+                blocks_start,
+                end_ms,
+                cost=read.cost,
+                resolution=read.resolution,
             )
             warning = None
             if not self.catalog.loaded:
@@ -215,7 +221,11 @@ class Storage:
                     "samples already moved out of the head may be missing from this answer"
                 )
             yield TieredQuerier(
-                HeadQuerier(self._head, start_ms, end_ms), blocks, warning=warning, shared=shared
+                HeadQuerier(self._head, start_ms, end_ms),
+                blocks,
+                warning=warning,
+                shared=shared,
+                blocks_after_ms=after,
             )
         finally:
             snapshot.release()

@@ -4,7 +4,10 @@ per-request fleet switches (`partial_response`, `dedup`, `pushdown` parameters).
 The remote-read server answers from the same fleet Queryable as queries, so
 a Prometheus with `remote_read` pointed here sees what a query here sees
 (HA replicas deduplicated unless `?dedup=false`). It answers SAMPLES, or
-streams XOR chunks when the reader accepts STREAMED_XOR_CHUNKS first.
+streams XOR chunks when the reader accepts STREAMED_XOR_CHUNKS first. A
+scale-out's query tier that reads our blocks itself sends
+`X-Aggregator-Blocks-Read-Through: <ms>`: our blocks then answer only what is
+newer, our head everything.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aggregator.api.responses import success
 from aggregator.errors import BadData
 from aggregator.federation.fleet import Fleet
 from aggregator.federation.registry import ClusterRegistry
+from aggregator.federation.remote_read import BLOCKS_READ_THROUGH
 from aggregator.federation.scope import ScopedQueryable
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.read import (
@@ -103,10 +107,25 @@ async def handle_read(request: web.Request) -> web.StreamResponse:
         read = decode_read_request(body, max_decoded_bytes=limits.max_decoded_bytes)
     except (DecodeError, PayloadTooLarge) as exc:
         raise BadData(f"remote read: {exc}") from None
-    queryable = fleet_queryable(request, request.query)
+    queryable = fleet_queryable(request, request.query, _blocks_read_through(request))
     config = request.app[CONFIG].query
     async with request.app[GATE].admit(config.timeout_ms / 1000) as memory:
         return await _answer_read(request, read, queryable, config.max_samples, memory)
+
+
+def _blocks_read_through(request: web.Request) -> ReadOptions | None:
+    """A query tier that reads our blocks itself up to a time asks only for what our
+    blocks hold after it (our head answers in full)."""
+    raw = request.headers.get(BLOCKS_READ_THROUGH)
+    if raw is None:
+        return None
+    try:
+        return ReadOptions(blocks_after_ms=int(raw))
+    except ValueError:
+        raise BadData(
+            f"remote read: header {BLOCKS_READ_THROUGH} must be a time in milliseconds, "
+            f"got {raw[:40]!r}"
+        ) from None
 
 
 async def _answer_read(

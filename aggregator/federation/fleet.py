@@ -10,11 +10,14 @@ read and (later) rules all read through it.
 On a scale-out's query tier the local storage also reads the shards' blocks
 from the object store (`storage.object_store.read_prefixes`); its querier
 tells, per prefix, the newest sample time those blocks hold (`horizons`), and
-a shard whose `object_store_prefix` is one of them is asked only for later
-samples. The shard keeps a sample in its head until the block holding it is
-uploaded, so it can answer everything after that time; what is older comes
-from the blocks. The merge's dedup of equal (series, timestamp) pairs covers
-the edge where both answer a sample (a block listed after the shard was asked).
+a shard whose `object_store_prefix` is one of them answers from its own
+blocks only what is newer, and from its head everything
+(`remote_read.BLOCKS_READ_THROUGH`). The shard keeps a sample in its head
+until the block holding it is uploaded, so together nothing is missing: the
+blocks we read, the shard's newer blocks, its head (recent samples, and late
+ones not cut into a block yet). The merge's dedup of equal (series,
+timestamp) pairs covers the edges where both answer a sample (a block listed
+here before the shard dropped its samples from the head).
 Shards take no pushdown (`keep_cluster_label`), so their part is always raw.
 """
 

@@ -14,9 +14,13 @@ unlabelled series would match it only after relabelling, so it is applied
 here to the relabelled series.
 
 With `after_ms` (the endpoint is a shard whose blocks this service reads
-from the object store directly, up to that time) only the samples after it
-are asked for: the older ones come from the blocks, so none arrives twice
-and the shard is spared reading its history back.
+from the object store directly, up to that time) the request carries
+`BLOCKS_READ_THROUGH` = after_ms: the shard answers from its blocks only
+what is newer, and from its head everything (its head holds, besides the
+samples after its newest block, only samples that arrived late for older
+ranges and are not in a block yet). So no sample arrives twice, late
+samples are answered at once, and the shard is spared reading its history
+back.
 
 Any failure to get an answer (refused, timed out, HTTP error, undecodable
 body) is a `StorageUnavailable` naming the cluster and the reason; the
@@ -48,6 +52,10 @@ from storage.interfaces import LabelResult, SelectHints, SeriesSet
 from storage.labels import CLUSTER_LABEL, METRIC_NAME, Labels, Matcher, MatchType
 from storage.merge import sort_series
 
+BLOCKS_READ_THROUGH = "X-Aggregator-Blocks-Read-Through"
+"""Remote-read request header (milliseconds): the caller reads this service's blocks up
+to and including that time itself; answer older samples from the head only."""
+
 ResultHook = Callable[[str | None], None]
 """Told the outcome of every request: None on success, else the reason."""
 
@@ -73,7 +81,8 @@ class RemoteCluster:
     ) -> None:
         self.cluster = cluster
         self.after_ms = after_ms
-        """Samples at or before this are read from the shard's blocks, not asked for."""
+        """The shard's blocks up to this time are read directly: it answers older samples
+        from its head only (`BLOCKS_READ_THROUGH`)."""
         self._labels_cache = labels_cache if labels_cache is not None else {}
         self._session = session
         self._metrics = metrics
@@ -121,8 +130,6 @@ class RemoteCluster:
         hints: SelectHints | None = None,
     ) -> SeriesSet:
         sent = self._request_matchers(matchers)
-        if self.after_ms is not None:
-            start_ms = max(start_ms, self.after_ms + 1)
         if sent is None or start_ms > end_ms:
             return SeriesSet.empty()
         read_hints = None
@@ -235,6 +242,8 @@ class RemoteCluster:
             "Content-Type": SAMPLES_CONTENT_TYPE,
             "X-Prometheus-Remote-Read-Version": "0.1.0",
         }
+        if self.after_ms is not None:
+            headers[BLOCKS_READ_THROUGH] = str(self.after_ms)
         try:
             async with self._session.post("api/v1/read", data=body, headers=headers) as resp:
                 data = await resp.read()

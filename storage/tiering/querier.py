@@ -38,6 +38,9 @@ class ReadOptions:
 
     cost: ReadCost = field(default_factory=ReadCost)
     resolution: Resolution = field(default_factory=Resolution)
+    blocks_after_ms: int | None = None
+    """Leave out block samples at or before this time: the caller (a scale-out's query
+    tier) reads this service's blocks itself up to there; the head still answers all."""
 
 
 class TieredQuerier:
@@ -50,11 +53,13 @@ class TieredQuerier:
         *,
         warning: str | None = None,
         shared: SharedQuerier | None = None,
+        blocks_after_ms: int | None = None,
     ) -> None:
         self.head = head
         self.blocks = blocks
         self.warning = warning
         self.shared = shared
+        self.blocks_after_ms = blocks_after_ms
 
     @property
     def horizons(self) -> Mapping[str, int]:
@@ -77,15 +82,18 @@ class TieredQuerier:
         *,
         hints: SelectHints | None = None,
     ) -> SeriesSet:
+        blocks_start = start_ms
+        if self.blocks_after_ms is not None:
+            blocks_start = max(start_ms, self.blocks_after_ms + 1)
         if self.shared is None:
             from_blocks, from_head = await asyncio.gather(
-                self.blocks.select(matchers, start_ms, end_ms, hints=hints),
+                self.blocks.select(matchers, blocks_start, end_ms, hints=hints),
                 self.head.select(matchers, start_ms, end_ms, hints=hints),
             )
             out = combine([from_blocks, from_head])
         else:
             from_blocks, from_shared, from_head = await asyncio.gather(
-                self.blocks.select(matchers, start_ms, end_ms, hints=hints),
+                self.blocks.select(matchers, blocks_start, end_ms, hints=hints),
                 self.shared.select(matchers, start_ms, end_ms, hints=hints),
                 self.head.select(matchers, start_ms, end_ms, hints=hints),
             )

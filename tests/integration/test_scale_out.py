@@ -10,9 +10,9 @@ as stale through the query tier.
 
 With the shards writing blocks to one S3 bucket (moto on loopback) and the query tier
 reading their prefixes (`read_prefixes`, `object_store_prefix`), history answers as a
-single instance given the same samples does, with both shards up, with one stopped
-(its history from the bucket, the recent part named in warnings) and after it is back
-(nothing counted twice).
+single instance given the same samples does, with both shards up (late samples into an
+uploaded range included at once), with one stopped (its history from the bucket, the
+shard named in warnings) and after it is back (nothing counted twice).
 """
 
 from __future__ import annotations
@@ -339,8 +339,23 @@ def test_history_comes_from_the_object_store_whole_and_once(tmp_path: Path, s3_c
             assert _by_labels(got) == _by_labels(want), query_text
             assert len(_by_labels(got)) >= 3
 
-        # 2. shard-1 stopped: its cluster's history still answers (the shard is not even
-        # asked: its blocks reach past the range), the recent part with a warning for it
+        # late samples into a range shard-0 already uploaded: answered at once (from its head)
+        late = [
+            encode_series(
+                encode_labels([("__name__", "late_total"), ("instance", "i0")]),
+                start_ms + np.arange(20, 80, dtype=np.int64) * STEP_MS,
+                np.arange(60, dtype=np.float64),
+            )
+        ]
+        assert post_write_as(single_url, compress(late), "token-eu-1") == 204
+        assert post_write_as(shards["shard-0"][1], compress(late), "token-eu-1") == 204
+        want = _range(single_url, "late_total", start_ms, end_ms, 15)
+        got = _range(query_url, "late_total", start_ms, end_ms, 15)
+        assert len(_by_labels(want)) == 1
+        assert _by_labels(got) == _by_labels(want)
+
+        # 2. shard-1 stopped: its cluster's history still answers, from its blocks in the
+        # bucket; the warnings name the shard (its head could hold late samples)
         shard1, shard1_url, shard1_config = shards["shard-1"]
         assert shard1.stop() == 0
         for template, step in QUERIES:
@@ -349,6 +364,7 @@ def test_history_comes_from_the_object_store_whole_and_once(tmp_path: Path, s3_c
             got = _range(query_url, us, start_ms, flushed_end, step)
             assert _by_labels(want), us
             assert _by_labels(got) == _by_labels(want), us
+            assert any('cluster "shard-1" left out' in w for w in got["warnings"]), got
         got = _range(query_url, 'requests_total{cluster="us-1"}', start_ms, end_ms, 60)
         assert any('cluster "shard-1" left out' in w for w in got["warnings"]), got["warnings"]
 
