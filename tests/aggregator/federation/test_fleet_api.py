@@ -178,3 +178,42 @@ async def test_workspace_label_from_kubesphere_mapping_at_query_time(make_servic
     assert found == {("c1", "ops"), ("c2", "shop")}
     _, values = await svc.get_json("/api/v1/label/workspace/values")
     assert values["data"] == ["ws-a", "ws-b"]
+
+
+async def test_remote_read_for_a_query_tier_reading_our_blocks_itself(make_service):
+    """`X-Aggregator-Blocks-Read-Through: T`: our blocks answer only after T, our head all
+    of its samples (a late one into the flushed range too); a bad value is a 400."""
+    svc = await make_service(Config(clusters=clusters("c1")))
+    auth = {"Authorization": "Bearer token-c1"}
+    t0 = _now_ms() - 600 * STEP
+    flushed = [t0 + i * STEP for i in range(100)]
+    await svc.write(encode([([("__name__", "m")], flushed, [1.0] * 100)]), headers=auth)
+    resp = await svc.client.post("/api/v1/admin/flush")
+    assert resp.status == 200
+    newer = [t0 + i * STEP for i in range(100, 120)]
+    await svc.write(encode([([("__name__", "m")], newer, [2.0] * 20)]), headers=auth)
+    late = [t0 + 50 * STEP + 7]
+    await svc.write(encode([([("__name__", "m"), ("late", "1")], late, [3.0])]), headers=auth)
+
+    async def read(header: str | None) -> tuple[int, dict[str, list[int]]]:
+        headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+        if header is not None:
+            headers["X-Aggregator-Blocks-Read-Through"] = header
+        query = ReadQuery(t0, newer[-1], (("=", "__name__", "m"),))
+        resp = await svc.client.post(
+            "/api/v1/read", data=encode_read_request([query]), headers=headers
+        )
+        if resp.status != 200:
+            return resp.status, {}
+        (result,) = decode_read_response(await resp.read())
+        b = result.batch
+        got = {}
+        for i in range(len(b.series)):
+            got[dict(b.series[i]).get("late", "")] = b.timestamps[b.series_idx == i].tolist()
+        return 200, got
+
+    assert await read(None) == (200, {"": flushed + newer, "1": late})
+    assert await read(str(flushed[-1])) == (200, {"": newer, "1": late})
+    assert await read(str(flushed[49])) == (200, {"": flushed[50:] + newer, "1": late})
+    status, _ = await read("yesterday")
+    assert status == 400
