@@ -75,7 +75,8 @@ class PullCluster:
     object_store_prefix: str | None = None
     """The prefix of our object store this endpoint (a shard) uploads its blocks to; one
     of `storage.object_store.read_prefixes`. Its blocks are read from the store directly
-    and the endpoint is asked only for samples newer than the newest of them."""
+    and the endpoint answers from its own blocks only samples newer than the newest of
+    them (from its head, all)."""
 
 
 def cluster_index(raw: Any, name: str) -> int:

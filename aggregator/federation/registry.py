@@ -172,8 +172,8 @@ class ClusterRegistry:
         """A RemoteCluster per pull endpoint for one query (sharing the pooled sessions).
 
         `horizons` (object-store prefix -> newest sample time this query reads there
-        directly): an endpoint whose `object_store_prefix` is among them is asked only
-        for later samples."""
+        directly): an endpoint whose `object_store_prefix` is among them is told so, and
+        answers from its own blocks only later samples (from its head, all)."""
         out = []
         for state in self.pulls:
             if state.session is None:
