@@ -222,8 +222,8 @@ def _bucket_values(
     if counts is None or is_float is None:  # integer histograms only
         if deltas is None:
             return np.zeros(0, dtype=_F64), np.zeros(n + 1, dtype=np.int64)
-        vals, off = deltas
-        return _segment_cumsum(zigzag(vals), off).astype(_F64), off
+        raw, off = deltas
+        return _segment_cumsum(zigzag(raw), off).astype(_F64), off
     if deltas is None or is_float.all():  # float histograms only
         return counts[0].view(_F64), counts[1]
     # Both kinds: per histogram, the deltas' sums (integer) or the counts (float).
