@@ -225,8 +225,10 @@ def _read_mixed(
     if (body >= ends).any():  # every field has at least one byte after its tag
         raise DecodeError("protobuf: field runs past the end of its message")
     wire = tag & 7
-    if (tag >> 3 == 0).any() or not np.isin(wire, (0, 1, 2, 5)).all():
+    if (tag >> 3 == 0).any():
         raise DecodeError("protobuf: bad field tag in histogram")
+    if not np.isin(wire, (0, 1, 2, 5)).all():
+        raise DecodeError("protobuf: unsupported wire type in histogram")
     value = np.zeros(len(pos), dtype=np.uint64)
     start = body.copy()
     nxt = np.empty(len(pos), dtype=np.int64)
