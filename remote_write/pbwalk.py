@@ -38,6 +38,7 @@ _PACK = (
     (_U64(0x000000000FFFFFFF), _U64(0x0FFFFFFF00000000), _U64(4)),
 )
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
+_max, _min = np.maximum.reduce, np.minimum.reduce
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +71,12 @@ class Piece:
 
 @dataclass(frozen=True, slots=True)
 class Walk:
-    """Every field of `n` messages, step by step (see `Step`)."""
+    """Every field of `n` messages, step by step (see `Step`), and the pieces of
+    each field number (see `Piece`), in step order."""
 
     n: int
     steps: list[Step]
+    by_number: dict[int, list[Piece]]
 
     def column(
         self, number: int, wire: int, default: int = 0
@@ -106,17 +109,23 @@ class Walk:
 
     def pieces(self, number: int) -> list[Piece]:
         """The fields numbered `number` at each step, in step order."""
-        out = []
-        for st in self.steps:
-            if isinstance(st.tag, int):
-                if st.tag >> 3 == number:
-                    out.append(Piece(st.rows, st.tag & 7, st.value, st.start))
-                continue
-            hit = (st.tag >> 3) == number
-            if hit.any():
-                rows = np.flatnonzero(hit) if st.rows is None else st.rows[hit]
-                out.append(Piece(rows, st.tag[hit] & 7, st.value[hit], st.start[hit]))
-        return out
+        return self.by_number.get(number, [])
+
+
+def _index(steps: list[Step]) -> dict[int, list[Piece]]:
+    """The pieces of every field number found."""
+    out: dict[int, list[Piece]] = {}
+    for st in steps:
+        if isinstance(st.tag, int):
+            out.setdefault(st.tag >> 3, []).append(Piece(st.rows, st.tag & 7, st.value, st.start))
+            continue
+        numbers = st.tag >> 3
+        for number in np.unique(numbers).tolist():
+            hit = np.flatnonzero(numbers == number)
+            rows = hit if st.rows is None else st.rows[hit]
+            piece = Piece(rows, st.tag[hit] & 7, st.value[hit], st.start[hit])
+            out.setdefault(number, []).append(piece)
+    return out
 
 
 def words_of(buf: NDArray[np.uint8]) -> NDArray[np.uint64]:
@@ -135,7 +144,7 @@ def read_varints(
     if not len(pos):
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     first = buf[pos]
-    if (first < 0x80).all():  # the usual case for tags, lengths and small numbers
+    if _max(first) < 0x80:  # the usual case for tags, lengths and small numbers
         return first.astype(np.uint64), np.ones(len(pos), dtype=np.int64)
     w = words[pos]
     term = ~w & _HIGH  # the high bit of every byte that ends a varint
@@ -169,29 +178,31 @@ def walk(buf: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int
     words = words_of(buf)
     steps: list[Step] = []
     rows: NDArray[np.int64] | None = None  # None: every message is still going
+    all_live = n > 0 and bool((pos < ends).all())
     while n:
-        live = pos < ends
-        if rows is None and not live.all():
-            rows = np.flatnonzero(live)
-            pos, ends = pos[rows], ends[rows]
-        elif rows is not None and not live.all():
-            rows, pos, ends = rows[live], pos[live], ends[live]
-        if rows is not None and not len(rows):
-            break
+        if not all_live:  # some message ended at the last step
+            live = pos < ends
+            if not live.any():
+                break
+            keep = np.flatnonzero(live)
+            rows = keep if rows is None else rows[keep]
+            pos, ends = pos[keep], ends[keep]
         first = buf[pos]
         t0 = int(first[0])
-        if t0 < 0x80 and (first == t0).all():  # one one-byte tag in every message
+        if t0 < 0x80 and _min(first) == _max(first):  # one one-byte tag in every message
             if t0 >> 3 == 0:
                 raise DecodeError("protobuf: bad field tag in histogram")
             value, start, nxt = _read_kind(buf, words, t0 & 7, pos + 1)
             tag: int | NDArray[np.int64] = t0
         else:
             value, start, nxt, tag = _read_mixed(buf, words, pos, ends)
-        if (nxt > ends).any():
+        left = int(np.minimum.reduce(ends - nxt))
+        if left < 0:
             raise DecodeError("protobuf: field runs past the end of its message")
+        all_live = left > 0
         steps.append(Step(rows, tag, value, start))
         pos = nxt
-    return Walk(n, steps)
+    return Walk(n, steps, _index(steps))
 
 
 def _read_kind(
