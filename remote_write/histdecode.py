@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from remote_write.errors import DecodeError
-from remote_write.histograms import HistogramBatch
+from remote_write.histograms import HistogramBatch, segment_cumsum
 from remote_write.pbwalk import (
     PAD,
     WIRE_I64,
@@ -198,19 +198,6 @@ def _repeated(
     return out, off
 
 
-def _segment_cumsum(values: NDArray, offsets: NDArray[np.int64]) -> NDArray:
-    """Running sums restarting at every segment (`offsets`, n+1 entries from 0)."""
-    n = len(offsets) - 1
-    if not len(values):
-        return values.copy()
-    size = len(values) // n if n else 0
-    if size * n == len(values) and offsets[1] == size and (np.diff(offsets) == size).all():
-        return values.reshape(n, size).cumsum(axis=1).ravel()
-    total = np.cumsum(values)
-    before = np.concatenate((np.zeros(1, dtype=total.dtype), total))[offsets[:-1]]
-    return total - np.repeat(before, np.diff(offsets))
-
-
 def _bucket_values(
     deltas: Repeated | None,
     counts: Repeated | None,
@@ -223,7 +210,7 @@ def _bucket_values(
         if deltas is None:
             return np.zeros(0, dtype=_F64), np.zeros(n + 1, dtype=np.int64)
         raw, off = deltas
-        return _segment_cumsum(zigzag(raw), off).astype(_F64), off
+        return segment_cumsum(zigzag(raw), off).astype(_F64), off
     if deltas is None or is_float.all():  # float histograms only
         return counts[0].view(_F64), counts[1]
     # Both kinds: per histogram, the deltas' sums (integer) or the counts (float).
@@ -233,7 +220,7 @@ def _bucket_values(
     val_off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(val_counts, out=val_off[1:])
     vals = np.zeros(int(val_off[-1]), dtype=_F64)
-    cum = _segment_cumsum(zigzag(delta_vals), delta_off).astype(_F64)
+    cum = segment_cumsum(zigzag(delta_vals), delta_off).astype(_F64)
     dst = _ragged_positions(val_off, delta_off, np.flatnonzero(~is_float))
     vals[dst[0]] = cum[dst[1]]
     dst = _ragged_positions(val_off, cnt_off, np.flatnonzero(is_float))
