@@ -278,7 +278,7 @@ def _spans(
         start = np.concatenate(start_l)[order] if rows_l else rows
         length = np.concatenate(len_l)[order] if rows_l else rows
         per = np.bincount(rows, minlength=n).astype(np.int64)
-    sub = walk(buf, start, start + length)
+    sub = walk(buf, start, start + length, what="BucketSpan")
     offset = zigzag(sub.column(1, WIRE_VARINT)[0])
     span_len = sub.column(2, WIRE_VARINT)[0].view(np.int64)
     return per, offset, span_len

@@ -17,6 +17,7 @@ themselves. Steps where the messages differ take a general path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,6 +40,9 @@ _PACK = (
 )
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
 _max, _min = np.maximum.reduce, np.minimum.reduce
+_LEN_MAX = (1 << 31) - 1
+"""Longest length-delimited field accepted (protobuf's own limit is 2 GiB)."""
+_WIRES = (WIRE_VARINT, WIRE_I64, WIRE_LEN, WIRE_I32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +52,15 @@ class Step:
     `rows`: the messages (None: all of them); `tag`: the field tag (number << 3
     | wire), one int when every row has the same, else one per row; `value`:
     the varint, or the fixed64/fixed32 bits, or for a length-delimited field
-    its length; `start`: where its payload starts (after the length prefix).
+    its length; `start`: where its payload starts (after the length prefix);
+    `end`: where the field ends (the next one starts).
     """
 
     rows: NDArray[np.int64] | None
     tag: int | NDArray[np.int64]
     value: NDArray[np.uint64]
     start: NDArray[np.int64]
+    end: NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +176,22 @@ def _read_long_varints(
     return np.bitwise_or.reduce(payload << _SHIFTS, axis=1), width.astype(np.int64)
 
 
-def walk(buf: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64]) -> Walk:
-    """All fields of the messages `buf[starts[i]:ends[i]]` (buf padded by `PAD`)."""
+def walk(
+    buf: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    *,
+    what: str = "Histogram",
+) -> Walk:
+    """All fields of the messages `buf[starts[i]:ends[i]]` (buf padded by `PAD`).
+
+    Raises DecodeError naming `what`, the message (#k) and the byte for a
+    field that runs past its message, a varint over 10 bytes, field number 0
+    or a wire type protobuf 3 does not use (groups).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
-    pos = np.asarray(starts, dtype=np.int64)
+    pos = starts
     n = len(pos)
     words = words_of(buf)
     steps: list[Step] = []
@@ -187,20 +205,23 @@ def walk(buf: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int
             keep = np.flatnonzero(live)
             rows = keep if rows is None else rows[keep]
             pos, ends = pos[keep], ends[keep]
-        first = buf[pos]
-        t0 = int(first[0])
-        if t0 < 0x80 and _min(first) == _max(first):  # one one-byte tag in every message
-            if t0 >> 3 == 0:
-                raise DecodeError("protobuf: bad field tag in histogram")
-            value, start, nxt = _read_kind(buf, words, t0 & 7, pos + 1)
-            tag: int | NDArray[np.int64] = t0
-        else:
-            value, start, nxt, tag = _read_mixed(buf, words, pos, ends)
-        left = int(np.minimum.reduce(ends - nxt))
-        if left < 0:
-            raise DecodeError("protobuf: field runs past the end of its message")
+        try:
+            first = buf[pos]
+            t0 = int(first[0])
+            if t0 < 0x80 and _min(first) == _max(first):  # one one-byte tag in every message
+                if t0 < 8:
+                    raise DecodeError("field number 0")
+                value, start, nxt = _read_kind(buf, words, t0 & 7, pos + 1)
+                tag: int | NDArray[np.int64] = t0
+            else:
+                value, start, nxt, tag = _read_mixed(buf, words, pos, ends)
+            left = int(_min(ends - nxt))
+            if left < 0:
+                raise DecodeError("past the end")
+        except DecodeError:
+            _fail(buf, pos, ends, starts, rows, what)
         all_live = left > 0
-        steps.append(Step(rows, tag, value, start))
+        steps.append(Step(rows, tag, value, start, nxt))
         pos = nxt
     return Walk(n, steps, _index(steps))
 
@@ -216,11 +237,13 @@ def _read_kind(
         return words[body], body, body + 8
     if wire == WIRE_LEN:
         v, w = read_varints(buf, words, body)
+        if _max(v) > _LEN_MAX:  # no message is that long; also keeps positions from wrapping
+            raise DecodeError("length past the end")
         start = body + w
         return v, start, start + v.astype(np.int64)
     if wire == WIRE_I32:
         return words[body] & _U64(0xFFFFFFFF), body, body + 4
-    raise DecodeError(f"protobuf: unsupported wire type {wire} in histogram")
+    raise DecodeError(f"wire type {wire}")
 
 
 def _read_mixed(
@@ -233,13 +256,10 @@ def _read_mixed(
     tag_u, tag_w = read_varints(buf, words, pos)
     tag = tag_u.astype(np.int64)
     body = pos + tag_w
-    if (body >= ends).any():  # every field has at least one byte after its tag
-        raise DecodeError("protobuf: field runs past the end of its message")
     wire = tag & 7
-    if (tag >> 3 == 0).any():
-        raise DecodeError("protobuf: bad field tag in histogram")
-    if not np.isin(wire, (0, 1, 2, 5)).all():
-        raise DecodeError("protobuf: unsupported wire type in histogram")
+    # Every field has a byte after its tag; numbers start at 1; no groups.
+    if (body >= ends).any() or (tag < 8).any() or not np.isin(wire, _WIRES).all():
+        raise DecodeError("malformed tag")
     value = np.zeros(len(pos), dtype=np.uint64)
     start = body.copy()
     nxt = np.empty(len(pos), dtype=np.int64)
@@ -247,6 +267,52 @@ def _read_mixed(
         sel = np.flatnonzero(wire == kind)
         value[sel], start[sel], nxt[sel] = _read_kind(buf, words, kind, body[sel])
     return value, start, nxt, tag
+
+
+def _fail(
+    buf: NDArray[np.uint8],
+    pos: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    rows: NDArray[np.int64] | None,
+    what: str,
+) -> NoReturn:
+    """Raise the DecodeError for the first message whose field at `pos` is malformed."""
+    msgs = np.arange(len(pos)) if rows is None else rows
+    tag, tag_w = _careful_varints(buf, pos)
+    wire, number = tag & 7, tag >> 3
+    body = pos + tag_w
+    v, w = _careful_varints(buf, body)
+    bad_varint = (tag_w == 0) | (((wire == WIRE_VARINT) | (wire == WIRE_LEN)) & (w == 0))
+    end = np.select(
+        [wire == WIRE_VARINT, wire == WIRE_LEN, wire == WIRE_I64, wire == WIRE_I32],
+        [body + w, body + w + np.minimum(v, _LEN_MAX + 1).astype(np.int64), body + 8, body + 4],
+        default=ends + 1,
+    )
+    bad = bad_varint | (number == 0) | (end > ends)
+    k = int(np.argmax(bad))
+    msg = int(msgs[k])
+    if bad_varint[k]:
+        raise DecodeError(f"protobuf: malformed varint in {what} #{msg} (over 10 bytes)")
+    raise DecodeError(
+        f"protobuf: {what} #{msg} is malformed at byte {int(pos[k] - starts[msg])} "
+        f"(field {int(number[k])}, wire type {int(wire[k])}, runs past its end "
+        "or is not protobuf 3)"
+    )
+
+
+def _careful_varints(
+    buf: NDArray[np.uint8], pos: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Varints read byte by byte, reads clipped to the buffer: (value as int64,
+    width; 0 for one over 10 bytes). For error messages only."""
+    window = buf.take(pos[:, None] + _WIDTHS, mode="clip")
+    last = window < 0x80
+    width = np.where(last.any(axis=1), last.argmax(axis=1) + 1, 0)
+    used = _WIDTHS < width[:, None]
+    payload = np.where(used, window & 0x7F, 0).astype(np.uint64)
+    value = np.bitwise_or.reduce(payload << _SHIFTS, axis=1)
+    return np.minimum(value, _U64(1 << 62)).astype(np.int64), width
 
 
 def packed_varints(

@@ -224,16 +224,18 @@ def test_many_copies_of_one_layout_take_the_uniform_path(chunks: list[bytes], n:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (_tag(15, 0) + b"\xff" * 11, "varint longer than 10 bytes"),
-        (_tag(3, 1) + b"\x00" * 3, "runs past the end"),
-        (_len(11, _span(0, 2)) + _len(12, b"\x02"), "spans need 2 buckets but 1 were sent"),
-        (_tag(15, 3) + b"\x00", "unsupported wire type"),
-        (b"\x00\x00", "bad field tag"),
+        (_tag(15, 0) + b"\xff" * 11, r"malformed varint in Histogram #{k}"),
+        (_tag(3, 1) + b"\x00" * 3, r"Histogram #{k} is malformed at byte 0 \(field 3, wire type 1"),
+        (_tag(15, 3) + b"\x00", r"Histogram #{k} .*field 15, wire type 3.*not protobuf 3"),
+        (b"\x00\x00", r"Histogram #{k} .*field 0"),
         (_len(12, b"\x82"), "truncated packed varint"),
+        (_tag(11, 2) + _varint(2**64 - 1) + b"\x00", r"Histogram #{k} .*field 11.*runs past"),
+        (_tag(11, 2) + _varint(2**40), r"Histogram #{k} .*field 11.*runs past"),
+        (_len(11, _span(0, 2)) + _len(12, b"\x02"), "spans need 2 buckets but 1 were sent"),
     ],
 )
-def test_malformed_messages_are_decode_errors(raw: bytes, reason: str) -> None:
+def test_malformed_messages_are_decode_errors_naming_the_message(raw: bytes, reason: str) -> None:
     good = (_tag(15, 0) + _varint(5)) * 3
-    for batch in ([raw], [good, raw], [raw, good, good]):
-        with pytest.raises(DecodeError, match=reason):
+    for batch, k in (([raw], 0), ([good, raw], 1), ([raw, good, good], 0)):
+        with pytest.raises(DecodeError, match=reason.format(k=k)):
             decode_histogram_messages(batch, np.zeros(len(batch), dtype=np.int32))
