@@ -17,9 +17,27 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from remote_write.pbwalk import PAD, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT, walk
+from remote_write.pbwalk import (
+    PAD,
+    WIRE_I32,
+    WIRE_I64,
+    WIRE_LEN,
+    WIRE_VARINT,
+    ragged_index,
+    walk,
+)
 
-__all__ = ["PAD", "WIRE_I32", "WIRE_I64", "WIRE_LEN", "WIRE_VARINT", "Fields", "scan_fields"]
+__all__ = [
+    "PAD",
+    "WIRE_I32",
+    "WIRE_I64",
+    "WIRE_LEN",
+    "WIRE_VARINT",
+    "Fields",
+    "packed_varints",
+    "ragged_index",
+    "scan_fields",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +99,6 @@ def scan_fields(
         np.concatenate([st.end for st in w.steps])[order],
         np.where(wire == WIRE_VARINT, value, np.uint64(0)),  # a varint's value only
     )
-
-
-def ragged_index(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Positions `starts[i] .. starts[i] + lengths[i] - 1`, span after span."""
-    total = int(lengths.sum())
-    before = np.cumsum(lengths) - lengths
-    return np.repeat(starts - before, lengths) + np.arange(total, dtype=np.int64)
 
 
 def packed_varints(

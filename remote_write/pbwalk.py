@@ -328,7 +328,7 @@ def packed_varints(
         if (data < 0x80).all():  # and one-byte values
             return data.astype(np.uint64), length.astype(np.int64)
     else:
-        data = buf[_ragged_index(start, length)]
+        data = buf[ragged_index(start, length)]
     total = len(data)
     if not total:
         return np.zeros(0, dtype=np.uint64), np.zeros(len(start), dtype=np.int64)
@@ -371,8 +371,8 @@ def packed_doubles(
     return words[first].view(np.float64), counts
 
 
-def _ragged_index(start: NDArray[np.int64], length: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Every position of the byte ranges `[start[k], start[k] + length[k])`, in order."""
+def ragged_index(start: NDArray[np.int64], length: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Every position of the ranges `[start[k], start[k] + length[k])`, range after range."""
     base = np.zeros(len(start) + 1, dtype=np.int64)
     np.cumsum(length, out=base[1:])
     total = int(base[-1])
