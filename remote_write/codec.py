@@ -141,14 +141,20 @@ def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = Non
         raise DecodeError(f"protobuf: cannot parse WriteRequest ({exc})") from None
     joined = join_series(request.timeseries)
     labels_walk = walk_labels(joined)
-    spans = None if labels_walk is None else walk_samples(joined, labels_walk[0])
+    spans = hist_walk = None
+    if labels_walk is not None:
+        # Native histograms first when the first series' labels are followed by one.
+        first_hist = _histogram_next(joined, labels_walk[0])
+        if first_hist:
+            hist_walk = walk_histograms(joined, labels_walk[0])
+        if hist_walk is None:
+            spans = walk_samples(joined, labels_walk[0])
+            if spans is None and not first_hist:
+                hist_walk = walk_histograms(joined, labels_walk[0])
     dropped: dict[str, int] = {}
     fields = None
     histograms = None
     exemplars = None
-    hist_walk = None
-    if labels_walk is not None and spans is None:
-        hist_walk = walk_histograms(joined, labels_walk[0])
     if labels_walk is not None and hist_walk is not None:
         # Native histograms only (what a scraping Prometheus sends for them).
         pos, steps = labels_walk
@@ -185,6 +191,11 @@ def decode_series_message(raw: bytes | bytearray, *, encoded: bytes | None = Non
         exemplars=exemplars,
     )
     return DecodedWrite(batch=batch, dropped=dropped, decoded_bytes=len(raw))
+
+
+def _histogram_next(joined: JoinedSeries, label_ends: NDArray[np.int64]) -> bool:
+    """Whether a Histogram field (tag 0x22) follows the first series' labels."""
+    return bool(len(label_ends)) and joined.data[int(label_ends[0])] == 0x22
 
 
 def _decode_other(

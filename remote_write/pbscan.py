@@ -1,16 +1,13 @@
-"""Protobuf fields of many messages at once, with numpy: the remote write 2.0 walk.
+"""Protobuf fields of many messages at once as one table: the remote write 2.0 view.
 
-`scan_fields` steps through every message of a set together, one field per
-step for all of them: per step a handful of numpy operations over the
-messages still going, never a Python object per field. What comes out is
-one flat table of fields (message, number, wire type, payload span, varint
-value), from which the codec picks samples, exemplars, metadata and so on
-by field number. `packed_varints` decodes packed repeated varint fields (the
-`labels_refs` of remote write 2.0) of many spans in one pass.
-
-A message with more fields than `max_steps` makes the scan return None, so
-that the caller can take a per-message path instead of paying one numpy
-round per field of one long message.
+`scan_fields` walks every message of a set together with the one field
+walker (`remote_write.pbwalk.walk`: one step per field position for all
+messages, never a Python object per field) and lays what it found out as one
+flat table (message, number, wire type, payload span, varint value), from
+which the 2.0 codec picks samples, exemplars, metadata and so on by field
+number. `packed_varints` decodes packed repeated varint fields (the
+`labels_refs` of remote write 2.0) of many spans in one pass, marking
+malformed spans instead of failing the request.
 """
 
 from __future__ import annotations
@@ -20,13 +17,27 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from remote_write.errors import DecodeError
+from remote_write.pbwalk import (
+    PAD,
+    WIRE_I32,
+    WIRE_I64,
+    WIRE_LEN,
+    WIRE_VARINT,
+    ragged_index,
+    walk,
+)
 
-PAD = 16
-"""Bytes a buffer needs past its last message: varint reads may run that far."""
-
-WIRE_VARINT, WIRE_I64, WIRE_LEN, WIRE_I32 = 0, 1, 2, 5
-_SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
+__all__ = [
+    "PAD",
+    "WIRE_I32",
+    "WIRE_I64",
+    "WIRE_LEN",
+    "WIRE_VARINT",
+    "Fields",
+    "packed_varints",
+    "ragged_index",
+    "scan_fields",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,97 +68,37 @@ class Fields:
         return np.flatnonzero(out)
 
 
-def read_varints(
-    buf: NDArray[np.uint8], at: NDArray[np.int64]
-) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
-    """The varint at each position of `at`: (value, width in bytes); width 0 marks
-    a varint longer than 10 bytes (malformed). `buf` must have PAD bytes after."""
-    first = buf[at]
-    if not (first >= 0x80).any():
-        return first.astype(np.uint64), np.ones(len(at), dtype=np.int64)
-    raw = buf[at[:, None] + np.arange(10)]
-    last = raw < 0x80
-    width = np.where(last.any(axis=1), last.argmax(axis=1) + 1, 0)
-    keep = np.arange(10) < width[:, None]
-    payload = np.where(keep, raw & 0x7F, 0).astype(np.uint64)
-    return np.bitwise_or.reduce(payload << _SHIFTS, axis=1), width
-
-
 def scan_fields(
-    buf: NDArray[np.uint8],
-    starts: NDArray[np.int64],
-    ends: NDArray[np.int64],
-    *,
-    what: str,
-    max_steps: int | None = None,
-) -> Fields | None:
-    """All fields of the messages `buf[starts[i]:ends[i]]` (see `Fields`).
+    buf: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64], *, what: str
+) -> Fields:
+    """All fields of the messages `buf[starts[i]:ends[i]]` (see `Fields`), found by
+    `remote_write.pbwalk.walk` and laid out as one table, message by message.
 
-    Raises DecodeError naming `what` (e.g. "TimeSeries") for a field running
-    past its message or a wire type protobuf 3 does not use (groups); returns
-    None once some message has more than `max_steps` fields.
+    Raises DecodeError naming `what` (e.g. "TimeSeries"), the message and the
+    byte for a field running past its message, a varint over 10 bytes or a
+    wire type protobuf 3 does not use (groups).
     """
-    n = len(starts)
-    live = np.arange(n, dtype=np.int64)
-    pos = np.asarray(starts, dtype=np.int64).copy()
-    stop = np.asarray(ends, dtype=np.int64)
-    parts: list[tuple[NDArray[np.int64], ...]] = []
-    values: list[NDArray[np.uint64]] = []
-    steps = 0
-    while True:
-        going = pos < stop[live] if len(live) else np.zeros(0, dtype=np.bool_)
-        if not going.all():
-            live, pos = live[going], pos[going]
-        if not len(live):
-            break
-        steps += 1
-        if max_steps is not None and steps > max_steps:
-            return None
-        tag, tag_width = read_varints(buf, pos)
-        wire = (tag & np.uint64(7)).astype(np.int64)
-        number = (tag >> np.uint64(3)).astype(np.int64)
-        at = pos + tag_width
-        value = np.zeros(len(live), dtype=np.uint64)
-        start = at.copy()
-        end = at.copy()
-        is_len = wire == WIRE_LEN
-        is_var = wire == WIRE_VARINT
-        if is_len.any() or is_var.any():
-            v, w = read_varints(buf, at)
-            bad_varint = (is_len | is_var) & (w == 0)
-            if bad_varint.any() or (tag_width == 0).any():
-                raise DecodeError(f"protobuf: malformed varint in {what} #{int(live[0])}")
-            start = np.where(is_len, at + w, at)
-            length = np.where(is_len, v, 0).astype(np.int64)
-            end = np.where(is_len, start + length, np.where(is_var, at + w, at))
-            value = np.where(is_var, v, np.uint64(0))
-        end = np.where(wire == WIRE_I64, at + 8, np.where(wire == WIRE_I32, at + 4, end))
-        bad = ~np.isin(wire, (WIRE_VARINT, WIRE_I64, WIRE_LEN, WIRE_I32)) | (number == 0)
-        bad |= (end > stop[live]) | (end < start)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise DecodeError(
-                f"protobuf: {what} #{int(live[k])} is malformed at byte "
-                f"{int(pos[k] - starts[live[k]])} (field {int(number[k])}, wire type "
-                f"{int(wire[k])}, runs past its end or is not protobuf 3)"
-            )
-        parts.append((live, number, wire, start, end))
-        values.append(value)
-        pos = end
-    if not parts:
+    w = walk(buf, starts, ends, what=what)
+    if not w.steps:
         empty = np.zeros(0, dtype=np.int64)
         return Fields(empty, empty, empty, empty, empty, np.zeros(0, dtype=np.uint64))
-    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-    order = np.argsort(cols[0], kind="stable")  # step-major -> message by message
-    msg, number, wire, start, end = (c[order] for c in cols)
-    return Fields(msg, number, wire, start, end, np.concatenate(values)[order])
-
-
-def ragged_index(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Positions `starts[i] .. starts[i] + lengths[i] - 1`, span after span."""
-    total = int(lengths.sum())
-    before = np.cumsum(lengths) - lengths
-    return np.repeat(starts - before, lengths) + np.arange(total, dtype=np.int64)
+    every = np.arange(w.n, dtype=np.int64)
+    msg = np.concatenate([every if st.rows is None else st.rows for st in w.steps])
+    tag = np.concatenate(
+        [np.full(len(st.start), st.tag) if isinstance(st.tag, int) else st.tag for st in w.steps]
+    )
+    order = np.argsort(msg, kind="stable")  # step-major -> message by message
+    tag = tag[order]
+    wire = tag & 7
+    value = np.concatenate([st.value for st in w.steps])[order]
+    return Fields(
+        msg[order],
+        tag >> 3,
+        wire,
+        np.concatenate([st.start for st in w.steps])[order],
+        np.concatenate([st.end for st in w.steps])[order],
+        np.where(wire == WIRE_VARINT, value, np.uint64(0)),  # a varint's value only
+    )
 
 
 def packed_varints(

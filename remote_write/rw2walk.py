@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from remote_write.pbscan import WIRE_LEN, WIRE_VARINT, Fields, read_varints
+from remote_write.errors import DecodeError
+from remote_write.pbscan import WIRE_LEN, WIRE_VARINT, Fields
+from remote_write.pbwalk import read_varints, words_of
 
 MAX_SAMPLES = 16
 """Sample fields per series this walk follows; more take the general scan."""
@@ -68,8 +70,9 @@ def walk_usual(
     ct_start = pos[ct_rows] + 1
     ct_end = ct_start
     if len(ct_rows):
-        ct_value, width = read_varints(buf, ct_start)
-        if (width == 0).any():
+        try:
+            ct_value, width = read_varints(buf, words_of(buf), ct_start)
+        except DecodeError:  # over 10 bytes: the general scan names it
             return None
         ct_end = ct_start + width
         pos = pos.copy()

@@ -1,14 +1,13 @@
 """Native histogram samples in the head: checks on ingest, a columnar store, reads.
 
-Layout (README "Native histograms"): one `HistogramBatch` sorted by (series
-id, time) whose `series_idx` holds head series ids, plus a per-row WAL
-sequence number; new rows go to a pending list and are folded in (one
-concatenate + lexsort) once the pending rows reach half the sorted ones, so
-the amortised cost per sample is a few numpy element operations. A read
-takes the requested series' row ranges from the sorted batch by
-`searchsorted` and the matching pending rows by a mask, then sorts and
+Layout (README "Native histograms", `storage.head.histstore`): the rows'
+scalar columns sorted by (series id, time) with a per-row WAL sequence
+number, new rows in a pending list folded in (one lexsort over the scalars)
+once they reach half the sorted ones; buckets appended once into chunked
+pools that a fold never moves. A read takes the requested series' row
+ranges by `searchsorted` and the matching pending rows by a mask, sorts and
 de-duplicates only those (the earliest written sample wins a timestamp, as
-for floats).
+for floats), and gathers their buckets.
 
 Checks, vectorised over a request's histograms: structure (schema, negative
 or inconsistent counts, custom bounds), too far in the future, too old
