@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from storage.blocks.cache import ChunkCache, ReadCost
@@ -57,6 +57,31 @@ class CatalogSnapshot:
             e.refs -= 1
 
 
+async def read_metas(
+    store: ObjectStore, ids: Sequence[str], unreadable: dict[str, str]
+) -> list[BlockMeta]:
+    """The meta.json of each listed block, a few at a time. A block whose meta is gone
+    (an upload or deletion that did not finish, or one deleted since the listing) is
+    left out; one that cannot be read is left out and noted in `unreadable`."""
+    gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+    async def read(block_id: str) -> BlockMeta | None:
+        where = f"{BLOCKS_PREFIX}{block_id}/{META_FILE}"
+        async with gate:
+            try:
+                raw = await store.get(where)
+            except ObjectNotFound:
+                return None
+        try:
+            return BlockMeta.from_json(raw, where=where)
+        except BlockFormatError as exc:
+            unreadable[block_id] = str(exc)
+            log.warning("block unreadable", extra={"block": block_id, "error": str(exc)})
+            return None
+
+    return [m for m in await asyncio.gather(*(read(i) for i in ids)) if m is not None]
+
+
 class BlockCatalog:
     """Live blocks (readers) plus blocks on their way out; all access on the event loop."""
 
@@ -80,23 +105,7 @@ class BlockCatalog:
             name = key[len(BLOCKS_PREFIX) :].rstrip("/")
             if key.endswith("/") and is_block_id(name):
                 ids.append(name)
-        gate = asyncio.Semaphore(LOAD_CONCURRENCY)
-
-        async def read(block_id: str) -> BlockMeta | None:
-            where = f"{BLOCKS_PREFIX}{block_id}/{META_FILE}"
-            async with gate:
-                try:
-                    raw = await self.store.get(where)
-                except ObjectNotFound:
-                    return None  # an upload or deletion that did not finish
-            try:
-                return BlockMeta.from_json(raw, where=where)
-            except BlockFormatError as exc:
-                self.unreadable[block_id] = str(exc)
-                log.warning("block unreadable", extra={"block": block_id, "error": str(exc)})
-                return None
-
-        metas = [m for m in await asyncio.gather(*(read(i) for i in ids)) if m is not None]
+        metas = await read_metas(self.store, ids, self.unreadable)
         live = {m.id: _Entry(self._reader(m)) for m in metas}
         live.update(self._live)  # blocks this process added while the listing ran
         self._live = live

@@ -26,12 +26,11 @@ import time
 from collections.abc import Sequence
 
 from storage.blocks.cache import ChunkCache
-from storage.blocks.meta import BLOCKS_PREFIX, META_FILE, BlockFormatError, BlockMeta, is_block_id
+from storage.blocks.meta import BLOCKS_PREFIX, META_FILE, BlockMeta, is_block_id
 from storage.blocks.reader import BlockReader
-from storage.errors import ObjectNotFound
 from storage.objstore.base import ObjectStore
 from storage.objstore.readonly import ReadOnlyStore
-from storage.tiering.catalog import LOAD_CONCURRENCY, BlockCatalog, _Entry
+from storage.tiering.catalog import BlockCatalog, _Entry, read_metas
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +77,8 @@ class ReadOnlyCatalog(BlockCatalog):
             block_id, _, name = key[len(BLOCKS_PREFIX) :].partition("/")
             if name == META_FILE and is_block_id(block_id):
                 listed.add(block_id)
-        gate = asyncio.Semaphore(LOAD_CONCURRENCY)
-
-        async def read(block_id: str) -> BlockMeta | None:
-            where = f"{BLOCKS_PREFIX}{block_id}/{META_FILE}"
-            async with gate:
-                try:
-                    raw = await self.store.get(where)
-                except ObjectNotFound:
-                    return None  # deleted since the listing
-            try:
-                return BlockMeta.from_json(raw, where=where)
-            except BlockFormatError as exc:
-                self.unreadable[block_id] = str(exc)
-                return None
-
-        new = sorted(listed - self._metas.keys())
-        fresh = [m for m in await asyncio.gather(*(read(i) for i in new)) if m is not None]
+        new = sorted(listed - self._metas.keys() - self.unreadable.keys())  # blocks are immutable
+        fresh = await read_metas(self.store, new, self.unreadable)
         metas = {i: m for i, m in self._metas.items() if i in listed}
         metas.update((m.id, m) for m in fresh)
         self._install(metas)
