@@ -13,6 +13,7 @@ from remote_write.batch import STALE_NAN_BITS, SeriesMetadata, WriteBatch, is_st
 from remote_write.codec import decode_samples, decode_write_request, encode_write_request
 from remote_write.errors import DecodeError, PayloadTooLarge
 from remote_write.prompb import remote_pb2, types_pb2
+from tests.support.protowire import field, varint
 
 label_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 label_pairs = st.lists(
@@ -62,25 +63,13 @@ def test_bulk_sample_decoder_agrees_with_protobuf(specs):
         if value is not None:
             fields.append(b"\x09" + struct.pack("<d", value))
         if ts is not None:
-            fields.append(b"\x10" + _varint(ts & (2**64 - 1)))
+            fields.append(b"\x10" + varint(ts & (2**64 - 1)))
         raws.append(b"".join(reversed(fields) if reverse else fields))
     ts_out, vals_out = decode_samples(raws)
     for i, raw in enumerate(raws):
         msg = types_pb2.Sample.FromString(raw)
         assert ts_out[i] == msg.timestamp
         assert struct.pack("<d", vals_out[i]) == struct.pack("<d", msg.value)
-
-
-def _varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def test_unusual_sample_encodings_take_the_slow_path():
@@ -113,18 +102,14 @@ def test_series_keys_identify_label_sets():
     assert one.batch.series_keys[0] != two.batch.series_keys[0]
 
 
-def _field(number, payload):
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def test_invalid_utf8_label_is_kept_for_validation_not_a_decode_error():
     # A Label whose value is not UTF-8: upb would refuse the whole request.
     series = (
-        _field(1, _field(1, b"__name__") + _field(2, b"up"))
-        + _field(1, _field(1, b"a") + _field(2, b"\xff\xfe"))
-        + _field(2, b"\x10\x01")
+        field(1, field(1, b"__name__") + field(2, b"up"))
+        + field(1, field(1, b"a") + field(2, b"\xff\xfe"))
+        + field(2, b"\x10\x01")
     )
-    decoded = decode_write_request(snappy.compress(_field(1, series))).batch
+    decoded = decode_write_request(snappy.compress(field(1, series))).batch
     labels = decoded.series[0]
     assert labels[0] == ("__name__", "up")
     assert labels[1][0] == "a"
@@ -199,9 +184,7 @@ def test_uniform_samples_of_every_timestamp_width(width):
             if width < 10
             else -int(rng.integers(1, 2**40))
         )
-        raws.append(
-            b"\x09" + struct.pack("<d", float(rng.normal())) + b"\x10" + _varint(ts % 2**64)
-        )
+        raws.append(b"\x09" + struct.pack("<d", float(rng.normal())) + b"\x10" + varint(ts % 2**64))
     assert len({len(r) for r in raws}) == 1
     ts_out, vals_out = decode_samples(raws)
     for i, raw in enumerate(raws):

@@ -16,43 +16,19 @@ from hypothesis import strategies as st
 from remote_write.errors import DecodeError
 from remote_write.histdecode import decode_histogram_messages
 from remote_write.prompb import types_pb2
-
-
-def _varint(v: int) -> bytes:
-    v &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _zz(v: int) -> int:
-    return (v << 1) ^ (v >> 63)
-
-
-def _tag(number: int, wire: int) -> bytes:
-    return _varint(number << 3 | wire)
-
-
-def _len(number: int, payload: bytes) -> bytes:
-    return _tag(number, 2) + _varint(len(payload)) + payload
+from tests.support.protowire import field, tag, varint, zigzag
 
 
 def _double(number: int, v: float) -> bytes:
-    return _tag(number, 1) + struct.pack("<d", v)
+    return tag(number, 1) + struct.pack("<d", v)
 
 
 def _span(offset: int, length: int) -> bytes:
     out = b""
     if offset:
-        out += _tag(1, 0) + _varint(_zz(offset) & 0xFFFFFFFF)
+        out += tag(1, 0) + varint(zigzag(offset) & 0xFFFFFFFF)
     if length:
-        out += _tag(2, 0) + _varint(length)
+        out += tag(2, 0) + varint(length)
     return out
 
 
@@ -76,31 +52,31 @@ def histogram_fields(draw) -> list[bytes]:
         maybe(_double(2, draw(anyfloat)))
         maybe(_double(7, draw(finite)))
     else:
-        maybe(_tag(1, 0) + _varint(draw(st.integers(0, 2**64 - 1))))
-        maybe(_tag(6, 0) + _varint(draw(st.integers(0, 2**64 - 1))))
+        maybe(tag(1, 0) + varint(draw(st.integers(0, 2**64 - 1))))
+        maybe(tag(6, 0) + varint(draw(st.integers(0, 2**64 - 1))))
     maybe(_double(3, draw(anyfloat)))
-    maybe(_tag(4, 0) + _varint(_zz(schema)))
+    maybe(tag(4, 0) + varint(zigzag(schema)))
     maybe(_double(5, draw(finite)))
-    maybe(_tag(14, 0) + _varint(draw(st.integers(0, 3))))
-    maybe(_tag(15, 0) + _varint(draw(int64s)))
+    maybe(tag(14, 0) + varint(draw(st.integers(0, 3))))
+    maybe(tag(15, 0) + varint(draw(int64s)))
     for spans_no, deltas_no, counts_no in ((11, 12, 13), (8, 9, 10)):
         spans = draw(st.lists(st.tuples(st.integers(-500, 500), st.integers(0, 6)), max_size=4))
         n = sum(length for _, length in spans)
         if spans:
-            chunks.append([_len(spans_no, _span(o, ln)) for o, ln in spans])
+            chunks.append([field(spans_no, _span(o, ln)) for o, ln in spans])
         if floats:
             values = draw(st.lists(finite, min_size=n, max_size=n))
             enc = [struct.pack("<d", v) for v in values]
             chunks.append(_repeated(draw, counts_no, 1, enc))
         else:
             values = draw(st.lists(int64s, min_size=n, max_size=n))
-            enc = [_varint(_zz(v)) for v in values]
+            enc = [varint(zigzag(v)) for v in values]
             chunks.append(_repeated(draw, deltas_no, 0, enc))
     if schema == -53:
         bounds = draw(st.lists(finite, max_size=5))
         chunks.append(_repeated(draw, 16, 1, [struct.pack("<d", v) for v in bounds]))
     if draw(st.booleans()):  # an unknown field: skipped
-        chunks.append([_len(99, b"x" * draw(st.integers(0, 3)))])
+        chunks.append([field(99, b"x" * draw(st.integers(0, 3)))])
     order = draw(st.permutations(range(len(chunks))))
     return [c for k in order for c in chunks[k]]
 
@@ -108,14 +84,14 @@ def histogram_fields(draw) -> list[bytes]:
 def _repeated(draw, number: int, wire: int, enc: list[bytes]) -> list[bytes]:
     """Repeated scalars as one packed field, several, or one field per element."""
     if not enc:
-        return [_len(number, b"")] if draw(st.booleans()) else []
+        return [field(number, b"")] if draw(st.booleans()) else []
     how = draw(st.sampled_from(["packed", "split", "unpacked"]))
     if how == "packed":
-        return [_len(number, b"".join(enc))]
+        return [field(number, b"".join(enc))]
     if how == "unpacked":
-        return [_tag(number, wire) + e for e in enc]
+        return [tag(number, wire) + e for e in enc]
     cut = draw(st.integers(0, len(enc)))
-    return [_len(number, b"".join(enc[:cut])), _len(number, b"".join(enc[cut:]))]
+    return [field(number, b"".join(enc[:cut])), field(number, b"".join(enc[cut:]))]
 
 
 def _bits(v: float) -> int:
@@ -224,18 +200,18 @@ def test_many_copies_of_one_layout_take_the_uniform_path(chunks: list[bytes], n:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (_tag(15, 0) + b"\xff" * 11, r"malformed varint in Histogram #{k}"),
-        (_tag(3, 1) + b"\x00" * 3, r"Histogram #{k} is malformed at byte 0 \(field 3, wire type 1"),
-        (_tag(15, 3) + b"\x00", r"Histogram #{k} .*field 15, wire type 3.*not protobuf 3"),
+        (tag(15, 0) + b"\xff" * 11, r"malformed varint in Histogram #{k}"),
+        (tag(3, 1) + b"\x00" * 3, r"Histogram #{k} is malformed at byte 0 \(field 3, wire type 1"),
+        (tag(15, 3) + b"\x00", r"Histogram #{k} .*field 15, wire type 3.*not protobuf 3"),
         (b"\x00\x00", r"Histogram #{k} .*field 0"),
-        (_len(12, b"\x82"), "truncated packed varint"),
-        (_tag(11, 2) + _varint(2**64 - 1) + b"\x00", r"Histogram #{k} .*field 11.*runs past"),
-        (_tag(11, 2) + _varint(2**40), r"Histogram #{k} .*field 11.*runs past"),
-        (_len(11, _span(0, 2)) + _len(12, b"\x02"), "spans need 2 buckets but 1 were sent"),
+        (field(12, b"\x82"), "truncated packed varint"),
+        (tag(11, 2) + varint(2**64 - 1) + b"\x00", r"Histogram #{k} .*field 11.*runs past"),
+        (tag(11, 2) + varint(2**40), r"Histogram #{k} .*field 11.*runs past"),
+        (field(11, _span(0, 2)) + field(12, b"\x02"), "spans need 2 buckets but 1 were sent"),
     ],
 )
 def test_malformed_messages_are_decode_errors_naming_the_message(raw: bytes, reason: str) -> None:
-    good = (_tag(15, 0) + _varint(5)) * 3
+    good = (tag(15, 0) + varint(5)) * 3
     for batch, k in (([raw], 0), ([good, raw], 1), ([raw, good, good], 0)):
         with pytest.raises(DecodeError, match=reason.format(k=k)):
             decode_histogram_messages(batch, np.zeros(len(batch), dtype=np.int32))

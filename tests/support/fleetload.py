@@ -20,6 +20,8 @@ import numpy as np
 import snappy
 from numpy.typing import NDArray
 
+from tests.support import protowire
+
 WRITE_HEADERS = {
     "Content-Encoding": "snappy",
     "Content-Type": "application/x-protobuf",
@@ -28,22 +30,12 @@ WRITE_HEADERS = {
 _TS_MIN, _TS_MAX = 1 << 35, 1 << 42
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def encode_labels(pairs: Sequence[tuple[str, str]]) -> bytes:
     """Serialized Label fields of one series (send them sorted by name)."""
-    return b"".join(_field(1, _field(1, n.encode()) + _field(2, v.encode())) for n, v in pairs)
+    return b"".join(
+        protowire.field(1, protowire.field(1, n.encode()) + protowire.field(2, v.encode()))
+        for n, v in pairs
+    )
 
 
 def encode_samples(ts: NDArray[np.int64], values: NDArray[np.float64]) -> bytes:
@@ -66,7 +58,7 @@ def encode_samples(ts: NDArray[np.int64], values: NDArray[np.float64]) -> bytes:
 
 def encode_series(labels: bytes, ts: NDArray[np.int64], values: NDArray[np.float64]) -> bytes:
     """One TimeSeries field: pre-encoded labels plus samples."""
-    return _field(1, labels + encode_samples(ts, values))
+    return protowire.field(1, labels + encode_samples(ts, values))
 
 
 def compress(fields: Sequence[bytes]) -> bytes:

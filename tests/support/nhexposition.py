@@ -14,37 +14,15 @@ import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.protowire import field, uint, varint, zigzag
+
 CONTENT_TYPE = (
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 )
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _zigzag(n: int) -> int:
-    return (n << 1) ^ (n >> 63)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _uint(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
 def _double(number: int, value: float) -> bytes:
-    return _varint(number << 3 | 1) + struct.pack("<d", value)
+    return varint(number << 3 | 1) + struct.pack("<d", value)
 
 
 def histogram_family(
@@ -75,30 +53,28 @@ def histogram_family(
             run_start = i if prev_end is None else i - prev_end
             run_len = 1
         prev_end = i + 1
-        deltas += _varint(_zigzag(buckets[i] - prev_count))
+        deltas += varint(zigzag(buckets[i] - prev_count))
         prev_count = buckets[i]
     if run_start is not None:
         spans_list.append((run_start, run_len))
     for offset, length in spans_list:
-        spans += _field(12, _uint(1, _zigzag(offset) & 0xFFFFFFFF) + _uint(2, length))
+        spans += field(12, uint(1, zigzag(offset) & 0xFFFFFFFF) + uint(2, length))
     count = zero_count + sum(buckets.values())
     hist = (
-        _uint(1, count)
+        uint(1, count)
         + _double(2, total_sum)
-        + _uint(5, _zigzag(schema))
+        + uint(5, zigzag(schema))
         + _double(6, zero_threshold)
-        + _uint(7, zero_count)
+        + uint(7, zero_count)
         + spans
-        + _field(13, deltas)
+        + field(13, deltas)
     )
     metric = b"".join(
-        _field(1, _field(1, k.encode()) + _field(2, v.encode())) for k, v in labels.items()
+        field(1, field(1, k.encode()) + field(2, v.encode())) for k, v in labels.items()
     )
-    metric += _field(7, hist)
-    family = (
-        _field(1, name.encode()) + _field(2, b"test histogram") + _uint(3, 4) + _field(4, metric)
-    )
-    return _varint(len(family)) + family
+    metric += field(7, hist)
+    family = field(1, name.encode()) + field(2, b"test histogram") + uint(3, 4) + field(4, metric)
+    return varint(len(family)) + family
 
 
 class HistogramTarget:
