@@ -43,6 +43,7 @@ from remote_write.pbscan import (
     WIRE_VARINT,
     Fields,
     packed_varints,
+    ragged_index,
     scan_fields,
 )
 from remote_write.prompb import fast_v2_pb2
@@ -50,7 +51,7 @@ from remote_write.rw2walk import walk_usual
 from remote_write.samples import decode_sample_spans
 from remote_write.serieswalk import JoinedSeries, join_series
 from remote_write.symbollabels import SymbolLabels
-from remote_write.symbols import SymbolIds
+from remote_write.symbols import Request, SymbolIds
 
 RW2_PROTO = "io.prometheus.write.v2.Request"
 
@@ -142,10 +143,18 @@ class _Decoder:
     def run(self, body: bytes) -> DecodedWriteV2:
         buf = self.joined.buf
         f = walk_usual(buf, self.joined.starts, self.joined.ends)
+        signature = kept = None
         if f is None:  # another layout: the general scan
             f = scan_fields(buf, self.joined.starts, self.joined.ends, what="TimeSeries")
             assert f is not None
             _check_wire_types(f, _SERIES_FIELDS, "TimeSeries")
+        else:  # the usual layout: labels, samples, metadata, created; nothing else
+            self._ids, kept = self.symbol_ids.table(self.symbols)
+            if kept is not None:
+                signature = _signature(buf, f, self.joined.starts)
+                seen = kept.requests.get(signature)
+                if seen is not None:
+                    return self._repeat(f, body, seen)
         refs, ref_counts = self._label_refs(f)
         ref_offsets = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(ref_counts, out=ref_offsets[1:])
@@ -193,12 +202,46 @@ class _Decoder:
             exemplars=exemplars,
             histograms=hist,
         )
+        if kept is not None and signature is not None and everything:
+            self.symbol_ids.remember(
+                kept, signature, Request(list(keys), list(metadata), len(signature))
+            )
         rejected: list[Rejection] = []
         if not everything:
             per_series = np.bincount(f.msg[samples], minlength=self.n)
             per_series += np.bincount(f.msg[histograms], minlength=self.n)
             rejected = self._rejections(refs, ref_offsets, per_series)
         return DecodedWriteV2(batch, rejected, {}, created=int((created[good] >= 0).sum()))
+
+    def _repeat(self, f: Fields, body: bytes, seen: Request) -> DecodedWriteV2:
+        """A request whose table, label references and metadata are those of `seen`
+        (see `remote_write.symbols`): its keys and metadata are `seen`'s, every series
+        is readable (`seen` was), and references are decoded only if storage asks
+        for labels."""
+        buf = self.joined.buf
+        samples = f.pick(2, WIRE_LEN)
+        starts = f.start[samples]
+        timestamps, values = decode_sample_spans(buf, starts, f.end[samples] - starts)
+        created = _last_per_message(f, f.pick(6, WIRE_VARINT), self.n)
+
+        def refs() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+            refs, counts = self._label_refs(f)
+            offsets = np.zeros(self.n + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            return refs, offsets
+
+        labels = SymbolLabels.deferred(self.symbols, refs)
+        batch = WriteBatch(
+            series=LazyLabelSets(self.n, labels, labels.columns),
+            series_idx=f.msg[samples].astype(np.int32),
+            timestamps=timestamps,
+            values=values,
+            metadata=list(seen.metadata),
+            series_keys=list(seen.keys),
+            encoded=body,
+            encoded_format=2,
+        )
+        return DecodedWriteV2(batch, created=int((created >= 0).sum()))
 
     # -- labels ----------------------------------------------------------------
 
@@ -434,6 +477,22 @@ def _family(name: str, type_name: str) -> str:
             if name.endswith(suffix):
                 return name[: -len(suffix)]
     return name
+
+
+def _signature(buf: NDArray[np.uint8], f: Fields, starts: NDArray[np.int64]) -> bytes:
+    """The bytes of every series' `labels_refs` field and Metadata field (tags and
+    lengths included), series after series, of a request in the usual layout: equal
+    for two requests exactly when their series have the same references and metadata
+    in the same order (each series starts with its one `labels_refs` field)."""
+    refs = f.pick(1, WIRE_LEN)
+    meta = f.pick(5, WIRE_LEN)
+    # The usual layout: labels_refs is the series' first field, a Metadata field's
+    # tag and one-byte length are the two bytes before its payload.
+    first = np.concatenate([starts[f.msg[refs]], f.start[meta] - 2])
+    last = np.concatenate([f.end[refs], f.end[meta]])
+    order = np.argsort(first, kind="stable")
+    first, last = first[order], last[order]
+    return buf[ragged_index(first, last - first)].tobytes()
 
 
 def _last_per_message(f: Fields, rows: NDArray[np.int64], n: int) -> NDArray[np.int64]:
