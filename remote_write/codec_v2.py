@@ -488,10 +488,16 @@ def _signature(buf: NDArray[np.uint8], f: Fields, starts: NDArray[np.int64]) -> 
     meta = f.pick(5, WIRE_LEN)
     # The usual layout: labels_refs is the series' first field, a Metadata field's
     # tag and one-byte length are the two bytes before its payload.
-    first = np.concatenate([starts[f.msg[refs]], f.start[meta] - 2])
-    last = np.concatenate([f.end[refs], f.end[meta]])
-    order = np.argsort(first, kind="stable")
-    first, last = first[order], last[order]
+    if len(meta) == len(refs):  # metadata with every series (the usual): interleave
+        first = np.empty(2 * len(refs), dtype=np.int64)
+        last = np.empty_like(first)
+        first[0::2], first[1::2] = starts[f.msg[refs]], f.start[meta] - 2
+        last[0::2], last[1::2] = f.end[refs], f.end[meta]
+    else:
+        first = np.concatenate([starts[f.msg[refs]], f.start[meta] - 2])
+        last = np.concatenate([f.end[refs], f.end[meta]])
+        order = np.argsort(first, kind="stable")
+        first, last = first[order], last[order]
     return buf[ragged_index(first, last - first)].tobytes()
 
 
