@@ -43,11 +43,10 @@ from remote_write.pbscan import (
     WIRE_VARINT,
     Fields,
     packed_varints,
-    ragged_index,
     scan_fields,
 )
 from remote_write.prompb import fast_v2_pb2
-from remote_write.rw2walk import walk_usual
+from remote_write.rw2walk import signature_usual, walk_usual
 from remote_write.samples import decode_sample_spans
 from remote_write.serieswalk import JoinedSeries, join_series
 from remote_write.symbollabels import SymbolLabels
@@ -151,7 +150,7 @@ class _Decoder:
         else:  # the usual layout: labels, samples, metadata, created; nothing else
             self._ids, kept = self.symbol_ids.table(self.symbols)
             if kept is not None:
-                signature = _signature(buf, f, self.joined.starts)
+                signature = signature_usual(buf, f, self.joined.starts)
                 seen = kept.requests.get(signature)
                 if seen is not None:
                     return self._repeat(f, body, seen)
@@ -477,28 +476,6 @@ def _family(name: str, type_name: str) -> str:
             if name.endswith(suffix):
                 return name[: -len(suffix)]
     return name
-
-
-def _signature(buf: NDArray[np.uint8], f: Fields, starts: NDArray[np.int64]) -> bytes:
-    """The bytes of every series' `labels_refs` field and Metadata field (tags and
-    lengths included), series after series, of a request in the usual layout: equal
-    for two requests exactly when their series have the same references and metadata
-    in the same order (each series starts with its one `labels_refs` field)."""
-    refs = f.pick(1, WIRE_LEN)
-    meta = f.pick(5, WIRE_LEN)
-    # The usual layout: labels_refs is the series' first field, a Metadata field's
-    # tag and one-byte length are the two bytes before its payload.
-    if len(meta) == len(refs):  # metadata with every series (the usual): interleave
-        first = np.empty(2 * len(refs), dtype=np.int64)
-        last = np.empty_like(first)
-        first[0::2], first[1::2] = starts[f.msg[refs]], f.start[meta] - 2
-        last[0::2], last[1::2] = f.end[refs], f.end[meta]
-    else:
-        first = np.concatenate([starts[f.msg[refs]], f.start[meta] - 2])
-        last = np.concatenate([f.end[refs], f.end[meta]])
-        order = np.argsort(first, kind="stable")
-        first, last = first[order], last[order]
-    return buf[ragged_index(first, last - first)].tobytes()
 
 
 def _last_per_message(f: Fields, rows: NDArray[np.int64], n: int) -> NDArray[np.int64]:

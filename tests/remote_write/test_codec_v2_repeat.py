@@ -62,7 +62,8 @@ def test_a_repeated_request_gives_its_keys_labels_and_metadata_again() -> None:
     ids = SymbolIds()
     first = decode(request(T), ids).batch
     again = decode(request(T + 15_000), ids).batch
-    assert first.series_keys is not None and again.series_keys is not None
+    assert first.series_keys is not None
+    assert again.series_keys is not None
     # Reused, not rebuilt: the very key objects of the first request.
     assert all(a is b for a, b in zip(again.series_keys, first.series_keys, strict=True))
     assert again.series_keys == fresh_keys(request(T), ids)
@@ -84,7 +85,8 @@ def test_a_repeated_table_with_a_changed_series_decodes_that_series() -> None:
     del changed.timeseries[0].labels_refs[:]
     changed.timeseries[0].labels_refs.extend(refs)
     batch = decode(changed, ids).batch
-    assert batch.series_keys is not None and first.series_keys is not None
+    assert batch.series_keys is not None
+    assert first.series_keys is not None
     assert batch.series[0] == (*labels(0)[:3], ("pod", "pod-1"))
     assert batch.series_keys[0] not in first.series_keys
     assert batch.series_keys[1:] == first.series_keys[1:]
@@ -107,7 +109,8 @@ def test_the_same_references_under_tables_differing_in_one_symbol_are_other_seri
     two.symbols[at] = "other-5"
     a = decode(one, ids).batch
     b = decode(two, ids).batch
-    assert a.series_keys is not None and b.series_keys is not None
+    assert a.series_keys is not None
+    assert b.series_keys is not None
     assert [x == y for x, y in zip(a.series_keys, b.series_keys, strict=True)] == [
         i != 5 for i in range(N)
     ]
@@ -125,7 +128,8 @@ def test_a_dropped_table_is_decoded_in_full_again() -> None:
         decode(request(T, pod=f"p{k}"), ids)
     assert ids._tables_size <= 12_000
     again = decode(request(T + 15_000), ids).batch
-    assert again.series_keys is not None and first.series_keys is not None
+    assert again.series_keys is not None
+    assert first.series_keys is not None
     assert not any(a is b for a, b in zip(again.series_keys, first.series_keys, strict=True))
     assert again.series_keys == first.series_keys  # same ids: the strings are still known
     assert list(again.series) == [labels(i) for i in range(N)]
