@@ -8,14 +8,20 @@ dropped) is decoded anew.
 
 from __future__ import annotations
 
+import time
+
 import snappy
 
 from remote_write.codec_v2 import BAD_SYMBOL_REFERENCE, decode_write_request_v2
 from remote_write.prompb import write_v2_pb2
 from remote_write.symbols import SymbolIds
+from storage.db import Storage
+from storage.labels import Matcher, MatchType
+from storage.options import StorageOptions
 from tests.support.rw2 import SeriesV2, build_v2
 
 T = 1_700_000_000_000
+NOW = int(time.time() * 1000)
 N = 40  # 40 pods and instances: a table of over 64 symbols, so it is kept
 
 
@@ -145,3 +151,28 @@ def test_a_refused_series_is_refused_again_when_repeated() -> None:
         assert [r.reason for r in decoded.rejected] == [BAD_SYMBOL_REFERENCE]
         assert "series #3" in decoded.rejected[0].message
         assert len(decoded.batch.series) == N - 1
+
+
+async def test_storage_stores_a_repeated_request_under_the_right_series(tmp_path) -> None:
+    ids = SymbolIds()
+    known = await Storage.open(tmp_path / "known", StorageOptions())
+    fresh = await Storage.open(tmp_path / "fresh", StorageOptions())
+    try:
+        first = decode(request(NOW - 30_000), ids).batch
+        again = decode(request(NOW - 15_000), ids).batch  # the repeat: keys reused
+        app = known.appender()
+        assert app.append(first).accepted == N
+        assert app.append(again).accepted == N
+        await app.commit()
+        # A head that never saw these keys asks for the labels: decoded on demand.
+        app = fresh.appender()
+        assert app.append(decode(request(NOW), ids).batch).accepted == N
+        await app.commit()
+        for storage, samples in ((known, [NOW - 30_000, NOW - 15_000]), (fresh, [NOW])):
+            async with storage.querier(NOW - 60_000, NOW + 1) as q:
+                ss = await q.select([Matcher(MatchType.RE, "pod", ".+")], NOW - 60_000, NOW + 1)
+            got = {dict(s.labels)["pod"]: s.timestamps.tolist() for s in ss.series}
+            assert got == {f"pod-{i}": samples for i in range(N)}
+    finally:
+        await known.close()
+        await fresh.close()
