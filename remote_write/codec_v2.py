@@ -11,7 +11,9 @@ wire), and so are native histograms (a 2.0 Histogram has 1.0's field numbers:
 of all series in one pass. Per series, Python makes
 one bytes object, its key: the ids of its label strings (`SymbolIds`), equal
 in every request that carries the same labels, whatever the symbols' order.
-Labels are decoded only for series storage has not seen.
+Labels are decoded only for series storage has not seen. A request repeating
+the table, references and metadata of one decoded before gets that request's
+keys and metadata back (`remote_write.symbols`): no reference is decoded.
 
 A series that cannot be read (a reference past the symbols table, an odd
 number of label references, malformed references) is refused on its own as
