@@ -11,7 +11,9 @@ wire), and so are native histograms (a 2.0 Histogram has 1.0's field numbers:
 of all series in one pass. Per series, Python makes
 one bytes object, its key: the ids of its label strings (`SymbolIds`), equal
 in every request that carries the same labels, whatever the symbols' order.
-Labels are decoded only for series storage has not seen.
+Labels are decoded only for series storage has not seen. A request repeating
+the table, references and metadata of one decoded before gets that request's
+keys and metadata back (`remote_write.symbols`): no reference is decoded.
 
 A series that cannot be read (a reference past the symbols table, an odd
 number of label references, malformed references) is refused on its own as
@@ -46,11 +48,11 @@ from remote_write.pbscan import (
     scan_fields,
 )
 from remote_write.prompb import fast_v2_pb2
-from remote_write.rw2walk import walk_usual
+from remote_write.rw2walk import signature_usual, walk_usual
 from remote_write.samples import decode_sample_spans
 from remote_write.serieswalk import JoinedSeries, join_series
 from remote_write.symbollabels import SymbolLabels
-from remote_write.symbols import SymbolIds
+from remote_write.symbols import Request, SymbolIds
 
 RW2_PROTO = "io.prometheus.write.v2.Request"
 
@@ -142,10 +144,18 @@ class _Decoder:
     def run(self, body: bytes) -> DecodedWriteV2:
         buf = self.joined.buf
         f = walk_usual(buf, self.joined.starts, self.joined.ends)
+        signature = kept = None
         if f is None:  # another layout: the general scan
             f = scan_fields(buf, self.joined.starts, self.joined.ends, what="TimeSeries")
             assert f is not None
             _check_wire_types(f, _SERIES_FIELDS, "TimeSeries")
+        else:  # the usual layout: labels, samples, metadata, created; nothing else
+            self._ids, kept = self.symbol_ids.table(self.symbols)
+            if kept is not None:
+                signature = signature_usual(buf, f, self.joined.starts)
+                seen = kept.requests.get(signature)
+                if seen is not None:
+                    return self._repeat(f, body, seen)
         refs, ref_counts = self._label_refs(f)
         ref_offsets = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(ref_counts, out=ref_offsets[1:])
@@ -193,12 +203,46 @@ class _Decoder:
             exemplars=exemplars,
             histograms=hist,
         )
+        if kept is not None and signature is not None and everything:
+            self.symbol_ids.remember(
+                kept, signature, Request(list(keys), list(metadata), len(signature))
+            )
         rejected: list[Rejection] = []
         if not everything:
             per_series = np.bincount(f.msg[samples], minlength=self.n)
             per_series += np.bincount(f.msg[histograms], minlength=self.n)
             rejected = self._rejections(refs, ref_offsets, per_series)
         return DecodedWriteV2(batch, rejected, {}, created=int((created[good] >= 0).sum()))
+
+    def _repeat(self, f: Fields, body: bytes, seen: Request) -> DecodedWriteV2:
+        """A request whose table, label references and metadata are those of `seen`
+        (see `remote_write.symbols`): its keys and metadata are `seen`'s, every series
+        is readable (`seen` was), and references are decoded only if storage asks
+        for labels."""
+        buf = self.joined.buf
+        samples = f.pick(2, WIRE_LEN)
+        starts = f.start[samples]
+        timestamps, values = decode_sample_spans(buf, starts, f.end[samples] - starts)
+        created = _last_per_message(f, f.pick(6, WIRE_VARINT), self.n)
+
+        def refs() -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+            refs, counts = self._label_refs(f)
+            offsets = np.zeros(self.n + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            return refs, offsets
+
+        labels = SymbolLabels.deferred(self.symbols, refs)
+        batch = WriteBatch(
+            series=LazyLabelSets(self.n, labels, labels.columns),
+            series_idx=f.msg[samples].astype(np.int32),
+            timestamps=timestamps,
+            values=values,
+            metadata=list(seen.metadata),
+            series_keys=list(seen.keys),
+            encoded=body,
+            encoded_format=2,
+        )
+        return DecodedWriteV2(batch, created=int((created >= 0).sum()))
 
     # -- labels ----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from remote_write.errors import DecodeError
 from remote_write.pbscan import WIRE_LEN, WIRE_VARINT, Fields
-from remote_write.pbwalk import read_varints, words_of
+from remote_write.pbwalk import ragged_index, read_varints, words_of
 
 MAX_SAMPLES = 16
 """Sample fields per series this walk follows; more take the general scan."""
@@ -170,3 +170,26 @@ def _samples_in_series_order(
         active = np.flatnonzero(on)
         starts[offsets[active] + k] = at[active]
     return np.repeat(np.arange(n, dtype=np.int64), counts), starts
+
+
+def signature_usual(buf: NDArray[np.uint8], f: Fields, starts: NDArray[np.int64]) -> bytes:
+    """The bytes of every series' `labels_refs` field and Metadata field (tags and
+    lengths included), series after series, of a request in the usual layout (its
+    fields as `walk_usual` found them): equal for two requests exactly when their
+    series have the same references and metadata in the same order (each series
+    starts with its one `labels_refs` field)."""
+    refs = f.pick(1, WIRE_LEN)
+    meta = f.pick(5, WIRE_LEN)
+    # The usual layout: labels_refs is the series' first field, a Metadata field's
+    # tag and one-byte length are the two bytes before its payload.
+    if len(meta) == len(refs):  # metadata with every series (the usual): interleave
+        first = np.empty(2 * len(refs), dtype=np.int64)
+        last = np.empty_like(first)
+        first[0::2], first[1::2] = starts[f.msg[refs]], f.start[meta] - 2
+        last[0::2], last[1::2] = f.end[refs], f.end[meta]
+    else:
+        first = np.concatenate([starts[f.msg[refs]], f.start[meta] - 2])
+        last = np.concatenate([f.end[refs], f.end[meta]])
+        order = np.argsort(first, kind="stable")
+        first, last = first[order], last[order]
+    return buf[ragged_index(first, last - first)].tobytes()

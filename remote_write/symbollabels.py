@@ -12,7 +12,7 @@ holding the separator byte, take the one-by-one path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,13 +23,14 @@ from remote_write.pbscan import ragged_index
 
 _SEP = 0xFF
 """Replaces each label's field tag: UTF-8 never holds this byte."""
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 class SymbolLabels:
     """Label pairs of series given as (name, value) references into `symbols`:
     series i's references are `refs[offsets[i]:offsets[i + 1]]`."""
 
-    __slots__ = ("_offsets", "_refs", "_symbols", "_text")
+    __slots__ = ("_load", "_offsets", "_refs", "_symbols", "_text")
 
     def __init__(
         self, symbols: Sequence[bytes], refs: NDArray[np.int64], offsets: NDArray[np.int64]
@@ -38,8 +39,27 @@ class SymbolLabels:
         self._refs = refs
         self._offsets = offsets
         self._text: dict[int, str] = {}
+        self._load: Callable[[], tuple[NDArray[np.int64], NDArray[np.int64]]] | None = None
+
+    @classmethod
+    def deferred(
+        cls,
+        symbols: Sequence[bytes],
+        load: Callable[[], tuple[NDArray[np.int64], NDArray[np.int64]]],
+    ) -> SymbolLabels:
+        """Labels whose references (refs, offsets) `load` decodes on first use: a request
+        whose series storage knows by key needs none."""
+        out = cls(symbols, _NONE, _NONE)
+        out._load = load
+        return out
+
+    def _loaded(self) -> None:
+        if self._load is not None:
+            self._refs, self._offsets = self._load()
+            self._load = None
 
     def __call__(self, i: int) -> LabelPairs:
+        self._loaded()
         o = self._offsets
         strings = [self._string(r) for r in self._refs[o[i] : o[i + 1]].tolist()]
         return tuple(zip(strings[0::2], strings[1::2], strict=True))
@@ -52,6 +72,7 @@ class SymbolLabels:
 
     def columns(self, indices: Sequence[int]) -> LabelColumns:
         """The labels of series `indices` as label-key columns (see the module docstring)."""
+        self._loaded()
         bulk = self._bulk(np.asarray(indices, dtype=np.int64))
         if bulk is not None:
             return bulk

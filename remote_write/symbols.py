@@ -25,6 +25,14 @@ dictionary lookup per string, which at 100k series is most of a 2.0 request's
 decoding. Ids are never reused, so a kept table's ids stay right after its
 strings dropped out of the generations (a series keyed with an old id is found
 by its labels).
+
+A kept table also keeps what its last requests decoded to (`Request`): a
+request whose label references and metadata are byte for byte those of one
+decoded before under the same table (the same series in the same order, only
+their samples new: what a sender repeating its tables sends) gets that
+request's series keys and metadata back from one lookup of those bytes,
+without decoding a reference or making a key. They are dropped with their
+table and counted in `table_bytes`.
 """
 
 from __future__ import annotations
@@ -37,8 +45,39 @@ from numpy.typing import NDArray
 
 from remote_write.batch import SeriesMetadata
 
+REQUESTS_PER_TABLE = 2
+"""Decoded requests kept per table (the newest): a sender alternating between two
+series orders under one table still hits."""
+
 _TABLES = itertools.count(1)
 """Numbers the tables of a process: keys of two tables never meet (see `SymbolIds.tag`)."""
+
+
+class Request:
+    """What a request decoded to that depends only on its table, its label references
+    and its metadata: its series keys and metadata (shared: callers copy the lists)."""
+
+    __slots__ = ("keys", "metadata", "size")
+
+    def __init__(
+        self, keys: list[bytes], metadata: list[SeriesMetadata], signature_bytes: int
+    ) -> None:
+        self.keys = keys
+        self.metadata = metadata
+        # Keys as bytes objects (33 bytes each besides their content) in a list.
+        self.size = signature_bytes + sum(map(len, keys)) + 41 * len(keys) + 200 * len(metadata)
+
+
+class KeptTable:
+    """A kept symbols table: its ids, and its latest decoded requests by signature
+    (the bytes of their series' label references and metadata)."""
+
+    __slots__ = ("ids", "key", "requests")
+
+    def __init__(self, key: bytes | tuple[bytes, ...], ids: NDArray[np.uint32]) -> None:
+        self.key = key
+        self.ids = ids
+        self.requests: dict[bytes, Request] = {}
 
 
 class SymbolIds:
@@ -57,10 +96,11 @@ class SymbolIds:
         "tag",
     )
 
-    def __init__(self, generation_size: int = 1 << 19, table_bytes: int = 16 << 20) -> None:
+    def __init__(self, generation_size: int = 1 << 19, table_bytes: int = 32 << 20) -> None:
         self.generation_size = generation_size
         self.table_bytes = table_bytes
-        """Bound on the kept tables' content (their keys), oldest dropped first; 0 keeps none."""
+        """Bound on the kept tables' content (their keys, ids and requests), oldest
+        dropped first; 0 keeps none."""
         self.tag = (next(_TABLES) & 0xFFFFFF) << 8 | 0xFF
         """Starts every key made with this table's ids. Its first byte (0xFF) is never
         a 1.0 key's (0x0A or 0x00), and its number is this table's: the same ids in
@@ -73,7 +113,7 @@ class SymbolIds:
         self._current: dict[bytes, int] = {}
         self._previous: dict[bytes, int] = {}
         self._next = 0
-        self._tables: dict[bytes | tuple[bytes, ...], NDArray[np.uint32]] = {}
+        self._tables: dict[bytes | tuple[bytes, ...], KeptTable] = {}
         self._tables_size = 0
 
     def __len__(self) -> int:
@@ -81,8 +121,13 @@ class SymbolIds:
 
     def ids(self, symbols: Sequence[bytes]) -> NDArray[np.uint32]:
         """The id of every string of `symbols`, in order (read-only: it may be shared)."""
+        return self.table(symbols)[0]
+
+    def table(self, symbols: Sequence[bytes]) -> tuple[NDArray[np.uint32], KeptTable | None]:
+        """The ids of `symbols` (as `ids`) and the kept table they belong to, None when
+        the table is not kept (small, or past `table_bytes`)."""
         if not self.table_bytes or len(symbols) < 64:
-            return self._ids(symbols)
+            return self._ids(symbols), None
         # Exact: no string holds the separator, so it cuts the key back into the
         # table; else the strings themselves (a tuple never equals bytes).
         key: bytes | tuple[bytes, ...] = b"\x00".join(symbols)
@@ -90,18 +135,36 @@ class SymbolIds:
             key = tuple(symbols)
         hit = self._tables.get(key)
         if hit is not None:
-            return hit
+            return hit.ids, hit
         ids = self._ids(symbols)
         ids.flags.writeable = False
         size = _kept_size(key, ids)
         if size > self.table_bytes:
-            return ids
+            return ids, None
+        kept = KeptTable(key, ids)
+        self._tables[key] = kept
+        self._grow(size)
+        return ids, kept if self._tables.get(key) is kept else None
+
+    def remember(self, table: KeptTable, signature: bytes, request: Request) -> None:
+        """Keep `request` as what `signature` decodes to under `table` (see the module
+        docstring); the table's oldest request goes past REQUESTS_PER_TABLE, and the
+        oldest tables past `table_bytes`."""
+        if request.size > self.table_bytes or self._tables.get(table.key) is not table:
+            return
+        requests = table.requests
+        old = requests.pop(signature, None)
+        grown = request.size - (old.size if old is not None else 0)
+        requests[signature] = request
+        while len(requests) > REQUESTS_PER_TABLE:
+            grown -= requests.pop(next(iter(requests))).size
+        self._grow(grown)
+
+    def _grow(self, size: int) -> None:
         self._tables_size += size
-        while self._tables_size > self.table_bytes:
+        while self._tables_size > self.table_bytes and self._tables:
             old = next(iter(self._tables))
-            self._tables_size -= _kept_size(old, self._tables.pop(old))
-        self._tables[key] = ids
-        return ids
+            self._tables_size -= _table_size(old, self._tables.pop(old))
 
     def _ids(self, symbols: Sequence[bytes]) -> NDArray[np.uint32]:
         try:
@@ -127,6 +190,10 @@ class SymbolIds:
             self.metadata.clear()  # bounded with the strings it refers to
         self._current[symbol] = hit
         return hit
+
+
+def _table_size(key: bytes | tuple[bytes, ...], table: KeptTable) -> int:
+    return _kept_size(key, table.ids) + sum(r.size for r in table.requests.values())
 
 
 def _kept_size(key: bytes | tuple[bytes, ...], ids: NDArray[np.uint32]) -> int:
