@@ -24,17 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from remote_write.varint import encode_uvarint, read_uvarint
+
 _SEP = 0x00
 _PAD = 8  # reads past a key's end stay inside the buffer
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def label_key(name: str, value: str) -> str:
@@ -48,8 +41,8 @@ def label_key(name: str, value: str) -> str:
         return f"{chr(size)}\n{chr(len(name))}{name}\x12{chr(len(value))}{value}"
     n = _utf8(name)
     v = _utf8(value)
-    message = b"\x0a" + _varint(len(n)) + n + b"\x12" + _varint(len(v)) + v
-    return (_varint(len(message)) + message).decode("latin-1")
+    message = b"\x0a" + encode_uvarint(len(n)) + n + b"\x12" + encode_uvarint(len(v)) + v
+    return (encode_uvarint(len(message)) + message).decode("latin-1")
 
 
 def _utf8(text: str) -> bytes:
@@ -139,13 +132,13 @@ def _split_short(
 def decode_label_key(key: str) -> tuple[str, str]:
     """Name and value of one key, in any layout a key can have."""
     raw = key.encode("latin-1")
-    size, pos = _read_varint(raw, 0)
+    size, pos = read_uvarint(raw, 0)
     if pos + size != len(raw):
         raise ValueError(f"malformed label key {key!r}")
     fields = {1: b"", 2: b""}
     while pos < len(raw):
-        tag, pos = _read_varint(raw, pos)
-        length, pos = _read_varint(raw, pos)
+        tag, pos = read_uvarint(raw, pos)
+        length, pos = read_uvarint(raw, pos)
         if tag not in (0x0A, 0x12) or pos + length > len(raw):
             raise ValueError(f"malformed label key {key!r}")
         fields[tag >> 3] = raw[pos : pos + length]
@@ -154,15 +147,3 @@ def decode_label_key(key: str) -> tuple[str, str]:
         fields[1].decode("utf-8", "surrogateescape"),
         fields[2].decode("utf-8", "surrogateescape"),
     )
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < len(buf) and shift < 64:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise ValueError("malformed label key (truncated varint)")

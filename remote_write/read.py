@@ -30,6 +30,7 @@ from remote_write.codec import DecodedWrite, decode_series_message, decompress
 from remote_write.errors import DecodeError
 from remote_write.labelkeys import label_key
 from remote_write.prompb import remote_pb2, types_pb2
+from remote_write.varint import encode_uvarint, read_uvarint
 from remote_write.xor import SAMPLES_PER_CHUNK, encode_xor_chunks
 
 SAMPLES = remote_pb2.ReadRequest.SAMPLES
@@ -176,14 +177,14 @@ def encode_query_result(
     for i, pairs in enumerate(labels):
         label_fields = b"".join(b"\x0a" + label_key(n_, v).encode("latin-1") for n_, v in pairs)
         body_len = len(label_fields) + bounds[i + 1] - bounds[i]
-        out.append(b"\x0a" + _uvarint(body_len) + label_fields)
+        out.append(b"\x0a" + encode_uvarint(body_len) + label_fields)
         out.append(data[bounds[i] : bounds[i + 1]])
     return b"".join(out)
 
 
 def encode_read_response(results: Sequence[bytes]) -> bytes:
     """A snappy-block-compressed ReadResponse from serialized QueryResults (one per query)."""
-    body = b"".join(b"\x0a" + _uvarint(len(r)) + r for r in results)
+    body = b"".join(b"\x0a" + encode_uvarint(len(r)) + r for r in results)
     return bytes(cramjam.snappy.compress_raw(body))
 
 
@@ -244,14 +245,14 @@ def encode_chunked_frames(
 def frame(message: bytes) -> bytes:
     """One stream frame: uvarint length, big-endian CRC-32C (Castagnoli), the message."""
     crc = google_crc32c.value(message)
-    return _uvarint(len(message)) + crc.to_bytes(4, "big") + message
+    return encode_uvarint(len(message)) + crc.to_bytes(4, "big") + message
 
 
 def read_frames(stream: bytes) -> Iterator[remote_pb2.ChunkedReadResponse]:
     """The ChunkedReadResponse messages of a streamed answer, checking each frame's CRC."""
     pos = 0
     while pos < len(stream):
-        length, pos = _read_uvarint(stream, pos)
+        length, pos = read_uvarint(stream, pos)
         if pos + 4 + length > len(stream):
             raise DecodeError("chunked read response: frame runs past the end of the stream")
         crc = int.from_bytes(stream[pos : pos + 4], "big")
@@ -272,43 +273,20 @@ def _varint_sizes(u: NDArray[np.uint64]) -> NDArray[np.int64]:
     return size
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < len(buf):
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            break
-    raise DecodeError("protobuf: truncated or overlong varint")
-
-
 def _fields(raw: bytes, what: str) -> Iterator[tuple[int, int, bytes]]:
     """(field number, wire type, bytes) of a message's top-level length-delimited fields."""
     pos = 0
     while pos < len(raw):
-        tag, pos = _read_uvarint(raw, pos)
+        tag, pos = read_uvarint(raw, pos)
         number, wire = tag >> 3, tag & 7
         if wire == 2:
-            length, pos = _read_uvarint(raw, pos)
+            length, pos = read_uvarint(raw, pos)
             if pos + length > len(raw):
                 raise DecodeError(f"protobuf: cannot parse {what} (field {number} truncated)")
             yield number, wire, raw[pos : pos + length]
             pos += length
         elif wire == 0:
-            _, pos = _read_uvarint(raw, pos)
+            _, pos = read_uvarint(raw, pos)
         elif wire == 1:
             pos += 8
         elif wire == 5:
