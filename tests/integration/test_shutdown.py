@@ -43,7 +43,8 @@ def test_sigterm_finishes_writes_cancels_queries_and_loses_nothing_acknowledged(
     history = history_bodies(fleet_labels(30_000), first_ts, 16, 60_000)
     live = fleet_labels(500, cluster_prefix="live-")
     acked = [0]
-    answers: list[str] = []
+    answers: list[tuple[str, float]] = []  # (answer, seconds after SIGTERM was sent)
+    sent_at = [float("inf")]
 
     async def main() -> float:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -72,14 +73,14 @@ def test_sigterm_finishes_writes_cancels_queries_and_loses_nothing_acknowledged(
                 try:
                     async with session.get(f"{base}/api/v1/query_range", params=params) as r:
                         text = await r.text()
-                        answers.append(f"{r.status} {text[:200]}")
+                        answers.append((f"{r.status} {text[:200]}", time.monotonic() - sent_at[0]))
                 except aiohttp.ClientError as exc:
-                    answers.append(type(exc).__name__)
+                    answers.append((type(exc).__name__, time.monotonic() - sent_at[0]))
 
             writers = [asyncio.create_task(writer(k)) for k in range(4)]
             queries = [asyncio.create_task(heavy()) for _ in range(3)]
             await asyncio.sleep(0.5)
-            sent = time.monotonic()
+            sent = sent_at[0] = time.monotonic()
             os.kill(proc.pid, signal.SIGTERM)
             await asyncio.gather(*queries)
             code = await asyncio.to_thread(proc.popen.wait, 30)
@@ -93,12 +94,20 @@ def test_sigterm_finishes_writes_cancels_queries_and_loses_nothing_acknowledged(
     took = asyncio.run(main())
     proc.stop()
     assert took < 5 + 15, f"shutdown took {took:.1f}s"
-    assert answers, "the queries got an answer"
-    for answer in answers:
-        assert (answer.startswith("503") and "shutting down" in answer) or answer in (
-            "ServerDisconnectedError",
-            "ClientOSError",
-        ), answer
+    assert len(answers) == 3, answers
+    # The one query holding the single slot may finish before the service handles the
+    # signal (its loop can be that late on a loaded machine); the queued ones may not.
+    refused = [
+        a
+        for a, _ in answers
+        if (a.startswith("503") and "shutting down" in a)
+        or a in ("ServerDisconnectedError", "ClientOSError")
+    ]
+    finished = [(a, after) for a, after in answers if a.startswith("200")]
+    assert len(refused) >= 2, answers
+    assert len(refused) + len(finished) == 3, answers
+    for a, after in finished:
+        assert after < 1.0, f"a query answered {after:.2f}s after SIGTERM: {a}"
     assert acked[0] > 0
     log = proc.log_text()
     assert "shutting down" in log
