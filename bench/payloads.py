@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import snappy
 
+from remote_write.varint import encode_uvarint
+
 SAMPLES_PER_REQUEST = 2000
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -19,17 +21,8 @@ HEADERS = {
 }
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return encode_uvarint(number << 3 | 2) + encode_uvarint(len(payload)) + payload
 
 
 def encode_labels(pairs: Sequence[tuple[str, str]]) -> bytes:
@@ -38,7 +31,7 @@ def encode_labels(pairs: Sequence[tuple[str, str]]) -> bytes:
 
 
 def encode_sample(ts_ms: int, value: float) -> bytes:
-    return _field(2, b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(ts_ms))
+    return _field(2, b"\x09" + struct.pack("<d", value) + b"\x10" + encode_uvarint(ts_ms))
 
 
 def encode_series(labels: bytes, samples: Sequence[tuple[int, float]]) -> bytes:
@@ -54,7 +47,7 @@ HEADERS_V2 = {
 
 
 def _packed(refs: Sequence[int]) -> bytes:
-    return b"".join(map(_varint, refs))
+    return b"".join(map(encode_uvarint, refs))
 
 
 def encode_request_v2(
@@ -67,7 +60,7 @@ def encode_request_v2(
     sends them."""
     table: dict[str, int] = {"": 0}
     out = []
-    meta = _field(5, b"\x08" + _varint(metric_type)) if metric_type else b""
+    meta = _field(5, b"\x08" + encode_uvarint(metric_type)) if metric_type else b""
     for pairs, samples in series:
         refs = []
         for name, value in pairs:

@@ -24,6 +24,7 @@ from remote_write.errors import DecodeError
 from remote_write.labelkeys import decode_label_keys, label_key
 from remote_write.prompb import fast_pb2
 from remote_write.serieswalk import LabelFields
+from remote_write.varint import read_uvarint
 
 BLOB_KEY = b"\x00"
 """Starts the keys `keyed_series` makes, so that they never equal a key of
@@ -168,17 +169,17 @@ def decode_label_fields(raw: bytes) -> tuple[str, str]:
     fields = {1: b"", 2: b""}
     pos, end = 0, len(raw)
     while pos < end:
-        tag, pos = _read_varint(raw, pos)
+        tag, pos = read_uvarint(raw, pos)
         number, wire_type = tag >> 3, tag & 7
         if wire_type == 2:
-            length, pos = _read_varint(raw, pos)
+            length, pos = read_uvarint(raw, pos)
             if pos + length > end:
                 raise DecodeError("protobuf: truncated label")
             if number in fields:
                 fields[number] = raw[pos : pos + length]
             pos += length
         elif wire_type == 0:
-            _, pos = _read_varint(raw, pos)
+            _, pos = read_uvarint(raw, pos)
         elif wire_type == 1:
             pos += 8
         elif wire_type == 5:
@@ -189,19 +190,6 @@ def decode_label_fields(raw: bytes) -> tuple[str, str]:
         fields[1].decode("utf-8", "surrogateescape"),
         fields[2].decode("utf-8", "surrogateescape"),
     )
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise DecodeError("protobuf: truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
 
 
 def keyed_series(raw: bytes | bytearray) -> tuple[list[bytes], list[bytes], NDArray[np.int64]]:

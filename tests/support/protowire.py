@@ -3,16 +3,12 @@ will not write (fields out of order, repeated scalars, unknown fields, bad lengt
 
 from __future__ import annotations
 
+from remote_write.varint import encode_uvarint
+
 
 def varint(n: int) -> bytes:
     """Base-128 varint of `n` taken as a uint64 (negative numbers take ten bytes)."""
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return encode_uvarint(n & ((1 << 64) - 1))
 
 
 def zigzag(n: int) -> int:
